@@ -1,0 +1,37 @@
+// The link interface: how a stack exchanges raw IPv4 packets with a device.
+// Implementations: TunLink (Linux TUN), MemLink (in-memory pair with fault injection),
+// PcapTap (mirrors any link into a pcap file). The stack owns no device; it is handed a Link.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "stack/core/function_ref.h"
+
+namespace xtcp {
+
+using PacketHandler = FunctionRef<void(std::span<const std::byte>)>;
+
+class Link {
+ public:
+  virtual ~Link() = default;
+
+  // Sends one IPv4 packet (no link header). Returns 0, or a negative errno
+  // (-EAGAIN when the device queue is full: the packet is dropped, TCP will retransmit).
+  virtual int send(std::span<const std::byte> packet) = 0;
+
+  // Non-blocking: hands up to max_packets waiting packets to on_packet, one call each.
+  // The span is valid only during the call. Returns how many were handed over, or a
+  // negative errno on device failure.
+  virtual int receive_batch(int max_packets, PacketHandler on_packet) = 0;
+
+  // A descriptor that becomes readable when packets wait, or -1 if the link has none
+  // (in-memory links are polled).
+  virtual int poll_fd() const { return -1; }
+
+  // Largest IPv4 packet the link carries.
+  virtual std::size_t mtu() const = 0;
+};
+
+}  // namespace xtcp
