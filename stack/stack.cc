@@ -1,0 +1,79 @@
+// Stack run loop: link -> Ipv4Layer::input -> TcpLayer, then timers.
+#include "stack/stack.h"
+
+#include <poll.h>
+
+#include <algorithm>
+
+namespace xtcp {
+namespace {
+
+TcpConfig with_link_mss(TcpConfig tcp, const Link& link) {
+  // Advertise what fits the link: MTU minus IPv4 and TCP headers (RFC 9293 3.7.1).
+  const std::size_t mtu = link.mtu();
+  if (mtu > 40) {
+    tcp.mss = static_cast<std::uint16_t>(std::min<std::size_t>(tcp.mss, mtu - 40));
+  }
+  return tcp;
+}
+
+}  // namespace
+
+Stack::Stack(const StackConfig& config, Link& link, const Clock& clock, RxStore& rx, TxStore& tx)
+    : config_(config),
+      link_(link),
+      clock_(clock),
+      ip_(config.ip, link, clock),
+      tcp_(with_link_mss(config.tcp, link), ip_, clock, rx, tx) {}
+
+int Stack::poll(int max_rounds) {
+  int total = 0;
+  for (int round = 0; round < max_rounds; ++round) {
+    const int n = link_.receive_batch(config_.rx_batch,
+                                      [this](std::span<const std::byte> p) { ip_.input(p); });
+    if (n < 0) {
+      ++link_errors_;
+      break;
+    }
+    total += n;
+    if (n < config_.rx_batch) {
+      break;
+    }
+  }
+  run_timers();
+  return total;
+}
+
+void Stack::run_timers() {
+  const TimeNs now = clock_.now();
+  tcp_.advance(now);
+  ip_.poll_timers(now);
+}
+
+TimeNs Stack::next_deadline() const { return std::min(tcp_.next_deadline(), ip_.next_deadline()); }
+
+void Stack::wait(TimeNs max_wait) const {
+  const int fd = link_.poll_fd();
+  if (fd < 0) {
+    return;
+  }
+  const TimeNs now = clock_.now();
+  TimeNs until = std::min(next_deadline(), now + max_wait);
+  const TimeNs delay = std::max<TimeNs>(0, until - now);
+  pollfd p{fd, POLLIN, 0};
+  ::poll(&p, 1, static_cast<int>((delay + kNsPerMs - 1) / kNsPerMs));
+}
+
+void print_stats(const Stack& stack, std::FILE* out) {
+  stack.ip().stats().for_each(
+      [out](const char* name, std::uint64_t v) { std::fprintf(out, "ip.%s %llu\n", name, static_cast<unsigned long long>(v)); });
+  stack.tcp().stats().for_each(
+      [out](const char* name, std::uint64_t v) { std::fprintf(out, "tcp.%s %llu\n", name, static_cast<unsigned long long>(v)); });
+  const auto by_state = stack.tcp().connections_by_state();
+  for (int s = 0; s < kTcpStateCount; ++s) {
+    std::fprintf(out, "conn.%s %llu\n", to_string(static_cast<TcpState>(s)),
+                 static_cast<unsigned long long>(by_state[s]));
+  }
+}
+
+}  // namespace xtcp

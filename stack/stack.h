@@ -1,0 +1,60 @@
+// One stack instance ("shard"): a link, an IPv4 layer and a TCP layer driven together on one
+// thread. poll() moves packets from the link into the layers and fires due timers; it is
+// the whole run loop of a shard and never blocks. wait() blocks on the link descriptor until
+// the next timer deadline, for programs that have nothing else to do.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+
+#include "stack/buffer/stores.h"
+#include "stack/core/clock.h"
+#include "stack/ip/ipv4_layer.h"
+#include "stack/netif/link.h"
+#include "stack/tcp/tcp_layer.h"
+
+namespace xtcp {
+
+struct StackConfig {
+  IpConfig ip;
+  TcpConfig tcp;
+  int rx_batch = 64;  // packets taken from the link per poll round
+};
+
+class Stack {
+ public:
+  // The stack uses but does not own link, clock and stores; they must outlive it.
+  Stack(const StackConfig& config, Link& link, const Clock& clock, RxStore& rx, TxStore& tx);
+
+  // Reads up to a batch of packets per round until the link is empty (at most
+  // max_rounds rounds), then fires due timers. Returns packets processed.
+  int poll(int max_rounds = 16);
+  // Fires due timers only.
+  void run_timers();
+  // The next moment poll() has timer work to do.
+  TimeNs next_deadline() const;
+  // Blocks until the link is readable or the next deadline (at most max_wait), using
+  // poll(2) on the link's descriptor. Links without a descriptor return at once.
+  void wait(TimeNs max_wait) const;
+
+  Ipv4Layer& ip() { return ip_; }
+  TcpLayer& tcp() { return tcp_; }
+  const Ipv4Layer& ip() const { return ip_; }
+  const TcpLayer& tcp() const { return tcp_; }
+  Link& link() { return link_; }
+  std::uint64_t link_errors() const { return link_errors_; }
+
+ private:
+  StackConfig config_;
+  Link& link_;
+  const Clock& clock_;
+  Ipv4Layer ip_;
+  TcpLayer tcp_;
+  std::uint64_t link_errors_ = 0;
+};
+
+// Prints every IP and TCP counter and the connections by state as "name value" lines.
+void print_stats(const Stack& stack, std::FILE* out);
+
+}  // namespace xtcp

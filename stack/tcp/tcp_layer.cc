@@ -1,0 +1,699 @@
+// TCP layer: connection slots, lifecycle, application calls, events and timers.
+// Segment processing is in tcp_input.cc, segment building in tcp_output.cc.
+#include "stack/tcp/tcp_layer.h"
+
+#include <algorithm>
+#include <cerrno>
+
+#include "stack/tcp/segment.h"
+
+namespace xtcp {
+
+const char* to_string(TcpState s) {
+  static constexpr const char* kNames[kTcpStateCount] = {
+      "CLOSED",     "LISTEN",     "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1",
+      "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING",  "LAST-ACK",     "TIME-WAIT"};
+  return kNames[static_cast<int>(s)];
+}
+
+const char* to_string(TcpEventType t) {
+  switch (t) {
+    case TcpEventType::kAcceptable: return "acceptable";
+    case TcpEventType::kConnected: return "connected";
+    case TcpEventType::kReadable: return "readable";
+    case TcpEventType::kWritable: return "writable";
+    case TcpEventType::kPeerClosed: return "peer_closed";
+    case TcpEventType::kClosed: return "closed";
+  }
+  return "unknown";
+}
+
+TcpLayer::TcpLayer(const TcpConfig& config, Ipv4Layer& ip, const Clock& clock, RxStore& rx,
+                   TxStore& tx)
+    : config_(config),
+      ip_(ip),
+      clock_(clock),
+      rx_(rx),
+      tx_(tx),
+      epoch_(clock.now()),
+      isn_(random_sip_key()),
+      cookies_(random_sip_key()),
+      wheel_(ms(1), clock.now()),
+      out_(70000) {
+  // RFC 7323 2.2: the smallest shift that lets our largest receive window be advertised.
+  const std::size_t cap = rx_.capacity(0);
+  while (rcv_wscale_ < wire::kMaxWindowScale && (cap >> rcv_wscale_) > 65535) {
+    ++rcv_wscale_;
+  }
+  if (!config_.window_scaling) {
+    rcv_wscale_ = 0;
+  }
+  ip_.set_upper(this);
+}
+
+TcpLayer::~TcpLayer() { ip_.set_upper(nullptr); }
+
+// ---- time -----------------------------------------------------------------------------
+
+Tick TcpLayer::tick(TimeNs t) const {
+  const auto v = static_cast<Tick>((t - epoch_) / kNsPerMs);
+  return v == 0 ? 1 : v;
+}
+Tick TcpLayer::now_tick() const { return tick(clock_.now()); }
+Tick TcpLayer::deadline_tick(TimeNs delay) const {
+  // Round up so a timer never fires before its delay has fully passed.
+  return tick(clock_.now() + delay + kNsPerMs - 1);
+}
+TimeNs TcpLayer::tick_time(Tick t) const {
+  const TimeNs now = clock_.now();
+  const auto delta = static_cast<std::int32_t>(t - tick(now));
+  return now - (now - epoch_) % kNsPerMs + static_cast<TimeNs>(delta) * kNsPerMs;
+}
+std::uint32_t TcpLayer::ts_now(const Tcb& tcb) const {
+  return static_cast<std::uint32_t>((clock_.now() - epoch_) / kNsPerMs) + tcb.ts_offset;
+}
+
+// ---- slots ------------------------------------------------------------------------------
+
+Tcb* TcpLayer::lookup(ConnId conn) {
+  return conn < tcbs_.size() && tcbs_[conn].state != TcpState::kListen ? &tcbs_[conn] : nullptr;
+}
+const Tcb* TcpLayer::lookup(ConnId conn) const {
+  return conn < tcbs_.size() && tcbs_[conn].state != TcpState::kListen ? &tcbs_[conn] : nullptr;
+}
+
+// A connection the application holds a handle to.
+Tcb* TcpLayer::app_tcb(ConnId conn) {
+  Tcb* t = lookup(conn);
+  if (t == nullptr || !t->has(tcb_flag::kAppOwned) || t->has(tcb_flag::kAppClosed)) {
+    return nullptr;
+  }
+  return t;
+}
+
+void TcpLayer::init_tcb(Tcb& tcb, const FlowKey& key) {
+  const std::uint32_t gen = tcb.gen + 1;
+  tcb = Tcb{};
+  tcb.gen = gen;
+  tcb.key = key;
+  tcb.rto_us = static_cast<std::uint32_t>(config_.initial_rto / kNsPerUs);
+  tcb.ts_offset = isn_.timestamp_offset(key);
+  tcb.ssthresh = UINT32_MAX;
+  if (config_.nagle) {
+    tcb.set(tcb_flag::kNagle);
+  }
+  if (config_.delayed_ack) {
+    tcb.set(tcb_flag::kDelayedAck);
+  }
+  if (config_.keepalive) {
+    tcb.set(tcb_flag::kKeepalive);
+  }
+  tcb.last_activity = now_tick();
+}
+
+std::int64_t TcpLayer::alloc_conn(const FlowKey& key) {
+  if (live_connections_ >= config_.max_connections) {
+    ++stats_.drop_no_memory;
+    return -ENOMEM;
+  }
+  ConnId id;
+  if (!free_slots_.empty()) {
+    id = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    id = static_cast<ConnId>(tcbs_.size());
+    tcbs_.emplace_back();
+  }
+  init_tcb(tcbs_[id], key);
+  flows_.insert(key, id);
+  ++live_connections_;
+  ++state_counts_[static_cast<int>(TcpState::kClosed)];
+  return id;
+}
+
+void TcpLayer::free_conn(ConnId conn) {
+  Tcb& tcb = tcbs_[conn];
+  auto mapped = flows_.find(tcb.key);
+  if (mapped && *mapped == conn) {
+    flows_.erase(tcb.key);
+  }
+  wheel_.cancel(conn);
+  if (tcb.has(tcb_flag::kHasExtra)) {
+    auto it = extras_.find(conn);
+    if (it != extras_.end()) {
+      ooo_bytes_total_ -= it->second.ooo.bytes();
+      extras_.erase(it);
+    }
+  }
+  rx_.release(conn);
+  tx_.release(conn);
+  --state_counts_[static_cast<int>(tcb.state)];
+  const std::uint32_t gen = tcb.gen;
+  tcb = Tcb{};
+  tcb.gen = gen;
+  tcb.state = TcpState::kListen;  // marks a free slot (never a connection's state)
+  free_slots_.push_back(conn);
+  --live_connections_;
+}
+
+void TcpLayer::set_state(Tcb& tcb, TcpState s) {
+  --state_counts_[static_cast<int>(tcb.state)];
+  ++state_counts_[static_cast<int>(s)];
+  tcb.state = s;
+}
+
+std::array<std::uint64_t, kTcpStateCount> TcpLayer::connections_by_state() const {
+  auto counts = state_counts_;
+  counts[static_cast<int>(TcpState::kListen)] = listeners_.size();
+  // Connections finished but not yet closed by the application are not "CLOSED" sockets
+  // in the kernel's sense either; TIME-WAIT entries are counted from their own table.
+  counts[static_cast<int>(TcpState::kTimeWait)] += time_wait_.size();
+  return counts;
+}
+
+TcpLayer::Extra& TcpLayer::extra(ConnId conn, Tcb& tcb) {
+  tcb.set(tcb_flag::kHasExtra);
+  return extras_[conn];
+}
+
+TcpLayer::Extra* TcpLayer::find_extra(ConnId conn, const Tcb& tcb) {
+  if (!tcb.has(tcb_flag::kHasExtra)) {
+    return nullptr;
+  }
+  auto it = extras_.find(conn);
+  return it == extras_.end() ? nullptr : &it->second;
+}
+
+std::size_t TcpLayer::memory_bytes() const {
+  std::size_t m = tcbs_.capacity() * sizeof(Tcb) + flows_.memory_bytes() +
+                  time_wait_.memory_bytes() + free_slots_.capacity() * sizeof(ConnId);
+  for (const auto& [conn, e] : extras_) {
+    m += sizeof(e) + e.ooo.memory_bytes() + 32;
+  }
+  return m;
+}
+
+// ---- lifecycle --------------------------------------------------------------------------
+
+void TcpLayer::emit(TcpEventType type, ConnId conn, int error) {
+  events_.push_back(TcpEvent{type, conn, tcbs_[conn].listen_port, error});
+}
+
+void TcpLayer::established(ConnId conn, Tcb& tcb) {
+  set_state(tcb, TcpState::kEstablished);
+  ++stats_.established;
+  tcb.backoff = 0;
+  if (tcb.has(tcb_flag::kKeepalive)) {
+    tcb.keepalive_at = deadline_tick(config_.keepalive_idle);
+  }
+  if (!tcb.has(tcb_flag::kPassive)) {
+    emit(TcpEventType::kConnected, conn);
+    return;
+  }
+  auto it = listeners_.find(tcb.listen_port);
+  if (it == listeners_.end()) {
+    return;
+  }
+  Listener& l = it->second;
+  if (l.syn_received > 0) {
+    --l.syn_received;
+  }
+  tcb.accept_next = kNoConn;
+  tcb.set(tcb_flag::kInAcceptQueue);
+  if (l.accept_tail == kNoConn) {
+    l.accept_head = conn;
+  } else {
+    tcbs_[l.accept_tail].accept_next = conn;
+  }
+  l.accept_tail = conn;
+  ++l.accept_len;
+  emit(TcpEventType::kAcceptable, conn);
+}
+
+// The connection reached CLOSED. The slot lives on while the application still holds it
+// (so it can learn why) or while it sits unaccepted in an accept queue.
+void TcpLayer::connection_done(ConnId conn, Tcb& tcb, int error) {
+  if (tcb.state == TcpState::kSynReceived && tcb.has(tcb_flag::kPassive)) {
+    auto it = listeners_.find(tcb.listen_port);
+    if (it != listeners_.end() && it->second.syn_received > 0) {
+      --it->second.syn_received;
+    }
+  }
+  set_state(tcb, TcpState::kClosed);
+  tcb.error = static_cast<std::int16_t>(error);
+  tcb.rto_at = tcb.delack_at = tcb.keepalive_at = tcb.linger_at = 0;
+  wheel_.cancel(conn);
+  auto mapped = flows_.find(tcb.key);
+  if (mapped && *mapped == conn) {
+    flows_.erase(tcb.key);
+  }
+  if (tcb.has(tcb_flag::kAppOwned) && !tcb.has(tcb_flag::kAppClosed)) {
+    if (!tcb.has(tcb_flag::kEventDone)) {
+      tcb.set(tcb_flag::kEventDone);
+      emit(TcpEventType::kClosed, conn, error);
+    }
+    return;
+  }
+  if (tcb.has(tcb_flag::kInAcceptQueue)) {
+    return;  // accept() or unlisten() frees it
+  }
+  free_conn(conn);
+}
+
+void TcpLayer::enter_time_wait(ConnId conn, Tcb& tcb) {
+  ++stats_.time_wait_entered;
+  TimeWaitTable::Entry e{};
+  e.key = tcb.key;
+  e.snd_nxt = tcb.snd_max;
+  e.rcv_nxt = tcb.rcv_nxt;
+  e.ts_recent = tcb.ts_recent;
+  e.expires = deadline_tick(config_.time_wait);
+  e.window = static_cast<std::uint16_t>(std::min<std::uint32_t>(
+      65535, static_cast<std::uint32_t>(tcb.rcv_adv - tcb.rcv_nxt) >> tcb.rcv_wscale));
+  e.flags = tcb.has(tcb_flag::kTimestampsOk) ? TimeWaitTable::kTimestamps : 0;
+  // The control block goes; only the flow entry stays (seed 003).
+  connection_done(conn, tcb, 0);
+  time_wait_.insert(e);
+}
+
+// ---- application calls -------------------------------------------------------------------
+
+int TcpLayer::listen(std::uint16_t port) {
+  if (port == 0) {
+    return -EINVAL;
+  }
+  if (!listeners_.emplace(port, Listener{}).second) {
+    return -EADDRINUSE;
+  }
+  return 0;
+}
+
+int TcpLayer::unlisten(std::uint16_t port) {
+  auto it = listeners_.find(port);
+  if (it == listeners_.end()) {
+    return -ENOENT;
+  }
+  // Connections nobody accepted are reset (as the kernel does on closing a listener).
+  ConnId c = it->second.accept_head;
+  listeners_.erase(it);
+  while (c != kNoConn) {
+    const ConnId next = tcbs_[c].accept_next;
+    Tcb& t = tcbs_[c];
+    t.clear(tcb_flag::kInAcceptQueue);
+    if (t.state != TcpState::kClosed) {
+      send_rst(t);
+    }
+    t.set(tcb_flag::kAppClosed);
+    connection_done(c, t, ECONNABORTED);
+    if (t.state == TcpState::kClosed && lookup(c) != nullptr) {
+      free_conn(c);
+    }
+    c = next;
+  }
+  return 0;
+}
+
+std::int64_t TcpLayer::accept(std::uint16_t port) {
+  auto it = listeners_.find(port);
+  if (it == listeners_.end()) {
+    return -EINVAL;
+  }
+  Listener& l = it->second;
+  while (l.accept_head != kNoConn) {
+    const ConnId conn = l.accept_head;
+    Tcb& tcb = tcbs_[conn];
+    l.accept_head = tcb.accept_next;
+    if (l.accept_head == kNoConn) {
+      l.accept_tail = kNoConn;
+    }
+    --l.accept_len;
+    tcb.accept_next = kNoConn;
+    tcb.clear(tcb_flag::kInAcceptQueue);
+    if (tcb.state == TcpState::kClosed) {
+      free_conn(conn);  // died before anyone accepted it
+      continue;
+    }
+    tcb.set(tcb_flag::kAppOwned | tcb_flag::kAccepted);
+    if (rx_.free_space(conn) < rx_.capacity(conn) || tcb.has(tcb_flag::kPeerFin)) {
+      tcb.set(tcb_flag::kReadableQueued);
+      emit(TcpEventType::kReadable, conn);
+    }
+    if (tcb.has(tcb_flag::kPeerFin)) {
+      emit(TcpEventType::kPeerClosed, conn);
+    }
+    return conn;
+  }
+  return -EAGAIN;
+}
+
+std::uint16_t TcpLayer::ephemeral_port(std::uint32_t remote_addr, std::uint16_t remote_port) {
+  const std::uint32_t span = config_.ephemeral_port_max - config_.ephemeral_port_min + 1;
+  for (std::uint32_t i = 0; i < span; ++i) {
+    next_ephemeral_ = static_cast<std::uint16_t>((next_ephemeral_ + 1) % span);
+    const auto port = static_cast<std::uint16_t>(config_.ephemeral_port_min + next_ephemeral_);
+    FlowKey k{ip_.local_addr(), remote_addr, port, remote_port};
+    if (!flows_.find(k) && time_wait_.find(k) == nullptr && listeners_.count(port) == 0) {
+      return port;
+    }
+  }
+  return 0;
+}
+
+std::int64_t TcpLayer::connect(std::uint32_t remote_addr, std::uint16_t remote_port,
+                               std::uint16_t local_port) {
+  if (remote_port == 0 || remote_addr == 0) {
+    return -EINVAL;
+  }
+  if (local_port == 0) {
+    local_port = ephemeral_port(remote_addr, remote_port);
+    if (local_port == 0) {
+      return -EADDRNOTAVAIL;
+    }
+  }
+  FlowKey key{ip_.local_addr(), remote_addr, local_port, remote_port};
+  if (flows_.find(key)) {
+    return -EADDRINUSE;
+  }
+  if (TimeWaitTable::Entry* tw = time_wait_.find(key)) {
+    time_wait_.erase(tw);  // we are the active opener again: reuse, as Linux tw_reuse does
+  }
+  const std::int64_t id = alloc_conn(key);
+  if (id < 0) {
+    return id;
+  }
+  const auto conn = static_cast<ConnId>(id);
+  Tcb& tcb = tcbs_[conn];
+  tcb.set(tcb_flag::kAppOwned);
+  tcb.iss = isn_.isn(key, clock_.now());
+  tcb.snd_una = tcb.iss;
+  tcb.snd_nxt = tcb.iss;
+  tcb.snd_max = tcb.iss;
+  tcb.snd_end = tcb.iss + 1;
+  tcb.snd_mss = 536;
+  set_state(tcb, TcpState::kSynSent);
+  ++stats_.active_opens;
+  send_syn(conn, tcb, false);
+  return conn;
+}
+
+std::int64_t TcpLayer::send(ConnId conn, wire::ByteSpan data) {
+  Tcb* tcb = lookup(conn);
+  if (tcb == nullptr || !tcb->has(tcb_flag::kAppOwned) || tcb->has(tcb_flag::kAppClosed)) {
+    return -EBADF;
+  }
+  switch (tcb->state) {
+    case TcpState::kSynSent:
+    case TcpState::kSynReceived:
+    case TcpState::kEstablished:
+    case TcpState::kCloseWait:
+      break;
+    case TcpState::kClosed:
+      return tcb->error != 0 ? -tcb->error : -ENOTCONN;
+    default:
+      return -EPIPE;
+  }
+  if (tcb->has(tcb_flag::kFinQueued)) {
+    return -EPIPE;
+  }
+  const std::size_t n = tx_.append(conn, data);
+  tcb->snd_end += static_cast<std::uint32_t>(n);
+  if (n < data.size()) {
+    tcb->set(tcb_flag::kWritableWanted);
+  }
+  if (tcb->synchronized()) {
+    output(conn, *tcb);
+  }
+  return static_cast<std::int64_t>(n);
+}
+
+void TcpLayer::consumed(ConnId conn) {
+  Tcb* tcb = lookup(conn);
+  if (tcb == nullptr || !tcb->synchronized() || tcb->has(tcb_flag::kPeerFin)) {
+    return;
+  }
+  tcb->clear(tcb_flag::kReadableQueued);
+  // RFC 9293 3.8.6.2.2 (receiver SWS avoidance): announce a larger window only once it has
+  // grown by min(half the buffer, one MSS)... here two MSS, as Linux does for bulk flows.
+  const std::uint32_t wnd = receive_window(conn, *tcb);
+  const SeqNum right = tcb->rcv_nxt + wnd;
+  const std::uint32_t growth = right > tcb->rcv_adv ? static_cast<std::uint32_t>(right - tcb->rcv_adv) : 0;
+  const std::uint32_t threshold =
+      std::min<std::uint32_t>(static_cast<std::uint32_t>(rx_.capacity(conn) / 2), 2u * tcb->snd_mss);
+  if (growth >= threshold || (tcb->rcv_adv == tcb->rcv_nxt && wnd > 0)) {
+    send_ack(conn, *tcb);
+  }
+}
+
+int TcpLayer::shutdown(ConnId conn) {
+  Tcb* tcb = app_tcb(conn);
+  if (tcb == nullptr) {
+    return -EBADF;
+  }
+  switch (tcb->state) {
+    case TcpState::kSynSent:
+      connection_done(conn, *tcb, 0);
+      return 0;
+    case TcpState::kSynReceived:
+    case TcpState::kEstablished:
+      tcb->set(tcb_flag::kFinQueued);
+      set_state(*tcb, TcpState::kFinWait1);
+      break;
+    case TcpState::kCloseWait:
+      tcb->set(tcb_flag::kFinQueued);
+      set_state(*tcb, TcpState::kLastAck);
+      break;
+    case TcpState::kClosed:
+      return tcb->error != 0 ? -tcb->error : -ENOTCONN;
+    default:
+      return 0;  // already closing
+  }
+  output(conn, *tcb);
+  return 0;
+}
+
+int TcpLayer::close(ConnId conn) {
+  Tcb* tcb = app_tcb(conn);
+  if (tcb == nullptr) {
+    return -EBADF;
+  }
+  if (tcb->state == TcpState::kClosed) {
+    free_conn(conn);
+    return 0;
+  }
+  // RFC 2525 2.17: closing with unread data aborts, so the peer learns data was lost.
+  if (rx_.free_space(conn) < rx_.capacity(conn)) {
+    return abort(conn);
+  }
+  const int rc = shutdown(conn);
+  tcb = lookup(conn);
+  if (tcb == nullptr) {
+    return rc;
+  }
+  tcb->set(tcb_flag::kAppClosed);
+  if (tcb->state == TcpState::kClosed) {
+    free_conn(conn);
+  } else if (tcb->state == TcpState::kFinWait2) {
+    tcb->linger_at = deadline_tick(config_.fin_wait2_timeout);
+    rearm(conn, *tcb);
+  }
+  return rc < 0 ? rc : 0;
+}
+
+int TcpLayer::abort(ConnId conn) {
+  Tcb* tcb = app_tcb(conn);
+  if (tcb == nullptr) {
+    return -EBADF;
+  }
+  if (tcb->synchronized() || tcb->state == TcpState::kSynSent) {
+    if (tcb->synchronized()) {
+      send_rst(*tcb);
+    }
+  }
+  tcb->set(tcb_flag::kAppClosed);
+  if (tcb->state != TcpState::kClosed) {
+    connection_done(conn, *tcb, ECONNABORTED);
+  }
+  if (lookup(conn) != nullptr && tcbs_[conn].state == TcpState::kClosed) {
+    free_conn(conn);
+  }
+  return 0;
+}
+
+int TcpLayer::set_nodelay(ConnId conn, bool nodelay) {
+  Tcb* tcb = app_tcb(conn);
+  if (tcb == nullptr) {
+    return -EBADF;
+  }
+  if (nodelay) {
+    tcb->clear(tcb_flag::kNagle);
+    output(conn, *tcb);
+  } else {
+    tcb->set(tcb_flag::kNagle);
+  }
+  return 0;
+}
+
+int TcpLayer::set_keepalive(ConnId conn, bool on) {
+  Tcb* tcb = app_tcb(conn);
+  if (tcb == nullptr) {
+    return -EBADF;
+  }
+  if (on) {
+    tcb->set(tcb_flag::kKeepalive);
+    tcb->keepalive_at = deadline_tick(config_.keepalive_idle);
+  } else {
+    tcb->clear(tcb_flag::kKeepalive);
+    tcb->keepalive_at = 0;
+  }
+  rearm(conn, *tcb);
+  return 0;
+}
+
+int TcpLayer::info(ConnId conn, ConnInfo* out) const {
+  const Tcb* t = lookup(conn);
+  if (t == nullptr || out == nullptr) {
+    return -EBADF;
+  }
+  *out = ConnInfo{t->state,   t->key,     t->snd_mss, t->cwnd,    t->snd_wnd, t->srtt_us,
+                  t->rto_us,  t->snd_una, t->snd_nxt, t->rcv_nxt, t->error};
+  return 0;
+}
+
+void TcpLayer::poll_events(FunctionRef<void(const TcpEvent&)> on_event) {
+  // The callback may call back into the layer and queue more events: swap first.
+  std::vector<TcpEvent> batch;
+  batch.swap(events_);
+  for (const TcpEvent& e : batch) {
+    if (e.type == TcpEventType::kReadable && e.conn < tcbs_.size()) {
+      tcbs_[e.conn].clear(tcb_flag::kReadableQueued);
+    }
+    on_event(e);
+  }
+  if (events_.empty()) {
+    batch.clear();
+    events_.swap(batch);  // keep the capacity
+  }
+}
+
+// ---- timers -----------------------------------------------------------------------------
+
+void TcpLayer::rearm(ConnId conn, Tcb& tcb) {
+  Tick best = 0;
+  for (Tick t : {tcb.rto_at, tcb.delack_at, tcb.keepalive_at, tcb.linger_at}) {
+    if (t != 0 && (best == 0 || tick_before_eq(t, best))) {
+      best = t;
+    }
+  }
+  if (best == 0) {
+    wheel_.cancel(conn);
+  } else {
+    wheel_.schedule(conn, tick_time(best));
+  }
+}
+
+void TcpLayer::advance(TimeNs now) {
+  wheel_.advance(now, [this](std::uint32_t conn) { on_timer(conn); });
+  time_wait_.expire(tick(now));
+}
+
+TimeNs TcpLayer::next_deadline() const {
+  TimeNs next = wheel_.next_deadline();
+  const Tick tw = time_wait_.next_expiry();
+  if (tw != 0) {
+    next = std::min(next, tick_time(tw));
+  }
+  return next;
+}
+
+void TcpLayer::on_timer(ConnId conn) {
+  Tcb* tcb = lookup(conn);
+  if (tcb == nullptr || tcb->state == TcpState::kClosed) {
+    return;
+  }
+  const Tick now = now_tick();
+  if (tcb->delack_at != 0 && tick_before_eq(tcb->delack_at, now)) {
+    tcb->delack_at = 0;
+    send_ack(conn, *tcb);
+  }
+  if (tcb->rto_at != 0 && tick_before_eq(tcb->rto_at, now)) {
+    tcb->rto_at = 0;
+    on_rto(conn, *tcb);
+    if (lookup(conn) == nullptr || tcbs_[conn].state == TcpState::kClosed) {
+      return;
+    }
+  }
+  if (tcb->keepalive_at != 0 && tick_before_eq(tcb->keepalive_at, now)) {
+    tcb->keepalive_at = 0;
+    on_keepalive(conn, *tcb);
+    if (lookup(conn) == nullptr || tcbs_[conn].state == TcpState::kClosed) {
+      return;
+    }
+  }
+  if (tcb->linger_at != 0 && tick_before_eq(tcb->linger_at, now)) {
+    tcb->linger_at = 0;
+    // Orphaned FIN-WAIT-2: the peer never sent its FIN. Linux drops it silently.
+    connection_done(conn, *tcb, ETIMEDOUT);
+    return;
+  }
+  rearm(conn, *tcb);
+}
+
+void TcpLayer::on_keepalive(ConnId conn, Tcb& tcb) {
+  if (!tcb.has(tcb_flag::kKeepalive) || tcb.state != TcpState::kEstablished) {
+    return;
+  }
+  if (tcb.probes >= config_.keepalive_probes) {
+    ++stats_.conn_timeouts;
+    send_rst(tcb);
+    connection_done(conn, tcb, ETIMEDOUT);
+    return;
+  }
+  // RFC 9293 3.8.4: a probe is a segment with SEG.SEQ = SND.NXT-1 and no data.
+  ++tcb.probes;
+  ++stats_.keepalive_probes;
+  send_control(conn, tcb, tcb.snd_una - 1, wire::tcp_flags::kAck);
+  tcb.keepalive_at = deadline_tick(config_.keepalive_interval);
+}
+
+void TcpLayer::on_rto(ConnId conn, Tcb& tcb) {
+  if (tcb.has(tcb_flag::kPersist)) {
+    send_window_probe(conn, tcb);
+    return;
+  }
+  ++stats_.rto_expirations;
+  int limit = config_.max_retransmits;
+  if (tcb.state == TcpState::kSynSent) {
+    limit = config_.max_syn_retransmits;
+  } else if (tcb.state == TcpState::kSynReceived) {
+    limit = config_.max_synack_retransmits;
+  }
+  if (tcb.backoff >= limit) {
+    ++stats_.conn_timeouts;
+    if (tcb.synchronized()) {
+      send_rst(tcb);
+    }
+    connection_done(conn, tcb, ETIMEDOUT);
+    return;
+  }
+  ++tcb.backoff;
+  tcb.clear(tcb_flag::kRttTiming);  // Karn: never time a retransmitted segment
+  if (tcb.state == TcpState::kSynSent || tcb.state == TcpState::kSynReceived) {
+    ++stats_.retransmits;
+    send_syn(conn, tcb, tcb.state == TcpState::kSynReceived);
+    return;
+  }
+  // RFC 5681 3.1 eq. 4 and loss window; RFC 6582 leaves recovery on RTO.
+  const std::uint32_t flight = static_cast<std::uint32_t>(tcb.snd_max - tcb.snd_una);
+  tcb.ssthresh = std::max(flight / 2, 2u * tcb.snd_mss);
+  tcb.cwnd = tcb.snd_mss;
+  tcb.clear(tcb_flag::kInRecovery);
+  tcb.dupacks = 0;
+  tcb.recover = tcb.snd_max;
+  if (Extra* x = find_extra(conn, tcb)) {
+    x->scoreboard.clear();  // the peer may have reneged; resend everything unacknowledged
+  }
+  tcb.snd_nxt = tcb.snd_una;
+  retransmit_first(conn, tcb);
+}
+
+}  // namespace xtcp

@@ -1,0 +1,274 @@
+// The TCP layer: owns control blocks, the flow table, listeners, timers and the TIME_WAIT
+// table of one stack. Sans-I/O in the smoltcp sense: segments come in through tcp_input()
+// (from Ipv4Layer), time through advance(); it never reads a clock on its own and never
+// calls the application: what happened is queued as TcpEvents drained by poll_events().
+//
+//   Ipv4Layer --tcp_input--> TcpLayer --(state machine, tcp_input.cc)--> RxStore / events
+//   application --send/close--> TcpLayer --(tcp_output.cc)--> Ipv4Layer::send --> link
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "stack/buffer/stores.h"
+#include "stack/core/clock.h"
+#include "stack/core/flow_table.h"
+#include "stack/core/function_ref.h"
+#include "stack/core/timer_wheel.h"
+#include "stack/ip/ipv4_layer.h"
+#include "stack/tcp/isn.h"
+#include "stack/tcp/reassembly.h"
+#include "stack/tcp/tcb.h"
+#include "stack/tcp/tcp_config.h"
+#include "stack/tcp/time_wait.h"
+#include "stack/wire/tcp.h"
+
+namespace xtcp {
+
+#define XTCP_TCP_STATS(X)                                                                   \
+  X(segs_in)                                                                                \
+  X(segs_out)                                                                               \
+  X(bytes_in)            /* payload bytes accepted in order */                              \
+  X(bytes_out)           /* payload bytes sent, retransmissions included */                 \
+  X(retransmits)         /* segments sent again */                                          \
+  X(fast_retransmits)                                                                       \
+  X(rto_expirations)                                                                        \
+  X(drop_malformed)      /* truncated or bad data offset */                                 \
+  X(drop_bad_checksum)                                                                      \
+  X(drop_bad_options)    /* zero/overlong option length, wrong size for a known option */   \
+  X(drop_bad_flags)      /* SYN+FIN, SYN+RST, no flags, ... */                              \
+  X(drop_bad_port)       /* port 0 */                                                       \
+  X(drop_no_ack)         /* synchronized state, ACK bit off */                              \
+  X(drop_out_of_window)  /* unacceptable sequence number (ACK sent unless RST) */           \
+  X(drop_paws)           /* RFC 7323 5.3 */                                                 \
+  X(drop_ack_invalid)    /* RFC 5961 5.2 ACK outside what we sent */                        \
+  X(drop_listen_overflow) /* accept queue full */                                           \
+  X(drop_no_memory)       /* no free control block */                                       \
+  X(rst_in)                                                                                 \
+  X(rst_out)                                                                                \
+  X(rst_ignored)         /* out of window RST */                                            \
+  X(challenge_acks)      /* RFC 5961 */                                                     \
+  X(challenge_acks_limited)                                                                 \
+  X(dup_acks)                                                                               \
+  X(ooo_segments)        /* queued out of order */                                          \
+  X(ooo_dropped)         /* out of order but no room */                                     \
+  X(data_trimmed)        /* bytes outside the window cut from segments */                   \
+  X(rx_store_full)       /* in-window bytes the receive store could not take */             \
+  X(sack_blocks_in)                                                                         \
+  X(sack_blocks_invalid) /* outside [snd_una, snd_max] or empty */                          \
+  X(wscale_clamped)      /* RFC 7323 2.3 shift > 14 */                                      \
+  X(urgent_ignored)      /* URG set: data delivered inline, pointer not used */             \
+  X(window_probes)                                                                          \
+  X(keepalive_probes)                                                                       \
+  X(conn_timeouts)                                                                          \
+  X(active_opens)                                                                           \
+  X(passive_opens)                                                                          \
+  X(established)                                                                            \
+  X(syn_cookies_sent)                                                                       \
+  X(syn_cookies_ok)                                                                         \
+  X(syn_cookies_bad)                                                                        \
+  X(time_wait_entered)                                                                      \
+  X(time_wait_reused)    /* new SYN accepted on a TIME-WAIT 4-tuple (RFC 6191) */           \
+  X(icmp_errors)                                                                            \
+  X(conn_resets)         /* connections ended by a peer RST */
+
+struct TcpStats {
+#define XTCP_TCP_STAT_FIELD(name) std::uint64_t name = 0;
+  XTCP_TCP_STATS(XTCP_TCP_STAT_FIELD)
+#undef XTCP_TCP_STAT_FIELD
+  template <class F>
+  void for_each(F f) const {
+#define XTCP_TCP_STAT_VISIT(name) f(#name, name);
+    XTCP_TCP_STATS(XTCP_TCP_STAT_VISIT)
+#undef XTCP_TCP_STAT_VISIT
+  }
+};
+
+enum class TcpEventType : std::uint8_t {
+  kAcceptable,  // a connection waits in the accept queue of `port`
+  kConnected,   // an active open reached ESTABLISHED
+  kReadable,    // new in-order bytes in the RxStore
+  kWritable,    // acknowledged bytes left the TxStore: there is room to send
+  kPeerClosed,  // the peer's FIN arrived: no more bytes will come
+  kClosed,      // the connection is finished; `error` says how (0 = orderly)
+};
+const char* to_string(TcpEventType t);
+
+struct TcpEvent {
+  TcpEventType type;
+  ConnId conn;
+  std::uint16_t port;
+  int error;
+};
+
+struct ConnInfo {
+  TcpState state;
+  FlowKey key;
+  std::uint32_t snd_mss;
+  std::uint32_t cwnd;
+  std::uint32_t snd_wnd;
+  std::uint32_t srtt_us;
+  std::uint32_t rto_us;
+  SeqNum snd_una, snd_nxt, rcv_nxt;
+  int error;
+};
+
+class TcpLayer final : public IpUpperLayer {
+ public:
+  TcpLayer(const TcpConfig& config, Ipv4Layer& ip, const Clock& clock, RxStore& rx, TxStore& tx);
+  ~TcpLayer() override;
+  TcpLayer(const TcpLayer&) = delete;
+  TcpLayer& operator=(const TcpLayer&) = delete;
+
+  // Application side. Errors are negative errno values.
+  int listen(std::uint16_t port);
+  int unlisten(std::uint16_t port);
+  // A connection from the accept queue of port, or -EAGAIN.
+  std::int64_t accept(std::uint16_t port);
+  std::int64_t connect(std::uint32_t remote_addr, std::uint16_t remote_port,
+                       std::uint16_t local_port = 0);
+  // Queues bytes; returns how many were taken (0 when the TxStore is full), or -errno.
+  std::int64_t send(ConnId conn, wire::ByteSpan data);
+  // The application took bytes out of the RxStore: the window may open.
+  void consumed(ConnId conn);
+  // Sends FIN after queued data; the handle stays valid until the application close()s.
+  int shutdown(ConnId conn);
+  // Orderly close and release of the handle; the engine finishes the close on its own.
+  int close(ConnId conn);
+  // RST now and release the handle.
+  int abort(ConnId conn);
+  int set_nodelay(ConnId conn, bool nodelay);
+  int set_keepalive(ConnId conn, bool on);
+  int info(ConnId conn, ConnInfo* out) const;
+
+  void poll_events(FunctionRef<void(const TcpEvent&)> on_event);
+  bool has_events() const { return !events_.empty(); }
+
+  // Fires every timer due at or before now.
+  void advance(TimeNs now);
+  TimeNs next_deadline() const;
+
+  // IpUpperLayer
+  void tcp_input(std::uint32_t src, std::uint32_t dst, std::uint8_t tos,
+                 wire::ByteSpan segment) override;
+  void icmp_error_input(const IcmpErrorInfo& info) override;
+
+  const TcpStats& stats() const { return stats_; }
+  std::array<std::uint64_t, kTcpStateCount> connections_by_state() const;
+  std::size_t connection_count() const { return live_connections_; }
+  std::size_t memory_bytes() const;
+  const TcpConfig& config() const { return config_; }
+
+ private:
+  struct Segment;
+  struct Listener {
+    ConnId accept_head = kNoConn;
+    ConnId accept_tail = kNoConn;
+    std::uint32_t accept_len = 0;
+    std::uint32_t syn_received = 0;
+  };
+  // Parts of a connection that only some connections need, kept out of the Tcb.
+  struct Extra {
+    OooQueue ooo;
+    SackScoreboard scoreboard;
+    SeqNum rexmit_next;  // next hole to retransmit during SACK recovery
+  };
+
+  // tcp_layer.cc: slots, lifecycle, events, timers.
+  Tcb* lookup(ConnId conn);
+  const Tcb* lookup(ConnId conn) const;
+  Tcb* app_tcb(ConnId conn);
+  std::int64_t alloc_conn(const FlowKey& key);
+  void free_conn(ConnId conn);
+  void set_state(Tcb& tcb, TcpState s);
+  void emit(TcpEventType type, ConnId conn, int error = 0);
+  void connection_done(ConnId conn, Tcb& tcb, int error);
+  void enter_time_wait(ConnId conn, Tcb& tcb);
+  void established(ConnId conn, Tcb& tcb);
+  Extra& extra(ConnId conn, Tcb& tcb);
+  Extra* find_extra(ConnId conn, const Tcb& tcb);
+  void rearm(ConnId conn, Tcb& tcb);
+  void on_timer(ConnId conn);
+  void on_rto(ConnId conn, Tcb& tcb);
+  void on_keepalive(ConnId conn, Tcb& tcb);
+  Tick tick(TimeNs t) const;
+  Tick now_tick() const;
+  Tick deadline_tick(TimeNs delay) const;
+  TimeNs tick_time(Tick t) const;
+  std::uint32_t ts_now(const Tcb& tcb) const;
+  void init_tcb(Tcb& tcb, const FlowKey& key);
+  std::uint16_t ephemeral_port(std::uint32_t remote_addr, std::uint16_t remote_port);
+
+  // tcp_input.cc: RFC 9293 section 3.10.7.
+  void closed_input(const Segment& seg);
+  void listen_input(Listener& l, std::uint16_t port, const Segment& seg);
+  void syn_sent_input(ConnId conn, Tcb& tcb, const Segment& seg);
+  void synchronized_input(ConnId conn, Tcb& tcb, Segment& seg);
+  bool check_sequence(ConnId conn, Tcb& tcb, const Segment& seg);
+  bool process_rst(ConnId conn, Tcb& tcb, const Segment& seg);
+  bool process_ack(ConnId conn, Tcb& tcb, const Segment& seg);
+  void process_sack(ConnId conn, Tcb& tcb, const Segment& seg);
+  void process_data(ConnId conn, Tcb& tcb, Segment& seg);
+  void process_fin(ConnId conn, Tcb& tcb, const Segment& seg);
+  void deliver_in_order(ConnId conn, Tcb& tcb, wire::ByteSpan data);
+  void time_wait_input(TimeWaitTable::Entry& tw, const Segment& seg);
+  void update_rtt(Tcb& tcb, std::uint32_t sample_us);
+  void on_dupack(ConnId conn, Tcb& tcb);
+  void on_new_ack(ConnId conn, Tcb& tcb, std::uint32_t acked);
+  bool paws_reject(Tcb& tcb, const Segment& seg);
+  void adopt_syn_options(Tcb& tcb, const wire::TcpOptions& opts, bool from_cookie_opts);
+  void send_challenge_ack(ConnId conn, Tcb& tcb);
+  std::int64_t open_from_cookie(std::uint16_t port, Listener& l, const Segment& seg);
+
+  // tcp_output.cc
+  void output(ConnId conn, Tcb& tcb);
+  bool send_data_segment(ConnId conn, Tcb& tcb, SeqNum seq, std::uint32_t len, bool fin,
+                         bool retransmission);
+  void send_control(ConnId conn, Tcb& tcb, SeqNum seq, std::uint8_t flags);
+  void send_ack(ConnId conn, Tcb& tcb);
+  void send_syn(ConnId conn, Tcb& tcb, bool with_ack);
+  void send_rst_reply(const Segment& seg);
+  void send_rst(Tcb& tcb);
+  void send_window_probe(ConnId conn, Tcb& tcb);
+  bool retransmit_hole(ConnId conn, Tcb& tcb);
+  void retransmit_first(ConnId conn, Tcb& tcb);
+  void transmit(const FlowKey& key, const wire::TcpFields& f, const wire::TcpOptions& opts,
+                wire::ByteSpan payload, ConnId conn_for_payload, std::size_t tx_offset,
+                std::size_t len);
+  std::uint16_t window_to_advertise(ConnId conn, Tcb& tcb);
+  std::uint32_t receive_window(ConnId conn, const Tcb& tcb) const;
+  void fill_ack_options(ConnId conn, Tcb& tcb, wire::TcpOptions* opts);
+  void start_rto(Tcb& tcb);
+  void schedule_delayed_ack(ConnId conn, Tcb& tcb);
+  void send_cookie_synack(const Segment& seg, std::uint16_t port);
+
+  TcpConfig config_;
+  Ipv4Layer& ip_;
+  const Clock& clock_;
+  RxStore& rx_;
+  TxStore& tx_;
+  TimeNs epoch_;
+  IsnGenerator isn_;
+  SynCookies cookies_;
+  std::uint8_t rcv_wscale_ = 0;
+
+  std::vector<Tcb> tcbs_;
+  std::vector<ConnId> free_slots_;
+  std::size_t live_connections_ = 0;
+  FlowTable flows_;
+  std::unordered_map<std::uint16_t, Listener> listeners_;
+  std::unordered_map<ConnId, Extra> extras_;
+  std::uint64_t ooo_bytes_total_ = 0;
+  TimerWheel wheel_;
+  TimeWaitTable time_wait_;
+  std::vector<TcpEvent> events_;
+  std::array<std::uint64_t, kTcpStateCount> state_counts_{};
+  std::uint16_t next_ephemeral_ = 0;
+  std::vector<std::byte> out_;  // scratch for building one outgoing packet
+  TcpStats stats_;
+};
+
+}  // namespace xtcp

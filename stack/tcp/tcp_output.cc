@@ -1,0 +1,333 @@
+// Building and sending segments: the send loop (RFC 9293 3.7.4 Nagle, 3.8.6.2 SWS
+// avoidance, RFC 5681 congestion window), retransmissions, ACKs, RSTs and probes.
+#include <algorithm>
+
+#include "stack/tcp/segment.h"
+#include "stack/wire/ipv4.h"
+
+namespace xtcp {
+
+using namespace wire::tcp_flags;  // NOLINT
+
+void TcpLayer::transmit(const FlowKey& key, const wire::TcpFields& f, const wire::TcpOptions& opts,
+                        wire::ByteSpan payload, ConnId conn_for_payload, std::size_t tx_offset,
+                        std::size_t len) {
+  std::byte* out = out_.data();
+  std::byte* tcp = out + wire::kIpv4HeaderMin;
+  const std::size_t hdr = wire::emit_tcp_header(tcp, f, opts);
+  if (conn_for_payload != kNoConn) {
+    len = tx_.copy(conn_for_payload, tx_offset, wire::MutableByteSpan(tcp + hdr, len));
+  } else {
+    len = std::min(payload.size(), out_.size() - wire::kIpv4HeaderMin - hdr);
+    std::copy_n(payload.data(), len, tcp + hdr);
+  }
+  const std::size_t total = wire::kIpv4HeaderMin + hdr + len;
+  wire::Ipv4Fields ipf;
+  ipf.total_length = static_cast<std::uint16_t>(total);
+  ipf.id = ip_.next_id();
+  ipf.protocol = wire::kProtoTcp;
+  ipf.src = key.local_addr;
+  ipf.dst = key.remote_addr;
+  wire::emit_ipv4_header(out, ipf);
+  wire::fill_tcp_checksum(wire::MutableByteSpan(tcp, hdr + len), key.local_addr, key.remote_addr);
+  ++stats_.segs_out;
+  ip_.send(wire::ByteSpan(out, total));
+}
+
+std::uint32_t TcpLayer::receive_window(ConnId conn, const Tcb& tcb) const {
+  const std::size_t limit = static_cast<std::size_t>(65535) << tcb.rcv_wscale;
+  return static_cast<std::uint32_t>(std::min(rx_.free_space(conn), limit));
+}
+
+// The window field for an outgoing segment. The right edge never moves left (RFC 9293
+// 3.8.6.2.2 SHOULD NOT shrink), and grows only by useful amounts (receiver SWS avoidance).
+std::uint16_t TcpLayer::window_to_advertise(ConnId conn, Tcb& tcb) {
+  const std::uint32_t scale = 1u << tcb.rcv_wscale;
+  const std::uint32_t old = tcb.rcv_adv > tcb.rcv_nxt ? static_cast<std::uint32_t>(tcb.rcv_adv - tcb.rcv_nxt) : 0;
+  std::uint32_t wnd = receive_window(conn, tcb);
+  const std::uint32_t sws = std::min<std::uint32_t>(static_cast<std::uint32_t>(rx_.capacity(conn) / 2), tcb.snd_mss);
+  if (wnd > old && wnd - old < sws && wnd < rx_.capacity(conn)) {
+    wnd = old;
+  }
+  std::uint32_t field;
+  if (wnd >= old) {
+    field = wnd / scale;
+    if (field * scale < old) {
+      field = (old + scale - 1) / scale;
+    }
+  } else {
+    field = (old + scale - 1) / scale;  // keep the old edge, rounded up to the scale
+  }
+  field = std::min<std::uint32_t>(field, 65535);
+  const SeqNum edge = tcb.rcv_nxt + field * scale;
+  if (edge > tcb.rcv_adv) {
+    tcb.rcv_adv = edge;
+  }
+  return static_cast<std::uint16_t>(field);
+}
+
+void TcpLayer::fill_ack_options(ConnId conn, Tcb& tcb, wire::TcpOptions* o) {
+  if (tcb.has(tcb_flag::kTimestampsOk)) {
+    o->has_timestamp = true;
+    o->ts_val = ts_now(tcb);
+    o->ts_ecr = tcb.ts_recent;
+  }
+  if (tcb.has(tcb_flag::kSackOk)) {
+    if (Extra* x = find_extra(conn, tcb); x != nullptr && !x->ooo.empty()) {
+      o->sack_count = static_cast<std::uint8_t>(x->ooo.sack_blocks(&o->sack));
+    }
+  }
+}
+
+void TcpLayer::start_rto(Tcb& tcb) {
+  TimeNs rto = static_cast<TimeNs>(tcb.rto_us) * kNsPerUs;
+  rto = std::min(rto << std::min<int>(tcb.backoff, 16), config_.max_rto);
+  tcb.rto_at = deadline_tick(rto);
+}
+
+void TcpLayer::schedule_delayed_ack(ConnId /*conn*/, Tcb& tcb) {
+  if (tcb.delack_at == 0) {
+    tcb.delack_at = deadline_tick(config_.delayed_ack_timeout);
+  }
+}
+
+bool TcpLayer::send_data_segment(ConnId conn, Tcb& tcb, SeqNum seq, std::uint32_t len, bool fin,
+                                 bool retransmission) {
+  wire::TcpFields f;
+  f.src_port = tcb.key.local_port;
+  f.dst_port = tcb.key.remote_port;
+  f.seq = seq;
+  f.ack = tcb.rcv_nxt;
+  f.flags = static_cast<std::uint8_t>(kAck | (fin ? kFin : 0));
+  const SeqNum data_end = seq + len;
+  if (len > 0 && data_end == tcb.snd_end) {
+    f.flags |= kPsh;  // last queued byte: tell the receiver to deliver
+  }
+  f.window = window_to_advertise(conn, tcb);
+  wire::TcpOptions o;
+  fill_ack_options(conn, tcb, &o);
+  const SeqNum oldest = seq_max(tcb.snd_una, tcb.iss + 1);
+  const auto offset = static_cast<std::size_t>(seq - oldest);
+  transmit(tcb.key, f, o, {}, conn, offset, len);
+  tcb.last_ack_sent = tcb.rcv_nxt;
+  tcb.delack_at = 0;
+  tcb.unacked_segments = 0;
+  tcb.clear(tcb_flag::kAckNow);
+  stats_.bytes_out += len;
+  if (retransmission) {
+    ++stats_.retransmits;
+  } else if (!tcb.has(tcb_flag::kRttTiming) && !tcb.has(tcb_flag::kTimestampsOk)) {
+    tcb.set(tcb_flag::kRttTiming);
+    tcb.rtt_seq = seq;
+    tcb.rtt_start = now_tick();
+  }
+  if (tcb.rto_at == 0 || tcb.has(tcb_flag::kPersist)) {
+    tcb.clear(tcb_flag::kPersist);
+    start_rto(tcb);
+  }
+  return true;
+}
+
+void TcpLayer::output(ConnId conn, Tcb& tcb) {
+  switch (tcb.state) {
+    case TcpState::kEstablished:
+    case TcpState::kCloseWait:
+    case TcpState::kFinWait1:
+    case TcpState::kClosing:
+    case TcpState::kLastAck:
+      break;
+    default:
+      return;
+  }
+  const bool fin_queued = tcb.has(tcb_flag::kFinQueued);
+  for (;;) {
+    const std::uint32_t avail =
+        tcb.snd_end > tcb.snd_nxt ? static_cast<std::uint32_t>(tcb.snd_end - tcb.snd_nxt) : 0;
+    const std::uint32_t flight = static_cast<std::uint32_t>(tcb.snd_nxt - tcb.snd_una);
+    const std::uint32_t wnd = std::min(tcb.snd_wnd, tcb.cwnd);
+    const std::uint32_t usable = wnd > flight ? wnd - flight : 0;
+    const std::uint32_t len = std::min({avail, usable, static_cast<std::uint32_t>(tcb.snd_mss)});
+    // The FIN follows the last byte; like Linux it is sent even into a closed window.
+    const bool send_fin = fin_queued && tcb.snd_nxt <= tcb.snd_end && tcb.snd_nxt + len == tcb.snd_end;
+    if (len == 0 && !send_fin) {
+      if (avail > 0 && tcb.snd_wnd <= flight && flight == 0 && !tcb.has(tcb_flag::kPersist)) {
+        // RFC 9293 3.8.6.1: zero window with data waiting: probe on the persist timer.
+        tcb.set(tcb_flag::kPersist);
+        start_rto(tcb);
+      }
+      break;
+    }
+    if (len < tcb.snd_mss && !send_fin) {
+      // Nagle (RFC 9293 3.7.4): hold a small segment while data is unacknowledged.
+      if (tcb.has(tcb_flag::kNagle) && flight > 0) {
+        break;
+      }
+      // Sender SWS avoidance (3.8.6.2.1): do not dribble a window-limited small segment.
+      if (len < avail && flight > 0 && len < tcb.max_snd_wnd / 2) {
+        break;
+      }
+    }
+    const bool retransmission = tcb.snd_nxt < tcb.snd_max;
+    send_data_segment(conn, tcb, tcb.snd_nxt, len, send_fin, retransmission);
+    tcb.snd_nxt += len + (send_fin ? 1 : 0);
+    tcb.snd_max = seq_max(tcb.snd_max, tcb.snd_nxt);
+    if (send_fin) {
+      break;
+    }
+  }
+  rearm(conn, tcb);
+}
+
+void TcpLayer::retransmit_first(ConnId conn, Tcb& tcb) {
+  const SeqNum seq = tcb.snd_una;
+  const std::uint32_t data = tcb.snd_end > seq ? static_cast<std::uint32_t>(tcb.snd_end - seq) : 0;
+  const std::uint32_t len = std::min<std::uint32_t>(data, tcb.snd_mss);
+  const bool fin = tcb.has(tcb_flag::kFinQueued) && seq + len == tcb.snd_end && tcb.snd_max > tcb.snd_end;
+  if (len == 0 && !fin) {
+    return;
+  }
+  send_data_segment(conn, tcb, seq, len, fin, true);
+  const SeqNum end = seq + len + (fin ? 1 : 0);
+  if (tcb.snd_nxt < end) {
+    tcb.snd_nxt = end;
+  }
+  start_rto(tcb);
+  rearm(conn, tcb);
+}
+
+// SACK-based loss recovery (RFC 2018, in the spirit of RFC 6675): resend the next range
+// the peer has not SACKed, below the highest SACKed byte.
+bool TcpLayer::retransmit_hole(ConnId conn, Tcb& tcb) {
+  if (!tcb.has(tcb_flag::kSackOk)) {
+    return false;
+  }
+  Extra* x = find_extra(conn, tcb);
+  if (x == nullptr || x->scoreboard.empty()) {
+    return false;
+  }
+  const SeqNum limit = seq_min(tcb.recover, x->scoreboard.highest());
+  SeqNum hole_end;
+  const SeqNum hole = x->scoreboard.next_hole(seq_max(tcb.snd_una, x->rexmit_next), limit, &hole_end);
+  if (!(hole < hole_end) || !(hole < tcb.snd_end)) {
+    return false;
+  }
+  const std::uint32_t len = std::min<std::uint32_t>(
+      {static_cast<std::uint32_t>(hole_end - hole), static_cast<std::uint32_t>(tcb.snd_end - hole),
+       tcb.snd_mss});
+  send_data_segment(conn, tcb, hole, len, false, true);
+  x->rexmit_next = hole + len;
+  return true;
+}
+
+void TcpLayer::send_control(ConnId conn, Tcb& tcb, SeqNum seq, std::uint8_t flags) {
+  wire::TcpFields f;
+  f.src_port = tcb.key.local_port;
+  f.dst_port = tcb.key.remote_port;
+  f.seq = seq;
+  f.ack = tcb.rcv_nxt;
+  f.flags = flags;
+  f.window = window_to_advertise(conn, tcb);
+  wire::TcpOptions o;
+  fill_ack_options(conn, tcb, &o);
+  transmit(tcb.key, f, o, {}, kNoConn, 0, 0);
+  tcb.last_ack_sent = tcb.rcv_nxt;
+}
+
+void TcpLayer::send_ack(ConnId conn, Tcb& tcb) {
+  send_control(conn, tcb, tcb.snd_nxt, kAck);
+  tcb.delack_at = 0;
+  tcb.unacked_segments = 0;
+  tcb.clear(tcb_flag::kAckNow);
+}
+
+void TcpLayer::send_syn(ConnId conn, Tcb& tcb, bool with_ack) {
+  wire::TcpFields f;
+  f.src_port = tcb.key.local_port;
+  f.dst_port = tcb.key.remote_port;
+  f.seq = tcb.iss;
+  f.ack = with_ack ? tcb.rcv_nxt : SeqNum(0);
+  f.flags = static_cast<std::uint8_t>(kSyn | (with_ack ? kAck : 0));
+  // RFC 7323 2.2: the window of a SYN or SYN-ACK is never scaled.
+  f.window = static_cast<std::uint16_t>(std::min<std::size_t>(65535, rx_.free_space(conn)));
+  wire::TcpOptions o;
+  o.has_mss = true;
+  o.mss = config_.mss;
+  if (config_.window_scaling && (!with_ack || tcb.has(tcb_flag::kWindowScaleOk))) {
+    o.has_window_scale = true;
+    o.window_scale = rcv_wscale_;
+  }
+  if (config_.sack && (!with_ack || tcb.has(tcb_flag::kSackOk))) {
+    o.sack_permitted = true;
+  }
+  if (config_.timestamps && (!with_ack || tcb.has(tcb_flag::kTimestampsOk))) {
+    o.has_timestamp = true;
+    o.ts_val = ts_now(tcb);
+    o.ts_ecr = with_ack ? tcb.ts_recent : 0;
+  }
+  transmit(tcb.key, f, o, {}, kNoConn, 0, 0);
+  if (with_ack) {
+    tcb.rcv_adv = tcb.rcv_nxt + f.window;
+    tcb.last_ack_sent = tcb.rcv_nxt;
+  }
+  tcb.snd_nxt = tcb.iss + 1;
+  tcb.snd_max = seq_max(tcb.snd_max, tcb.snd_nxt);
+  if (tcb.backoff == 0) {
+    tcb.rtt_start = now_tick();
+  }
+  start_rto(tcb);
+  rearm(conn, tcb);
+}
+
+void TcpLayer::send_rst(Tcb& tcb) {
+  wire::TcpFields f;
+  f.src_port = tcb.key.local_port;
+  f.dst_port = tcb.key.remote_port;
+  f.seq = tcb.snd_nxt;
+  f.ack = tcb.rcv_nxt;
+  f.flags = kRst | kAck;
+  ++stats_.rst_out;
+  transmit(tcb.key, f, wire::TcpOptions{}, {}, kNoConn, 0, 0);
+}
+
+// RFC 9293 3.10.7.1: the RST that answers a segment for no connection.
+void TcpLayer::send_rst_reply(const Segment& seg) {
+  wire::TcpFields f;
+  f.src_port = seg.key.local_port;
+  f.dst_port = seg.key.remote_port;
+  if (seg.has(kAck)) {
+    f.seq = seg.ack;
+    f.flags = kRst;
+  } else {
+    f.seq = SeqNum(0);
+    f.ack = seg.seq + seg.seq_len;
+    f.flags = kRst | kAck;
+  }
+  ++stats_.rst_out;
+  transmit(seg.key, f, wire::TcpOptions{}, {}, kNoConn, 0, 0);
+}
+
+void TcpLayer::send_window_probe(ConnId conn, Tcb& tcb) {
+  if (tcb.snd_wnd > 0 || tcb.snd_end == tcb.snd_una) {
+    tcb.clear(tcb_flag::kPersist);
+    tcb.backoff = 0;
+    output(conn, tcb);
+    return;
+  }
+  // Like Linux: a zero-length segment with an old sequence number makes the receiver
+  // answer with its current window, without us having to track a probe byte.
+  if (tcb.probes >= config_.max_retransmits) {
+    ++stats_.conn_timeouts;
+    send_rst(tcb);
+    connection_done(conn, tcb, ETIMEDOUT);
+    return;
+  }
+  ++tcb.probes;
+  ++stats_.window_probes;
+  send_control(conn, tcb, tcb.snd_una - 1, kAck);
+  if (tcb.backoff < 16) {
+    ++tcb.backoff;
+  }
+  start_rto(tcb);
+}
+
+}  // namespace xtcp
