@@ -316,6 +316,29 @@ TEST_F(TunLinkTest, SecondSingleQueueOpenIsBusy) {
   });
 }
 
+TEST_F(TunLinkTest, KernelPicksTheNameWhenNoneIsGiven) {
+  ns_->run_in_thread([] {
+    std::string error;
+    auto link = TunLink::open(TunOptions{.name = ""}, &error);
+    ASSERT_NE(link, nullptr) << error;
+    EXPECT_EQ(link->name().rfind("tun", 0), 0u) << link->name();
+    EXPECT_NE(::if_nametoindex(link->name().c_str()), 0u);
+  });
+}
+
+TEST_F(TunLinkTest, PacketTheKernelRejectsIsAnErrorAndCounted) {
+  ns_->run_in_thread([] {
+    auto link = open_configured_tun(TunOptions{.name = "xtcp0"});
+    ASSERT_NE(link, nullptr);
+    // The TUN driver classifies IFF_NO_PI packets by the version nibble; 0 is refused.
+    const Bytes not_ip(20, std::byte{0});
+    EXPECT_EQ(link->send(not_ip), -EINVAL);
+    EXPECT_EQ(link->counters().send_errors, 1u);
+    EXPECT_EQ(link->counters().send_drops, 0u);
+    EXPECT_EQ(link->counters().packets_out, 0u);
+  });
+}
+
 TEST(TunLinkErrors, BadOptionsAreReportedWithoutThrowing) {
   std::string error;
   int code = 0;
