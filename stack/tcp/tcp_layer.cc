@@ -417,7 +417,8 @@ std::int64_t TcpLayer::send(ConnId conn, wire::ByteSpan data) {
   }
   const std::size_t n = tx_.append(conn, data);
   tcb->snd_end += static_cast<std::uint32_t>(n);
-  if (n < data.size()) {
+  // Writable is reported once space frees up after the store filled or refused bytes.
+  if (n < data.size() || tx_.free_space(conn) == 0) {
     tcb->set(tcb_flag::kWritableWanted);
   }
   if (tcb->synchronized()) {
