@@ -2,6 +2,7 @@
 # tools/demo.sh: runs the xtcp echo server on a TUN device inside a throwaway network
 # namespace and talks to it with ordinary kernel clients (ping, nc, Python sockets).
 # Everything stays inside the namespace (198.18.0.0/24); it is deleted on exit.
+# XTCP_BUILD_DIR picks the build dir (default build/); XTCP_ECHO_BIN another server binary.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
