@@ -48,6 +48,7 @@ class FlowTable {
 
   FlowTable(const FlowTable&) = delete;
   FlowTable& operator=(const FlowTable&) = delete;
+  // A moved-from table may only be destroyed or assigned to.
   FlowTable(FlowTable&&) = default;
   FlowTable& operator=(FlowTable&&) = default;
 

@@ -40,6 +40,7 @@ class TimerWheel {
 
   TimerWheel(const TimerWheel&) = delete;
   TimerWheel& operator=(const TimerWheel&) = delete;
+  // A moved-from wheel may only be destroyed or assigned to.
   TimerWheel(TimerWheel&&) = default;
   TimerWheel& operator=(TimerWheel&&) = default;
 
