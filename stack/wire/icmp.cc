@@ -12,10 +12,14 @@ namespace xtcp::wire {
 
 const char* to_string(IcmpError e) {
   switch (e) {
-    case IcmpError::kNone: return "none";
-    case IcmpError::kTruncated: return "truncated";
-    case IcmpError::kBadChecksum: return "bad checksum";
-    case IcmpError::kBadQuote: return "bad quote";
+    case IcmpError::kNone:
+      return "none";
+    case IcmpError::kTruncated:
+      return "truncated";
+    case IcmpError::kBadChecksum:
+      return "bad checksum";
+    case IcmpError::kBadQuote:
+      return "bad quote";
   }
   return "unknown";
 }

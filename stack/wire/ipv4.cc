@@ -10,13 +10,20 @@ namespace xtcp::wire {
 
 const char* to_string(Ipv4Error e) {
   switch (e) {
-    case Ipv4Error::kNone: return "none";
-    case Ipv4Error::kTruncated: return "truncated";
-    case Ipv4Error::kBadVersion: return "bad version";
-    case Ipv4Error::kBadHeaderLength: return "bad header length";
-    case Ipv4Error::kBadTotalLength: return "bad total length";
-    case Ipv4Error::kBadChecksum: return "bad checksum";
-    case Ipv4Error::kBadOptions: return "bad options";
+    case Ipv4Error::kNone:
+      return "none";
+    case Ipv4Error::kTruncated:
+      return "truncated";
+    case Ipv4Error::kBadVersion:
+      return "bad version";
+    case Ipv4Error::kBadHeaderLength:
+      return "bad header length";
+    case Ipv4Error::kBadTotalLength:
+      return "bad total length";
+    case Ipv4Error::kBadChecksum:
+      return "bad checksum";
+    case Ipv4Error::kBadOptions:
+      return "bad options";
   }
   return "unknown";
 }

@@ -125,13 +125,14 @@ constexpr std::uint32_t ipv4_addr(std::uint8_t a, std::uint8_t b, std::uint8_t c
 constexpr bool is_unspecified(std::uint32_t a) { return a == 0; }
 constexpr bool is_limited_broadcast(std::uint32_t a) { return a == 0xffffffffu; }
 constexpr bool is_loopback(std::uint32_t a) { return (a >> 24) == 127; }
-constexpr bool is_multicast(std::uint32_t a) { return (a >> 28) == 0xe; }   // 224.0.0.0/4
+constexpr bool is_multicast(std::uint32_t a) { return (a >> 28) == 0xe; }         // 224/4
 constexpr bool is_reserved_class_e(std::uint32_t a) { return (a >> 28) == 0xf; }  // 240/4
 // True for addresses that cannot be the source of a datagram from a single remote host:
-// 0.0.0.0 and 0/8 "this network" (RFC 1122 allows these only while a host boots, never
-// toward a server; Linux treats 0/8 as martian too), 127/8 loopback (RFC 1122 3.2.1.3 (g): MUST NOT appear
-// outside a host), 224/4 multicast and 240/4 incl. 255.255.255.255 (RFC 1122 3.2.1.3:
-// a host MUST silently discard a datagram whose source is broadcast or multicast).
+// - 0/8 "this network" (RFC 1122 allows it only while a host boots, never toward a server;
+//   Linux treats 0/8 as martian too);
+// - 127/8 loopback (RFC 1122 3.2.1.3 (g): MUST NOT appear outside a host);
+// - 224/4 multicast and 240/4 including 255.255.255.255 (RFC 1122 3.2.1.3: a host MUST
+//   silently discard a datagram whose source is broadcast or multicast).
 constexpr bool is_martian_source(std::uint32_t a) {
   return (a >> 24) == 0 || is_loopback(a) || is_multicast(a) || is_reserved_class_e(a);
 }

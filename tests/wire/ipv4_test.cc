@@ -196,12 +196,12 @@ TEST(Ipv4View, EverySingleBitErrorInTheHeaderIsCaught) {
 
 TEST(Ipv4View, OptionWalkAcceptsWellFormedOptions) {
   const std::vector<std::vector<std::byte>> good = {
-      bytes_of({0x01, 0x01, 0x01, 0x00}),                         // NOPs then EOL
-      bytes_of({0x94, 0x04, 0x00, 0x00}),                         // router alert (RFC 2113)
-      bytes_of({0x07, 0x07, 0x04, 0, 0, 0, 0, 0x00}),             // record route, 1 slot
-      bytes_of({0x00, 0xff, 0x00, 0xff}),                         // EOL, then padding junk
+      bytes_of({0x01, 0x01, 0x01, 0x00}),                          // NOPs then EOL
+      bytes_of({0x94, 0x04, 0x00, 0x00}),                          // router alert (RFC 2113)
+      bytes_of({0x07, 0x07, 0x04, 0, 0, 0, 0, 0x00}),              // record route, 1 slot
+      bytes_of({0x00, 0xff, 0x00, 0xff}),                          // EOL, then padding junk
       bytes_of({0x44, 0x0c, 0x05, 0x00, 1, 2, 3, 4, 5, 6, 7, 8}),  // timestamp, exact fit
-      bytes_of({0x01, 0x01, 0x01, 0x01}),                         // NOPs to the end
+      bytes_of({0x01, 0x01, 0x01, 0x01}),                          // NOPs to the end
   };
   for (std::size_t i = 0; i < good.size(); ++i) {
     const auto pkt = packet_with_options(good[i]);
@@ -217,10 +217,10 @@ TEST(Ipv4View, OptionWalkAcceptsWellFormedOptions) {
 
 TEST(Ipv4View, OptionWalkRejectsMalformedOptions) {
   const std::vector<std::vector<std::byte>> bad = {
-      bytes_of({0x07, 0x00, 0x00, 0x00}),        // length 0: would never advance
-      bytes_of({0x07, 0x01, 0x00, 0x00}),        // length 1: cannot hold type+length
-      bytes_of({0x07, 0x05, 0x04, 0x00}),        // length 5 in a 4-byte option area
-      bytes_of({0x01, 0x01, 0x01, 0x44}),        // last byte starts an option, no length
+      bytes_of({0x07, 0x00, 0x00, 0x00}),  // length 0: would never advance
+      bytes_of({0x07, 0x01, 0x00, 0x00}),  // length 1: cannot hold type+length
+      bytes_of({0x07, 0x05, 0x04, 0x00}),  // length 5 in a 4-byte option area
+      bytes_of({0x01, 0x01, 0x01, 0x44}),  // last byte starts an option, no length
       bytes_of({0x94, 0x04, 0x00, 0x00, 0x83, 0x09, 0, 0}),  // second option overruns
   };
   for (std::size_t i = 0; i < bad.size(); ++i) {
@@ -284,8 +284,8 @@ TEST(Ipv4Emit, MatchesWellKnownHeaderBytes) {
   f.dst = ipv4_addr(192, 168, 0, 199);
   std::vector<std::byte> out(20, std::byte{0x5a});
   emit_ipv4_header(out.data(), f);
-  EXPECT_EQ(out, bytes_of({0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8,
-                           0x61, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7}));
+  EXPECT_EQ(out, bytes_of({0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11,
+                           0xb8, 0x61, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7}));
 }
 
 TEST(Ipv4Emit, ReproducesCapturedHeaderAndRoundTrips) {
