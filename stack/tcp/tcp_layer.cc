@@ -35,7 +35,9 @@ TcpLayer::TcpLayer(const TcpConfig& config, Ipv4Layer& ip, const Clock& clock, R
       clock_(clock),
       rx_(rx),
       tx_(tx),
-      epoch_(clock.now()),
+      // One tick before now: tick 0 means "unset", so the first millisecond must not map
+      // to it (tick() would bump it to 1 and timers armed then would fire 1 ms early).
+      epoch_(clock.now() - kNsPerMs),
       isn_(random_sip_key()),
       cookies_(random_sip_key()),
       wheel_(ms(1), clock.now()),
@@ -556,7 +558,8 @@ int TcpLayer::info(ConnId conn, ConnInfo* out) const {
     return -EBADF;
   }
   *out = ConnInfo{t->state,   t->key,     t->snd_mss, t->cwnd,    t->snd_wnd, t->srtt_us,
-                  t->rto_us,  t->snd_una, t->snd_nxt, t->rcv_nxt, t->error};
+                  t->rto_us,  t->snd_una, t->snd_nxt, t->rcv_nxt, t->error,
+                  t->ssthresh};
   return 0;
 }
 

@@ -114,6 +114,7 @@ struct ConnInfo {
   std::uint32_t rto_us;
   SeqNum snd_una, snd_nxt, rcv_nxt;
   int error;
+  std::uint32_t ssthresh;
 };
 
 class TcpLayer final : public IpUpperLayer {

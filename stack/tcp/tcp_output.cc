@@ -180,7 +180,10 @@ void TcpLayer::output(ConnId conn, Tcb& tcb) {
 
 void TcpLayer::retransmit_first(ConnId conn, Tcb& tcb) {
   const SeqNum seq = tcb.snd_una;
-  const std::uint32_t data = tcb.snd_end > seq ? static_cast<std::uint32_t>(tcb.snd_end - seq) : 0;
+  // Only bytes sent before (up to snd_max): new bytes here would not move snd_max, and the
+  // peer's ACK of them would then be refused as acknowledging unsent data (RFC 5961 5.2).
+  const SeqNum sent_end = seq_min(tcb.snd_end, tcb.snd_max);
+  const std::uint32_t data = sent_end > seq ? static_cast<std::uint32_t>(sent_end - seq) : 0;
   const std::uint32_t len = std::min<std::uint32_t>(data, tcb.snd_mss);
   const bool fin = tcb.has(tcb_flag::kFinQueued) && seq + len == tcb.snd_end && tcb.snd_max > tcb.snd_end;
   if (len == 0 && !fin) {
@@ -234,7 +237,10 @@ void TcpLayer::send_control(ConnId conn, Tcb& tcb, SeqNum seq, std::uint8_t flag
 }
 
 void TcpLayer::send_ack(ConnId conn, Tcb& tcb) {
-  send_control(conn, tcb, tcb.snd_nxt, kAck);
+  // RFC 9293 3.10.7.4 <SEQ=SND.NXT>: the RFC's SND.NXT is our snd_max (snd_nxt goes back
+  // on RTO). An older number can fall below the peer's RCV.NXT and the ACK be dropped.
+  // BSD sends pure ACKs with snd_max too.
+  send_control(conn, tcb, tcb.snd_max, kAck);
   tcb.delack_at = 0;
   tcb.unacked_segments = 0;
   tcb.clear(tcb_flag::kAckNow);
@@ -282,7 +288,7 @@ void TcpLayer::send_rst(Tcb& tcb) {
   wire::TcpFields f;
   f.src_port = tcb.key.local_port;
   f.dst_port = tcb.key.remote_port;
-  f.seq = tcb.snd_nxt;
+  f.seq = tcb.snd_max;  // RFC 9293 SND.NXT; see send_ack
   f.ack = tcb.rcv_nxt;
   f.flags = kRst | kAck;
   ++stats_.rst_out;
