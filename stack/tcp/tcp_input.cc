@@ -112,7 +112,8 @@ void TcpLayer::adopt_syn_options(Tcb& tcb, const wire::TcpOptions& opts, bool /*
 }
 
 // RFC 9293 3.10.7.2.
-void TcpLayer::listen_input(Listener& l, std::uint16_t port, const Segment& seg) {
+void TcpLayer::listen_input(Listener& l, std::uint16_t port, const Segment& seg,
+                            const SeqNum* iss) {
   if (seg.has(kRst)) {
     return;
   }
@@ -151,7 +152,7 @@ void TcpLayer::listen_input(Listener& l, std::uint16_t port, const Segment& seg)
   tcb.irs = seg.seq;
   tcb.rcv_nxt = seg.seq + 1;
   tcb.rcv_adv = tcb.rcv_nxt;
-  tcb.iss = isn_.isn(seg.key, clock_.now());
+  tcb.iss = iss != nullptr ? *iss : isn_.isn(seg.key, clock_.now());
   tcb.snd_una = tcb.snd_nxt = tcb.snd_max = tcb.iss;
   tcb.snd_end = tcb.iss + 1;
   tcb.recover = tcb.iss;
@@ -225,7 +226,9 @@ std::int64_t TcpLayer::open_from_cookie(std::uint16_t port, Listener& l, const S
   tcb.listen_port = port;
   tcb.irs = peer_isn;
   tcb.rcv_nxt = seg.seq;
-  tcb.rcv_adv = tcb.rcv_nxt;
+  // The right edge our cookie SYN-ACK advertised (see send_cookie_synack): without it the
+  // window would be zero and data on this ACK and the next segments would be cut away.
+  tcb.rcv_adv = tcb.rcv_nxt + static_cast<std::uint32_t>(std::min<std::size_t>(65535, rx_.capacity(0)));
   tcb.iss = seg.ack - 1;
   tcb.snd_una = tcb.iss;
   tcb.snd_nxt = tcb.snd_max = tcb.iss + 1;
@@ -367,6 +370,17 @@ void TcpLayer::synchronized_input(ConnId conn, Tcb& tcb, Segment& seg) {
       seg.seq == tcb.irs) {
     send_syn(conn, tcb, true);
     return;
+  }
+  // RFC 9293 figure 8 line 6 (simultaneous open): in SYN-RECEIVED the peer's SYN-ACK
+  // acknowledges our SYN. Its SYN lies just below RCV.NXT, so the sequence check would drop
+  // it; take it as the ACK it carries, as Linux's tcp_validate_incoming does. The window of
+  // a SYN is unscaled (RFC 7323 2.2): express it in this connection's scale.
+  if (tcb.state == TcpState::kSynReceived && seg.has(kSyn) && seg.has(kAck) && !seg.has(kRst) &&
+      seg.seq == tcb.irs && tcb.snd_una < seg.ack && seg.ack <= tcb.snd_max) {
+    seg.flags = static_cast<std::uint8_t>(seg.flags & ~kSyn);
+    seg.seq = seg.seq + 1;
+    seg.seq_len -= 1;
+    seg.window = static_cast<std::uint16_t>(seg.window >> tcb.snd_wscale);
   }
   // RFC 7323 5.3 R1: PAWS, before the sequence check.
   if (paws_reject(tcb, seg)) {
@@ -786,6 +800,7 @@ void TcpLayer::process_fin(ConnId conn, Tcb& tcb, const Segment& /*seg*/) {
 // RFC 9293 3.10.7.4 in TIME-WAIT, on the compact entry (no control block any more).
 void TcpLayer::time_wait_input(TimeWaitTable::Entry& tw, const Segment& seg) {
   if (seg.has(kRst)) {
+    ++stats_.rst_ignored;
     return;  // RFC 1337: ignore RST in TIME-WAIT (TIME-WAIT assassination)
   }
   const bool ts = (tw.flags & TimeWaitTable::kTimestamps) != 0;
@@ -796,11 +811,14 @@ void TcpLayer::time_wait_input(TimeWaitTable::Entry& tw, const Segment& seg) {
                            ? static_cast<std::int32_t>(seg.opts.ts_val - tw.ts_recent) > 0
                            : seg.seq > tw.rcv_nxt;
     if (newer) {
+      // RFC 1122 4.2.2.13 (1): the new ISS must lie above every sequence number the old
+      // connection used. Like Linux (tcp_timewait_state_process) take SND.NXT + 65537.
+      const SeqNum iss = tw.snd_nxt + 65537;
       time_wait_.erase(&tw);
       ++stats_.time_wait_reused;
       auto l = listeners_.find(seg.key.local_port);
       if (l != listeners_.end()) {
-        listen_input(l->second, seg.key.local_port, seg);
+        listen_input(l->second, seg.key.local_port, seg, &iss);
       } else {
         closed_input(seg);
       }

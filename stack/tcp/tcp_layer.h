@@ -205,7 +205,9 @@ class TcpLayer final : public IpUpperLayer {
 
   // tcp_input.cc: RFC 9293 section 3.10.7.
   void closed_input(const Segment& seg);
-  void listen_input(Listener& l, std::uint16_t port, const Segment& seg);
+  // iss: the ISS to use instead of a fresh one (TIME-WAIT reuse).
+  void listen_input(Listener& l, std::uint16_t port, const Segment& seg,
+                    const SeqNum* iss = nullptr);
   void syn_sent_input(ConnId conn, Tcb& tcb, const Segment& seg);
   void synchronized_input(ConnId conn, Tcb& tcb, Segment& seg);
   bool check_sequence(ConnId conn, Tcb& tcb, const Segment& seg);
