@@ -334,11 +334,14 @@ bool TcpLayer::check_sequence(ConnId conn, Tcb& tcb, const Segment& seg) {
   }
   if (!ok) {
     ++stats_.drop_out_of_window;
-    if (!seg.has(kRst)) {
+    if (seg.has(kRst)) {
+      ++stats_.rst_ignored;
+    } else if (seg.has(kSyn)) {
+      // RFC 5961 4.2: a SYN gets a (rate-limited) challenge ACK whatever its sequence number.
+      send_challenge_ack(conn, tcb);
+    } else {
       tcb.set(tcb_flag::kAckNow);
       send_ack(conn, tcb);
-    } else {
-      ++stats_.rst_ignored;
     }
   }
   return ok;
@@ -631,7 +634,13 @@ void TcpLayer::on_new_ack(ConnId conn, Tcb& tcb, std::uint32_t acked) {
       tcb.cwnd += mss;
     }
     if (!retransmit_hole(conn, tcb)) {
-      retransmit_first(conn, tcb);
+      // With SACK, holes below rexmit_next were already resent in this recovery: sending
+      // the one at snd_una again would duplicate it (RFC 6675 resends each hole once; a
+      // lost retransmission is left to the RTO). Without SACK, NewReno resends it.
+      const Extra* x = find_extra(conn, tcb);
+      if (!(tcb.has(tcb_flag::kSackOk) && x != nullptr && tcb.snd_una < x->rexmit_next)) {
+        retransmit_first(conn, tcb);
+      }
     }
     return;
   }
