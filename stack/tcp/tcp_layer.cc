@@ -442,7 +442,12 @@ void TcpLayer::consumed(ConnId conn) {
   const std::uint32_t growth = right > tcb->rcv_adv ? static_cast<std::uint32_t>(right - tcb->rcv_adv) : 0;
   const std::uint32_t threshold =
       std::min<std::uint32_t>(static_cast<std::uint32_t>(rx_.capacity(conn) / 2), 2u * tcb->snd_mss);
-  if (growth >= threshold || (tcb->rcv_adv == tcb->rcv_nxt && wnd > 0)) {
+  // A closed window reopens as soon as the increase is worth advertising at all (the
+  // RFC's min(buffer/2, MSS), what window_to_advertise() applies); a smaller one would go
+  // out as yet another zero window.
+  const std::uint32_t sws =
+      std::min<std::uint32_t>(static_cast<std::uint32_t>(rx_.capacity(conn) / 2), tcb->snd_mss);
+  if (growth >= threshold || (tcb->rcv_adv == tcb->rcv_nxt && growth >= sws)) {
     send_ack(conn, *tcb);
   }
 }
@@ -644,6 +649,14 @@ void TcpLayer::on_timer(ConnId conn) {
 
 void TcpLayer::on_keepalive(ConnId conn, Tcb& tcb) {
   if (!tcb.has(tcb_flag::kKeepalive) || tcb.state != TcpState::kEstablished) {
+    return;
+  }
+  // RFC 1122 4.2.3.6: probe only after keepalive_idle with nothing received; traffic or an
+  // answered probe starts the idle time over (Linux: keepalive_time_elapsed()).
+  const auto idle = static_cast<Tick>(config_.keepalive_idle / kNsPerMs);
+  if (static_cast<std::int32_t>(now_tick() - tcb.last_activity) < static_cast<std::int32_t>(idle)) {
+    const Tick at = tcb.last_activity + idle;
+    tcb.keepalive_at = at == 0 ? 1 : at;
     return;
   }
   if (tcb.probes >= config_.keepalive_probes) {
