@@ -28,6 +28,8 @@ class OooQueue {
   // SACK blocks for our ACKs: the range holding the latest segment first (RFC 2018 4).
   std::size_t sack_blocks(std::array<wire::SackBlock, wire::kMaxSackBlocks>* out) const;
   std::size_t bytes() const { return bytes_; }
+  // First sequence number held; only when bytes() > 0.
+  SeqNum front_seq() const { return segments_.front().seq; }
   bool empty() const { return segments_.empty() && !has_fin_; }
   void clear();
   std::size_t memory_bytes() const;

@@ -720,6 +720,9 @@ void TcpLayer::process_data(ConnId conn, Tcb& tcb, Segment& seg) {
     stats_.data_trimmed += data.size() - room;
     data = data.first(room);
     fin = false;  // the FIN lies beyond the window
+    // The part beyond the window is unacceptable (RFC 9293 3.10.7.4): ACK at once so the
+    // sender learns where the window ends.
+    tcb.set(tcb_flag::kAckNow);
   }
   if (seq != tcb.rcv_nxt) {
     // Out of order: queue within bounds, ACK at once with SACK (RFC 5681 4.2).
@@ -740,28 +743,48 @@ void TcpLayer::process_data(ConnId conn, Tcb& tcb, Segment& seg) {
     tcb.set(tcb_flag::kAckNow);
     return;
   }
+  // In order. First copy wins, as in OooQueue::insert: where this segment overlaps bytes
+  // already queued out of order, the queued bytes are delivered and this segment's copy
+  // of them is skipped, so a retransmission with different bytes cannot rewrite them.
   const SeqNum before = tcb.rcv_nxt;
-  if (!data.empty()) {
-    deliver_in_order(conn, tcb, data);
-  }
-  const bool all_taken = tcb.rcv_nxt - before == static_cast<std::int32_t>(data.size());
+  const SeqNum data_end = seq + static_cast<std::uint32_t>(data.size());
+  Extra* x = find_extra(conn, tcb);
   bool filled_gap = false;
-  if (Extra* x = find_extra(conn, tcb); x != nullptr && !x->ooo.empty()) {
+  bool ooo_fin = false;
+  for (;;) {
+    const SeqNum stop =
+        x != nullptr && x->ooo.bytes() > 0 ? seq_min(data_end, x->ooo.front_seq()) : data_end;
+    if (stop > tcb.rcv_nxt) {
+      const SeqNum at = tcb.rcv_nxt;
+      const auto len = static_cast<std::size_t>(stop - at);
+      deliver_in_order(conn, tcb, data.subspan(static_cast<std::size_t>(at - seq), len));
+      if (tcb.rcv_nxt != stop) {
+        break;  // the receive store is full
+      }
+    }
+    if (x == nullptr || x->ooo.empty()) {
+      break;
+    }
     filled_gap = true;
+    const SeqNum popped_from = tcb.rcv_nxt;
     const std::size_t ooo_before = x->ooo.bytes();
-    const bool ooo_fin = x->ooo.pop_contiguous(&tcb.rcv_nxt, [&](wire::ByteSpan part) {
+    ooo_fin = x->ooo.pop_contiguous(&tcb.rcv_nxt, [&](wire::ByteSpan part) {
       const std::size_t took = rx_.append(conn, part);
       stats_.bytes_in += took;
       return took;
     });
     ooo_bytes_total_ -= ooo_before - x->ooo.bytes();
-    if (tcb.rcv_nxt != before && !tcb.has(tcb_flag::kReadableQueued) &&
-        tcb.has(tcb_flag::kAppOwned)) {
-      tcb.set(tcb_flag::kReadableQueued);
-      emit(TcpEventType::kReadable, conn);
+    if (ooo_fin || tcb.rcv_nxt == popped_from || !(tcb.rcv_nxt < data_end)) {
+      break;
     }
-    fin = fin || ooo_fin;
   }
+  if (filled_gap && tcb.rcv_nxt != before && !tcb.has(tcb_flag::kReadableQueued) &&
+      tcb.has(tcb_flag::kAppOwned)) {
+    tcb.set(tcb_flag::kReadableQueued);
+    emit(TcpEventType::kReadable, conn);
+  }
+  const bool all_taken = !(tcb.rcv_nxt < data_end);
+  fin = (fin && tcb.rcv_nxt == data_end) || ooo_fin;
   if (fin && all_taken) {
     process_fin(conn, tcb, seg);
     return;
