@@ -110,7 +110,8 @@ inline void expect_flow_works(TcpHarness& h, Flow& f, const std::string& tag = "
   const auto sent = h.sent();
   ASSERT_EQ(sent.size(), 1u) << "expected the reply alone";
   EXPECT_EQ(sent[0].dst_port, f.peer_port);
-  EXPECT_SEGMENT(sent[0], Match().flags(kAck | kPsh).rseq(f.stack_next).rack(f.peer_next).payload(out));
+  EXPECT_SEGMENT(sent[0],
+                 Match().flags(kAck | kPsh).rseq(f.stack_next).rack(f.peer_next).payload(out));
   f.stack_next += static_cast<std::uint32_t>(out.size());
   Seg ack = h.with_ts(Seg{});
   ack.seq = f.peer_next;

@@ -109,7 +109,7 @@ TEST(RstRules, RstInPassiveSynReceivedDropsHalfOpen) {
   expect_flow_works(h, f);
 }
 
-// ---- RFC 5961 section 4: SYN in a synchronized state ---------------------------------------------
+// ---- RFC 5961 section 4: SYN in a synchronized state ------------------------------------
 
 TEST(RstRules, SynInEstablishedGetsChallengeAckWhateverItsSequence) {
   TcpHarness h;

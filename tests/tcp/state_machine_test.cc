@@ -260,7 +260,8 @@ TEST(StateMachine, PassiveCloseCloseWaitLastAckClosed) {
 
   // Half-closed by the peer: we may still send.
   ASSERT_EQ(h.tcp().send(c, bytes_of("last")), 4);
-  EXPECT_SEGMENT(h.sent_one(), Match().flags(kAck | kPsh).rseq(1).rack(2).payload(bytes_of("last")));
+  EXPECT_SEGMENT(h.sent_one(),
+                 Match().flags(kAck | kPsh).rseq(1).rack(2).payload(bytes_of("last")));
   ASSERT_EQ(h.tcp().shutdown(c), 0);
   EXPECT_SEGMENT(h.sent_one(), Match().flags(kFin | kAck).rseq(5).rack(2).len(0));
   EXPECT_EQ(state_of(h, c), TcpState::kLastAck);
