@@ -479,6 +479,43 @@ TEST(StateMachine, TimeWaitReusedByNewerSyn) {
   expect_flow_works(h, f);
 }
 
+// RFC 6191: with timestamps on both sides the SYN's TSval decides, not its sequence number.
+TEST(StateMachine, TimeWaitReuseDecidedByTimestamps) {
+  TcpHarness h;
+  const ConnId c = h.establish_passive();  // Linux options, timestamps on
+  ASSERT_EQ(h.tcp().close(c), 0);
+  EXPECT_SEGMENT(h.sent_one(), Match().flags(kFin | kAck).rseq(1).rack(1));
+  h.inject(h.with_ts(seg(kFin | kAck, 1, 2)));
+  EXPECT_SEGMENT(h.sent_one(), Match().flags(kAck).rseq(2).rack(2));
+  ASSERT_EQ(count_in(h, TcpState::kTimeWait), 1u);
+  const std::uint32_t last_ts = h.peer_ts;
+
+  // Higher sequence number but an older timestamp: an old duplicate, not reused.
+  wire::TcpOptions old_opts = TcpHarness::linux_syn_options();
+  old_opts.ts_val = last_ts - 100;
+  h.inject(syn_at(500000, old_opts));
+  EXPECT_SEGMENT(h.sent_one(), Match().flags(kAck).rseq(2).rack(2).len(0));
+  EXPECT_EQ(h.tcp().stats().time_wait_reused, 0u);
+
+  // Lower sequence number (a peer with a fresh random ISN) but a newer timestamp: reused.
+  wire::TcpOptions new_opts = TcpHarness::linux_syn_options();
+  new_opts.ts_val = last_ts + 100;
+  h.peer_ts = new_opts.ts_val;
+  h.inject(syn_at(static_cast<std::uint32_t>(-5000), new_opts));
+  const Sent synack = h.sent_one();
+  EXPECT_SEGMENT(synack, Match().flags(kSyn | kAck).rack(static_cast<std::uint32_t>(-4999)));
+  EXPECT_EQ(synack.opts.ts_ecr, new_opts.ts_val);
+  EXPECT_EQ(h.tcp().stats().time_wait_reused, 1u);
+  h.inject(h.with_ts(seg(kAck, static_cast<std::uint32_t>(-4999), 1)));
+  h.expect_silence();
+  const std::int64_t c2 = h.tcp().accept(kServerPort);
+  ASSERT_GE(c2, 0);
+  h.events();
+  Flow f = save_flow(h, static_cast<ConnId>(c2));
+  f.peer_next = static_cast<std::uint32_t>(-4999);
+  expect_flow_works(h, f);
+}
+
 TEST(StateMachine, TimeWaitOldSynIsNotReused) {
   TcpHarness h;
   const ConnId c = h.establish_passive(no_ts_options());
