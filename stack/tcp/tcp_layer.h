@@ -244,6 +244,7 @@ class TcpLayer final : public IpUpperLayer {
   std::uint16_t window_to_advertise(ConnId conn, Tcb& tcb);
   std::uint32_t receive_window(ConnId conn, const Tcb& tcb) const;
   void fill_ack_options(ConnId conn, Tcb& tcb, wire::TcpOptions* opts);
+  std::uint32_t payload_room(ConnId conn, Tcb& tcb);
   void start_rto(Tcb& tcb);
   void schedule_delayed_ack(ConnId conn, Tcb& tcb);
   void send_cookie_synack(const Segment& seg, std::uint16_t port);

@@ -79,6 +79,24 @@ void TcpLayer::fill_ack_options(ConnId conn, Tcb& tcb, wire::TcpOptions* o) {
   }
 }
 
+// Payload bytes one data segment may carry. The peer's MSS counts no TCP options (RFC 9293
+// 3.7.1, RFC 6691); snd_mss already allows for timestamps, but SACK blocks riding on a data
+// segment must come out of the payload too (as Linux's tcp_current_mss does), or a full
+// segment would exceed the path MTU and be dropped.
+std::uint32_t TcpLayer::payload_room(ConnId conn, Tcb& tcb) {
+  if (!tcb.has(tcb_flag::kSackOk)) {
+    return tcb.snd_mss;
+  }
+  wire::TcpOptions o;
+  fill_ack_options(conn, tcb, &o);
+  if (o.sack_count == 0) {
+    return tcb.snd_mss;
+  }
+  const std::size_t ts = o.has_timestamp ? 12 : 0;
+  const std::size_t sack = wire::tcp_header_length(o) - wire::kTcpHeaderMin - ts;
+  return tcb.snd_mss > sack ? static_cast<std::uint32_t>(tcb.snd_mss - sack) : 1;
+}
+
 void TcpLayer::start_rto(Tcb& tcb) {
   TimeNs rto = static_cast<TimeNs>(tcb.rto_us) * kNsPerUs;
   rto = std::min(rto << std::min<int>(tcb.backoff, 16), config_.max_rto);
@@ -140,13 +158,14 @@ void TcpLayer::output(ConnId conn, Tcb& tcb) {
       return;
   }
   const bool fin_queued = tcb.has(tcb_flag::kFinQueued);
+  const std::uint32_t room = payload_room(conn, tcb);
   for (;;) {
     const std::uint32_t avail =
         tcb.snd_end > tcb.snd_nxt ? static_cast<std::uint32_t>(tcb.snd_end - tcb.snd_nxt) : 0;
     const std::uint32_t flight = static_cast<std::uint32_t>(tcb.snd_nxt - tcb.snd_una);
     const std::uint32_t wnd = std::min(tcb.snd_wnd, tcb.cwnd);
     const std::uint32_t usable = wnd > flight ? wnd - flight : 0;
-    const std::uint32_t len = std::min({avail, usable, static_cast<std::uint32_t>(tcb.snd_mss)});
+    const std::uint32_t len = std::min({avail, usable, room});
     // The FIN follows the last byte; like Linux it is sent even into a closed window.
     const bool send_fin = fin_queued && tcb.snd_nxt <= tcb.snd_end && tcb.snd_nxt + len == tcb.snd_end;
     if (len == 0 && !send_fin) {
@@ -157,7 +176,7 @@ void TcpLayer::output(ConnId conn, Tcb& tcb) {
       }
       break;
     }
-    if (len < tcb.snd_mss && !send_fin) {
+    if (len < room && !send_fin) {
       // Nagle (RFC 9293 3.7.4): hold a small segment while data is unacknowledged.
       if (tcb.has(tcb_flag::kNagle) && flight > 0) {
         break;
@@ -184,7 +203,7 @@ void TcpLayer::retransmit_first(ConnId conn, Tcb& tcb) {
   // peer's ACK of them would then be refused as acknowledging unsent data (RFC 5961 5.2).
   const SeqNum sent_end = seq_min(tcb.snd_end, tcb.snd_max);
   const std::uint32_t data = sent_end > seq ? static_cast<std::uint32_t>(sent_end - seq) : 0;
-  const std::uint32_t len = std::min<std::uint32_t>(data, tcb.snd_mss);
+  const std::uint32_t len = std::min<std::uint32_t>(data, payload_room(conn, tcb));
   const bool fin = tcb.has(tcb_flag::kFinQueued) && seq + len == tcb.snd_end && tcb.snd_max > tcb.snd_end;
   if (len == 0 && !fin) {
     return;
@@ -216,7 +235,7 @@ bool TcpLayer::retransmit_hole(ConnId conn, Tcb& tcb) {
   }
   const std::uint32_t len = std::min<std::uint32_t>(
       {static_cast<std::uint32_t>(hole_end - hole), static_cast<std::uint32_t>(tcb.snd_end - hole),
-       tcb.snd_mss});
+       payload_room(conn, tcb)});
   send_data_segment(conn, tcb, hole, len, false, true);
   x->rexmit_next = hole + len;
   return true;

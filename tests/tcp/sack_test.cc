@@ -195,6 +195,30 @@ TEST(SackReceiver, FloodOfTinyPiecesKeepsMemoryBounded) {
   EXPECT_EQ(h.read_all(c), dp::as_string(data));
 }
 
+TEST(SackReceiver, SackBlocksOnDataSegmentsComeOutOfThePayload) {
+  // A data segment carrying SACK blocks must still fit the peer's MSS (options are not part
+  // of it): 1460 - 12 bytes of SACK option without timestamps, 1460 - 12 - 12 with them.
+  for (const bool ts : {false, true}) {
+    SCOPED_TRACE(ts);
+    TcpHarness h;
+    wire::TcpOptions opts = peer_options(true);
+    opts.has_timestamp = ts;
+    opts.ts_val = 100;
+    const ConnId c = open_with_rtt(h, opts, 0);
+    h.inject(h.with_ts(data_seg(1 + kMss, pattern_bytes(100))));  // a hole at [1, 1461)
+    EXPECT_SEGMENT(h.sent_one(), Match().rack(1).sack_blocks(1));
+    ASSERT_EQ(h.tcp().send(c, pattern_bytes(3 * kMss)), 3 * kMss);
+    const auto s = h.sent();
+    ASSERT_GE(s.size(), 2u);
+    const std::size_t room = kMss - 12 - (ts ? 12 : 0);
+    for (const Sent& x : s) {
+      EXPECT_EQ(x.opts.sack_count, 1u);
+      EXPECT_EQ(x.payload.size(), room) << x.describe();
+    }
+    EXPECT_EQ(h.stack->ip().stats().drop_out_invalid, 0u);
+  }
+}
+
 // ---- sender ---------------------------------------------------------------------------
 
 TEST(SackSender, RetransmitsOnlyTheHoles) {
