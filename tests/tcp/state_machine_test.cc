@@ -227,6 +227,53 @@ TEST(StateMachine, FinWait1FinAndAckTogetherGoesToTimeWait) {
   EXPECT_EQ(h.tcp().close(c), 0);
 }
 
+// Our FIN is retransmitted on the RTO like data, in FIN-WAIT-1 and in LAST-ACK.
+TEST(StateMachine, FinRetransmittedOnRto) {
+  TcpHarness h;
+  const ConnId c = h.establish_active(no_ts_options());
+  ConnInfo info{};
+  ASSERT_EQ(h.tcp().info(c, &info), 0);
+  const TimeNs rto = static_cast<TimeNs>(info.rto_us) * kNsPerUs;
+  ASSERT_EQ(h.tcp().shutdown(c), 0);
+  EXPECT_SEGMENT(h.sent_one(), Match().flags(kFin | kAck).rseq(1).rack(1));
+  h.advance(rto - ms(1));
+  h.expect_silence();
+  h.advance(ms(1));
+  EXPECT_SEGMENT(h.sent_one(), Match().flags(kFin | kAck).rseq(1).rack(1).len(0));
+  h.advance(2 * rto - ms(1));
+  h.expect_silence();
+  h.advance(ms(1));
+  EXPECT_SEGMENT(h.sent_one(), Match().flags(kFin | kAck).rseq(1).rack(1).len(0));
+  EXPECT_EQ(h.tcp().stats().retransmits, 2u);
+  EXPECT_EQ(state_of(h, c), TcpState::kFinWait1);
+  h.inject(seg(kAck, 1, 2));
+  h.expect_silence();
+  EXPECT_EQ(state_of(h, c), TcpState::kFinWait2);
+  h.advance(seconds(10));
+  h.expect_silence();
+}
+
+TEST(StateMachine, FinRetransmittedInLastAckThenGivesUp) {
+  HarnessOptions o;
+  o.tcp.max_retransmits = 2;
+  TcpHarness h(o);
+  const ConnId c = h.establish_passive(no_ts_options());
+  h.inject(seg(kFin | kAck, 1, 1));
+  EXPECT_SEGMENT(h.sent_one(), Match().flags(kAck).rseq(1).rack(2));
+  ASSERT_EQ(h.tcp().close(c), 0);
+  EXPECT_SEGMENT(h.sent_one(), Match().flags(kFin | kAck).rseq(1).rack(2));
+  for (int i = 0; i < 2; ++i) {
+    h.advance_to_next_deadline();
+    EXPECT_SEGMENT(h.sent_one(), Match().flags(kFin | kAck).rseq(1).rack(2)) << i;
+    EXPECT_EQ(count_in(h, TcpState::kLastAck), 1u);
+  }
+  h.advance_to_next_deadline();
+  EXPECT_SEGMENT(h.sent_one(), Match().flags(kRst | kAck).rseq(2).rack(2));
+  EXPECT_EQ(count_in(h, TcpState::kLastAck), 0u);
+  EXPECT_EQ(h.tcp().connection_count(), 0u);
+  EXPECT_EQ(h.tcp().stats().conn_timeouts, 1u);
+}
+
 TEST(StateMachine, SimultaneousCloseThroughClosing) {
   TcpHarness h;
   const ConnId c = h.establish_active(no_ts_options());
