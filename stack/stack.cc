@@ -58,7 +58,7 @@ void Stack::wait(TimeNs max_wait) const {
     return;
   }
   const TimeNs now = clock_.now();
-  TimeNs until = std::min(next_deadline(), now + max_wait);
+  TimeNs until = std::min({next_deadline(), link_.next_event_time(), now + max_wait});
   const TimeNs delay = std::max<TimeNs>(0, until - now);
   pollfd p{fd, POLLIN, 0};
   ::poll(&p, 1, static_cast<int>((delay + kNsPerMs - 1) / kNsPerMs));

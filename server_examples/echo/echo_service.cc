@@ -38,44 +38,47 @@ void EchoService::pump(ConnId conn, Conn& c) {
 void EchoService::on_events() {
   TcpLayer& tcp = stack_.tcp();
   while (tcp.has_events()) {
-    tcp.poll_events([&](const TcpEvent& e) {
-      switch (e.type) {
-        case TcpEventType::kAcceptable:
-          for (;;) {
-            const std::int64_t c = tcp.accept(port_);
-            if (c < 0) {
-              break;
-            }
-            ++accepted_;
-            conns_.emplace(static_cast<ConnId>(c), Conn{});
-          }
-          break;
-        case TcpEventType::kReadable:
-        case TcpEventType::kWritable: {
-          auto it = conns_.find(e.conn);
-          if (it != conns_.end()) {
-            pump(e.conn, it->second);
-          }
-          break;
-        }
-        case TcpEventType::kPeerClosed: {
-          auto it = conns_.find(e.conn);
-          if (it != conns_.end()) {
-            it->second.peer_closed = true;
-            pump(e.conn, it->second);
-          }
-          break;
-        }
-        case TcpEventType::kClosed:
-          if (conns_.erase(e.conn) > 0) {
-            tcp.close(e.conn);  // reset or timed out: release the handle
-          }
-          break;
-        case TcpEventType::kConnected:
-          break;
-      }
-    });
+    tcp.poll_events([&](const TcpEvent& e) { handle(e); });
   }
+}
+
+bool EchoService::handle(const TcpEvent& e) {
+  TcpLayer& tcp = stack_.tcp();
+  if (e.type == TcpEventType::kAcceptable) {
+    if (e.port != port_) {
+      return false;
+    }
+    for (;;) {
+      const std::int64_t c = tcp.accept(port_);
+      if (c < 0) {
+        break;
+      }
+      ++accepted_;
+      conns_.emplace(static_cast<ConnId>(c), Conn{});
+    }
+    return true;
+  }
+  auto it = conns_.find(e.conn);
+  if (it == conns_.end()) {
+    return false;
+  }
+  switch (e.type) {
+    case TcpEventType::kReadable:
+    case TcpEventType::kWritable:
+      pump(e.conn, it->second);
+      break;
+    case TcpEventType::kPeerClosed:
+      it->second.peer_closed = true;
+      pump(e.conn, it->second);
+      break;
+    case TcpEventType::kClosed:
+      conns_.erase(it);
+      tcp.close(e.conn);  // reset or timed out: release the handle
+      break;
+    default:
+      break;
+  }
+  return true;
 }
 
 }  // namespace xtcp

@@ -17,6 +17,8 @@ class EchoService {
   EchoService(Stack& stack, StreamBuffers& buffers, std::uint16_t port);
   // Handles queued engine events; call after each Stack::poll().
   void on_events();
+  // Handles one event; false when it concerns another service (other port or connection).
+  bool handle(const TcpEvent& e);
   std::uint64_t accepted() const { return accepted_; }
   std::uint64_t echoed_bytes() const { return echoed_; }
   std::size_t open_connections() const { return conns_.size(); }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <span>
 
+#include "stack/core/clock.h"
 #include "stack/core/function_ref.h"
 
 namespace xtcp {
@@ -32,6 +33,10 @@ class Link {
 
   // Largest IPv4 packet the link carries.
   virtual std::size_t mtu() const = 0;
+
+  // When a link holds packets back (delay injection), the moment the next one is due;
+  // the run loop wakes up then even if poll_fd() stays quiet.
+  virtual TimeNs next_event_time() const { return kNever; }
 };
 
 }  // namespace xtcp

@@ -59,6 +59,7 @@ class PcapTap final : public Link {
   int receive_batch(int max_packets, PacketHandler on_packet) override;
   int poll_fd() const override { return inner_.poll_fd(); }
   std::size_t mtu() const override { return inner_.mtu(); }
+  TimeNs next_event_time() const override { return inner_.next_event_time(); }
 
   const PcapTapCounters& counters() const { return counters_; }
   const std::string& path() const { return path_; }

@@ -511,8 +511,15 @@ bool TcpLayer::process_ack(ConnId conn, Tcb& tcb, const Segment& seg) {
   }
   const bool window_changed =
       (static_cast<std::uint32_t>(seg.window) << tcb.snd_wscale) != tcb.snd_wnd;
+  // RFC 6675 2: an ACK that brings new SACK information counts as a duplicate even when
+  // the window changed (a receiving kernel's window moves with every read).
+  bool new_sack_info = false;
   if (tcb.has(tcb_flag::kSackOk) && seg.opts.sack_count > 0) {
+    const Extra* before = find_extra(conn, tcb);
+    const std::uint32_t sacked_before = before != nullptr ? before->scoreboard.sacked_bytes() : 0;
     process_sack(conn, tcb, seg);
+    const Extra* after = find_extra(conn, tcb);
+    new_sack_info = after != nullptr && after->scoreboard.sacked_bytes() > sacked_before;
   }
   if (seg.ack > tcb.snd_una) {
     const SeqNum data_start = tcb.iss + 1;
@@ -552,7 +559,7 @@ bool TcpLayer::process_ack(ConnId conn, Tcb& tcb, const Segment& seg) {
       emit(TcpEventType::kWritable, conn);
     }
   } else if (seg.ack == tcb.snd_una && seg.payload.empty() && !seg.has(kFin) &&
-             !window_changed && tcb.snd_max > tcb.snd_una) {
+             (!window_changed || new_sack_info) && tcb.snd_max > tcb.snd_una) {
     on_dupack(conn, tcb);  // RFC 5681 section 2 definition of a duplicate ACK
   }
   // Window update, RFC 9293 3.10.7.4: only from segments newer than the last update.
@@ -660,7 +667,12 @@ void TcpLayer::on_dupack(ConnId conn, Tcb& tcb) {
     retransmit_hole(conn, tcb);
     return;
   }
-  if (++tcb.dupacks != 3) {
+  ++tcb.dupacks;
+  // RFC 6675 4 (IsLost): DupThresh duplicate ACKs, or DupThresh segments' worth of data
+  // SACKed above snd_una, say the first unacknowledged segment is lost.
+  const Extra* board = find_extra(conn, tcb);
+  const bool sack_says_lost = board != nullptr && board->scoreboard.sacked_bytes() >= 3 * mss;
+  if (tcb.dupacks < 3 && !sack_says_lost) {
     return;
   }
   // RFC 6582 3.2 step 2: only when the ACK covers more than the last recovery point, so
