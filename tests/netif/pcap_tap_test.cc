@@ -47,8 +47,10 @@ class QueueLink final : public Link {
   }
   std::size_t mtu() const override { return 1500; }
   int poll_fd() const override { return 42; }
+  TimeNs next_event_time() const override { return next_event; }
 
   std::vector<Bytes> sent;
+  TimeNs next_event = kNever;
   std::deque<Bytes> inbound;
   int send_result = 0;
 };
@@ -214,6 +216,9 @@ TEST(PcapTap, RecordsBothDirectionsByteExactWithClockTimestamps) {
   ASSERT_NE(tap, nullptr) << error;
   EXPECT_EQ(tap->mtu(), 1500u);
   EXPECT_EQ(tap->poll_fd(), 42);
+  EXPECT_EQ(tap->next_event_time(), kNever);
+  inner.next_event = seconds(7);  // a delaying inner link's wake-up must show through
+  EXPECT_EQ(tap->next_event_time(), seconds(7));
   s.run(*tap, inner, clock);
   EXPECT_EQ(tap->counters().packets_recorded, 4u);
   EXPECT_EQ(tap->counters().bytes_recorded,
