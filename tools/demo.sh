@@ -108,6 +108,18 @@ drive_clients() {
     fail "nc echo"
   fi
 
+  say "curl: an HTTP request to the echo port comes back verbatim (read as HTTP/0.9)"
+  local reply
+  # The echo server answers with the request itself and closes only after curl's FIN,
+  # so curl stops at --max-time; what it printed is what counts.
+  reply="$(in_ns curl -s --http0.9 --max-time 2 "http://$STACK_IP:$PORT/hello-xtcp" || true)"
+  printf '  got: %s\n' "$(printf '%s' "$reply" | head -n 1 | tr -d '\r')"
+  if printf '%s' "$reply" | head -n 1 | grep -q '^GET /hello-xtcp HTTP/1.1'; then
+    pass "curl echo"
+  else
+    fail "curl echo"
+  fi
+
   say "python3: 3 connections x 20 messages"
   if in_ns python3 - "$STACK_IP" "$PORT" <<'EOF'; then
 import socket, sys
