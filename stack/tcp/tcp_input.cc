@@ -521,7 +521,8 @@ bool TcpLayer::process_ack(ConnId conn, Tcb& tcb, const Segment& seg) {
     const Extra* after = find_extra(conn, tcb);
     new_sack_info = after != nullptr && after->scoreboard.sacked_bytes() > sacked_before;
   }
-  if (seg.ack > tcb.snd_una) {
+  const bool acks_new_data = seg.ack > tcb.snd_una;
+  if (acks_new_data) {
     const SeqNum data_start = tcb.iss + 1;
     const SeqNum from = seq_max(tcb.snd_una, data_start);
     const SeqNum to = seq_min(seg.ack, tcb.snd_end);
@@ -562,8 +563,12 @@ bool TcpLayer::process_ack(ConnId conn, Tcb& tcb, const Segment& seg) {
              (!window_changed || new_sack_info) && tcb.snd_max > tcb.snd_una) {
     on_dupack(conn, tcb);  // RFC 5681 section 2 definition of a duplicate ACK
   }
-  // Window update, RFC 9293 3.10.7.4: only from segments newer than the last update.
-  if (tcb.snd_wl1 < seg.seq || (tcb.snd_wl1 == seg.seq && tcb.snd_wl2 <= seg.ack)) {
+  // Window update, RFC 9293 3.10.7.4: only from segments newer than the last update. One
+  // that acknowledges new data is newer whatever its sequence number (a retransmission
+  // carries the current ACK and window); as Linux's tcp_may_update_window(). Else we would
+  // keep applying a stale, larger window to the new SND.UNA and send beyond the peer's edge.
+  if (acks_new_data || tcb.snd_wl1 < seg.seq ||
+      (tcb.snd_wl1 == seg.seq && tcb.snd_wl2 <= seg.ack)) {
     tcb.snd_wnd = static_cast<std::uint32_t>(seg.window) << tcb.snd_wscale;
     tcb.max_snd_wnd = std::max(tcb.max_snd_wnd, tcb.snd_wnd);
     tcb.snd_wl1 = seg.seq;

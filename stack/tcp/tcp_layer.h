@@ -232,6 +232,7 @@ class TcpLayer final : public IpUpperLayer {
                          bool retransmission);
   void send_control(ConnId conn, Tcb& tcb, SeqNum seq, std::uint8_t flags);
   void send_ack(ConnId conn, Tcb& tcb);
+  SeqNum acceptable_seq(const Tcb& tcb) const;
   void send_syn(ConnId conn, Tcb& tcb, bool with_ack);
   void send_rst_reply(const Segment& seg);
   void send_rst(Tcb& tcb);

@@ -255,11 +255,22 @@ void TcpLayer::send_control(ConnId conn, Tcb& tcb, SeqNum seq, std::uint8_t flag
   tcb.last_ack_sent = tcb.rcv_nxt;
 }
 
+// The sequence number of a segment without data (ACK, RST). RFC 9293's <SEQ=SND.NXT> is our
+// snd_max (snd_nxt goes back on RTO; an older number can fall below the peer's RCV.NXT and
+// the ACK be dropped; BSD uses snd_max too). But when we sent beyond the window the peer now
+// offers (it shrank it, or trimmed what we sent), a number above its window is unacceptable
+// as well (3.10.7.4) and the ACK field is lost with it: stay inside, as Linux's
+// tcp_acceptable_seq() does.
+SeqNum TcpLayer::acceptable_seq(const Tcb& tcb) const {
+  const SeqNum wnd_end = tcb.snd_una + tcb.snd_wnd;
+  if (tcb.snd_max <= wnd_end || tcb.snd_una == tcb.iss) {
+    return tcb.snd_max;
+  }
+  return seq_max(tcb.snd_una, wnd_end - 1);  // RCV.NXT <= SEG.SEQ < RCV.NXT+RCV.WND
+}
+
 void TcpLayer::send_ack(ConnId conn, Tcb& tcb) {
-  // RFC 9293 3.10.7.4 <SEQ=SND.NXT>: the RFC's SND.NXT is our snd_max (snd_nxt goes back
-  // on RTO). An older number can fall below the peer's RCV.NXT and the ACK be dropped.
-  // BSD sends pure ACKs with snd_max too.
-  send_control(conn, tcb, tcb.snd_max, kAck);
+  send_control(conn, tcb, acceptable_seq(tcb), kAck);
   tcb.delack_at = 0;
   tcb.unacked_segments = 0;
   tcb.clear(tcb_flag::kAckNow);
@@ -307,7 +318,7 @@ void TcpLayer::send_rst(Tcb& tcb) {
   wire::TcpFields f;
   f.src_port = tcb.key.local_port;
   f.dst_port = tcb.key.remote_port;
-  f.seq = tcb.snd_max;  // RFC 9293 SND.NXT; see send_ack
+  f.seq = acceptable_seq(tcb);
   f.ack = tcb.rcv_nxt;
   f.flags = kRst | kAck;
   ++stats_.rst_out;

@@ -99,6 +99,42 @@ TEST(FlowControl, PeerWindowNeverExceeded) {
   EXPECT_EQ(got, out);
 }
 
+TEST(FlowControl, WindowTakenFromRetransmittedSegmentThatAcksNewData) {
+  // The peer retransmits an old segment of its own, carrying its current ACK and a much
+  // smaller window. Its sequence number is below the last window update's, but the ACK is
+  // new: the window must be taken (as Linux does), or we keep sending into the old one.
+  TcpHarness h;
+  const ConnId c = open_with_rtt(h, peer_options(false), 0, 4 * kMss);
+  h.inject(data_seg(1, pattern_bytes(1000), 1, 4 * kMss));
+  h.inject(data_seg(1001, pattern_bytes(1000), 1, 4 * kMss));
+  h.sent();
+  ASSERT_EQ(h.tcp().send(c, pattern_bytes(6 * kMss)), 6 * kMss);
+  EXPECT_EQ(h.sent().size(), 4u) << "the peer's window holds four segments";
+  // Repacketized: [1, 2501) overlaps what we have and brings 500 new bytes, so it is
+  // acceptable, but its sequence number is below that of the last window update.
+  h.inject(data_seg(1, pattern_bytes(2500), 1 + kMss, 100));
+  EXPECT_EQ(info_of(h, c).snd_wnd, 100u);
+  for (const Sent& x : h.sent()) {
+    EXPECT_TRUE(x.payload.empty()) << "sent beyond the peer's window: " << x.describe();
+  }
+}
+
+TEST(FlowControl, PureAckStaysInsideShrunkWindow) {
+  // We sent beyond what the peer can now take (it shrank its window to zero and dropped
+  // our data). An ACK from us numbered above its window would be unacceptable to it and
+  // dropped, ACK field and all; it must carry a number the peer accepts (Linux's
+  // tcp_acceptable_seq), here the peer's RCV.NXT = our SND.UNA.
+  TcpHarness h;
+  const ConnId c = open_with_rtt(h, peer_options(false), 0);
+  ASSERT_EQ(h.tcp().send(c, pattern_bytes(3 * kMss)), 3 * kMss);
+  EXPECT_EQ(h.sent().size(), 3u);
+  h.inject(data_seg(1, bytes_of("abc"), 1, 0));
+  EXPECT_EQ(h.read_all(c), "abc");
+  h.advance(ms(40));
+  const Sent a = h.sent_one();
+  EXPECT_SEGMENT(a, Match().flags(kAck).rseq(1).rack(4).len(0));
+}
+
 // ---- zero window: persist ---------------------------------------------------------------
 
 TEST(FlowControl, ZeroWindowProbesWithBackoffThenResumes) {
