@@ -30,6 +30,16 @@ void TimeWaitTable::insert(const Entry& e) {
       grow();
     }
   }
+  if (tail_ == FlowTable::kNoValue) {
+    // The index cannot store this position (it marks empty slots): burn it as a dead
+    // entry. Happens once every 2^32 insertions.
+    at(tail_) = Entry{};
+    at(tail_).flags = kDead;
+    ++tail_;
+    if (tail_ - head_ == ring_.size()) {
+      grow();
+    }
+  }
   const std::uint32_t pos = tail_++;
   at(pos) = e;
   at(pos).flags &= static_cast<std::uint8_t>(~kDead);

@@ -28,6 +28,9 @@ class TimeWaitTable {
   static constexpr std::uint8_t kTimestamps = 1;
   static constexpr std::uint8_t kDead = 2;
 
+  // first_position lets tests start near the 2^32 wrap of the position counter.
+  explicit TimeWaitTable(std::uint32_t first_position = 0) : head_(first_position), tail_(first_position) {}
+
   Entry* find(const FlowKey& key);
   // Adds (or replaces) the entry for e.key; e.expires must be now + 2*MSL.
   void insert(const Entry& e);
@@ -46,8 +49,8 @@ class TimeWaitTable {
   void pop_dead_head();
 
   std::vector<Entry> ring_;     // power-of-two size
-  std::uint32_t head_ = 0;      // absolute positions; index maps key -> position
-  std::uint32_t tail_ = 0;
+  std::uint32_t head_;          // absolute positions; index maps key -> position
+  std::uint32_t tail_;
   std::size_t live_ = 0;
   FlowTable index_;
 };
