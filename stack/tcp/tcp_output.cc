@@ -198,6 +198,14 @@ void TcpLayer::output(ConnId conn, Tcb& tcb) {
 }
 
 void TcpLayer::retransmit_first(ConnId conn, Tcb& tcb) {
+  if (tcb.snd_una == tcb.iss) {
+    // Our SYN is unacknowledged though the state moved on (close() in SYN-RECEIVED goes to
+    // FIN-WAIT-1, RFC 9293 3.10.4): the first thing lost is the SYN-ACK, so resend it. A
+    // FIN or data must not take the SYN's sequence number.
+    ++stats_.retransmits;
+    send_syn(conn, tcb, true);
+    return;
+  }
   const SeqNum seq = tcb.snd_una;
   // Only bytes sent before (up to snd_max): new bytes here would not move snd_max, and the
   // peer's ACK of them would then be refused as acknowledging unsent data (RFC 5961 5.2).
