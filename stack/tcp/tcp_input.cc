@@ -484,6 +484,14 @@ bool TcpLayer::process_ack(ConnId conn, Tcb& tcb, const Segment& seg) {
       send_rst_reply(seg);
       return false;
     }
+    if (tcb.has(tcb_flag::kPassive) && listeners_.count(tcb.listen_port) == 0) {
+      // The listener went away during the handshake: nobody could ever accept this
+      // connection. Like Linux (request sockets die with their listener), answer as if there
+      // were no connection (RFC 9293 3.10.7.1) and free it.
+      send_rst_reply(seg);
+      connection_done(conn, tcb, ECONNABORTED);
+      return false;
+    }
     tcb.snd_wnd = static_cast<std::uint32_t>(seg.window) << tcb.snd_wscale;
     tcb.max_snd_wnd = std::max(tcb.max_snd_wnd, tcb.snd_wnd);
     tcb.snd_wl1 = seg.seq;

@@ -58,5 +58,33 @@ TEST(FuzzRegressions, CloseInSynReceivedRetransmitsSynAckNotFinAtIss) {
   EXPECT_EQ(count_in(h, TcpState::kTimeWait), 1u);
 }
 
+// unlisten() reset the accept queue but not the half-open connections of the port. The
+// final ACK of such a handshake then made an ESTABLISHED connection that no listener would
+// queue and no application could ever accept or close: without keepalive it lived forever.
+// Like Linux (request sockets die with their listener, and the ACK finds no socket), the
+// ACK is now answered with RST (RFC 9293 3.10.7.1) and the connection freed.
+TEST(FuzzRegressions, HandshakeCompletedAfterUnlistenIsResetNotOrphaned) {
+  TcpHarness h;
+  ASSERT_EQ(h.tcp().listen(kServerPort), 0);
+  Seg syn;
+  syn.flags = kSyn;
+  syn.seq = 0;
+  syn.opts = no_ts_options();
+  h.inject(syn);
+  EXPECT_SEGMENT(h.sent_one(), Match().flags(kSyn | kAck).rseq(0).rack(1));
+  ASSERT_EQ(h.tcp().unlisten(kServerPort), 0);
+  h.expect_silence();
+
+  Seg ack;
+  ack.seq = 1;
+  ack.ack = 1;
+  h.inject(ack);
+  EXPECT_SEGMENT(h.sent_one(), Match().flags(kRst).rseq(1).len(0));
+  EXPECT_TRUE(h.events().empty());
+  EXPECT_EQ(h.tcp().connection_count(), 0u);
+  EXPECT_EQ(count_in(h, TcpState::kEstablished), 0u);
+  EXPECT_EQ(h.stack->next_deadline(), kNever);
+}
+
 }  // namespace
 }  // namespace xtcp::test
