@@ -680,11 +680,12 @@ ClientResult run_client(const char* server_ip, Direction dir, std::uint64_t byte
       r.error = "received " + std::to_string(done) + " of " + std::to_string(bytes) + " bytes";
     }
   }
-  if (!connected && r.error.empty()) {
-    r.error = "connect timed out";
-  }
-  if (r.error.empty() && !alive()) {
-    r.error = g_interrupted.load() ? "interrupted" : "timed out";
+  if (g_interrupted.load()) {
+    r.error = "interrupted";
+  } else if (Clock::now() >= deadline) {
+    r.error = "timed out (" + r.error + ")";
+  } else if (!connected && r.error.empty()) {
+    r.error = "connect failed";
   }
   r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   r.retrans = total_retrans(fd);
