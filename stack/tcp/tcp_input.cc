@@ -567,9 +567,11 @@ bool TcpLayer::process_ack(ConnId conn, Tcb& tcb, const Segment& seg) {
       tcb.clear(tcb_flag::kWritableWanted);
       emit(TcpEventType::kWritable, conn);
     }
-  } else if (seg.ack == tcb.snd_una && seg.payload.empty() && !seg.has(kFin) &&
+  } else if (seg.ack == tcb.snd_una && seg.payload.empty() && !seg.has(kFin) && seg.window != 0 &&
              (!window_changed || new_sack_info) && tcb.snd_max > tcb.snd_una) {
-    on_dupack(conn, tcb);  // RFC 5681 section 2 definition of a duplicate ACK
+    // RFC 5681 section 2 definition of a duplicate ACK; a zero window is flow control, not
+    // a sign of loss, so those ACKs do not count.
+    on_dupack(conn, tcb);
   }
   // Window update, RFC 9293 3.10.7.4: only from segments newer than the last update. One
   // that acknowledges new data is newer whatever its sequence number (a retransmission
@@ -685,8 +687,21 @@ void TcpLayer::on_dupack(ConnId conn, Tcb& tcb) {
   // SACKed above snd_una, say the first unacknowledged segment is lost.
   const Extra* board = find_extra(conn, tcb);
   const bool sack_says_lost = board != nullptr && board->scoreboard.sacked_bytes() >= 3 * mss;
-  if (tcb.dupacks < 3 && !sack_says_lost) {
-    return;
+  // RFC 5827 early retransmit: with fewer than four segments outstanding and nothing new
+  // that could be sent, three duplicate ACKs can never come; lower the threshold to
+  // outstanding segments - 1 so a small flight's loss does not wait for the RTO.
+  const std::uint32_t outstanding = static_cast<std::uint32_t>(tcb.snd_max - tcb.snd_una);
+  const std::uint32_t segments = (outstanding + mss - 1) / mss;
+  // With SACK the evidence is the SACKed data (RFC 5827 3.2): all but the first segment.
+  const bool nothing_new = tcb.snd_nxt >= tcb.snd_end || tcb.snd_wnd <= outstanding;
+  bool early = false;
+  if (segments >= 2 && segments < 4 && nothing_new) {
+    early = tcb.has(tcb_flag::kSackOk)
+                ? board != nullptr && board->scoreboard.sacked_bytes() + mss >= outstanding
+                : static_cast<std::uint32_t>(tcb.dupacks) + 1 >= segments;
+  }
+  if (tcb.dupacks < 3 && !sack_says_lost && !early) {
+    return;  // limited transmit (RFC 3042) lets output() send new data meanwhile
   }
   // RFC 6582 3.2 step 2: only when the ACK covers more than the last recovery point, so
   // duplicate ACKs caused by our own retransmissions do not start a second recovery.

@@ -163,7 +163,11 @@ void TcpLayer::output(ConnId conn, Tcb& tcb) {
     const std::uint32_t avail =
         tcb.snd_end > tcb.snd_nxt ? static_cast<std::uint32_t>(tcb.snd_end - tcb.snd_nxt) : 0;
     const std::uint32_t flight = static_cast<std::uint32_t>(tcb.snd_nxt - tcb.snd_una);
-    const std::uint32_t wnd = std::min(tcb.snd_wnd, tcb.cwnd);
+    // RFC 3042 limited transmit: the first two duplicate ACKs each allow one more segment
+    // of new data beyond cwnd, so a small window can still produce a third duplicate ACK.
+    const std::uint32_t limited_transmit =
+        tcb.has(tcb_flag::kInRecovery) ? 0 : std::min<std::uint32_t>(tcb.dupacks, 2) * tcb.snd_mss;
+    const std::uint32_t wnd = std::min(tcb.snd_wnd, tcb.cwnd + limited_transmit);
     const std::uint32_t usable = wnd > flight ? wnd - flight : 0;
     const std::uint32_t len = std::min({avail, usable, room});
     // The FIN follows the last byte; like Linux it is sent even into a closed window.

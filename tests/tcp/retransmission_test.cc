@@ -301,30 +301,31 @@ TEST(CongestionControl, FastRetransmitAndNewRenoRecovery) {
   ASSERT_EQ(h.tcp().send(c, pattern_bytes(14 * kMss)), 14 * kMss);
   ASSERT_EQ(h.sent().size(), 10u);
   // Segments 1 and 3 are lost; 2, 4..10 arrive and each draws a duplicate ACK.
+  // RFC 3042 limited transmit: each of the first two duplicates lets one new segment out.
   h.inject(ack_seg(1));
+  EXPECT_SEGMENT(h.sent_one(), Match().rseq(1 + 10 * kMss).len(kMss));
   h.inject(ack_seg(1));
-  h.expect_silence();
+  EXPECT_SEGMENT(h.sent_one(), Match().rseq(1 + 11 * kMss).len(kMss));
   EXPECT_EQ(h.tcp().stats().fast_retransmits, 0u);
   h.inject(ack_seg(1));
-  // RFC 5681 3.2 step 2-3: ssthresh = FlightSize/2, resend the first unacked segment,
-  // cwnd = ssthresh + 3*SMSS.
+  // RFC 5681 3.2 step 2-3: ssthresh = FlightSize/2 (12 segments out), resend the first
+  // unacked segment, cwnd = ssthresh + 3*SMSS.
   EXPECT_SEGMENT(h.sent_one(), Match().rseq(1).len(kMss).payload(pattern_bytes(kMss)));
   ConnInfo i = info_of(h, c);
-  EXPECT_EQ(i.ssthresh, 5 * kMss);
-  EXPECT_EQ(i.cwnd, 8 * kMss);
+  EXPECT_EQ(i.ssthresh, 6 * kMss);
+  EXPECT_EQ(i.cwnd, 9 * kMss);
   EXPECT_EQ(h.tcp().stats().fast_retransmits, 1u);
   // Step 4: each further duplicate inflates cwnd by one SMSS; new data goes out once
-  // cwnd exceeds the flight (10 segments).
-  h.inject(ack_seg(1));  // cwnd 9
+  // cwnd exceeds the flight (12 segments).
   h.inject(ack_seg(1));  // cwnd 10
-  h.expect_silence();
   h.inject(ack_seg(1));  // cwnd 11
-  EXPECT_SEGMENT(h.sent_one(), Match().rseq(1 + 10 * kMss).len(kMss));
   h.inject(ack_seg(1));  // cwnd 12
-  EXPECT_SEGMENT(h.sent_one(), Match().rseq(1 + 11 * kMss).len(kMss));
+  h.expect_silence();
   h.inject(ack_seg(1));  // cwnd 13
   EXPECT_SEGMENT(h.sent_one(), Match().rseq(1 + 12 * kMss).len(kMss));
-  EXPECT_EQ(info_of(h, c).cwnd, 13 * kMss);
+  h.inject(ack_seg(1));  // cwnd 14
+  EXPECT_SEGMENT(h.sent_one(), Match().rseq(1 + 13 * kMss).len(kMss));
+  EXPECT_EQ(info_of(h, c).cwnd, 14 * kMss);
   EXPECT_EQ(h.tcp().stats().fast_retransmits, 1u) << "one recovery, not one per dupack";
 
   // The retransmitted segment 1 fills the first hole: a partial ACK up to the next hole.
@@ -335,19 +336,19 @@ TEST(CongestionControl, FastRetransmitAndNewRenoRecovery) {
   ASSERT_GE(s.size(), 1u);
   EXPECT_SEGMENT(s[0], Match().rseq(1 + 2 * kMss).len(kMss).payload(dp::slice(pattern_bytes(14 * kMss), 2 * kMss, kMss)));
   i = info_of(h, c);
-  EXPECT_EQ(i.cwnd, 13 * kMss - 2 * kMss + kMss);
+  EXPECT_EQ(i.cwnd, 14 * kMss - 2 * kMss + kMss);
   EXPECT_EQ(h.tcp().stats().fast_retransmits, 1u);
-  // Full ACK (covers everything sent before recovery began and more): recovery ends with
-  // cwnd = min(ssthresh, max(FlightSize, SMSS) + SMSS) (RFC 6582 3.2 step 3, option 1).
+  // Full ACK (covers everything sent before recovery began): recovery ends with
+  // cwnd = min(ssthresh, max(FlightSize, SMSS) + SMSS) (RFC 6582 3.2 step 3, option 1);
+  // segments 13 and 14 are still in flight.
   h.inject(ack_seg(1 + 12 * kMss));
-  // (The partial ACK's room let segment 14 out, so two segments are still in flight.)
   i = info_of(h, c);
-  EXPECT_EQ(i.cwnd, std::min(5 * kMss, 2 * kMss + kMss));
-  EXPECT_EQ(i.ssthresh, 5 * kMss);
+  EXPECT_EQ(i.cwnd, std::min(6 * kMss, 2 * kMss + kMss));
+  EXPECT_EQ(i.ssthresh, 6 * kMss);
   // Out of recovery: plain ACKs now grow cwnd by slow start (cwnd < ssthresh).
   h.sent();
   h.inject(ack_seg(1 + 14 * kMss));
-  EXPECT_EQ(info_of(h, c).cwnd, std::min(5 * kMss, 3 * kMss) + kMss);
+  EXPECT_EQ(info_of(h, c).cwnd, 3 * kMss + kMss);
   EXPECT_EQ(h.tcp().stats().retransmits, 2u);
 }
 
