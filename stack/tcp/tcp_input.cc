@@ -943,7 +943,11 @@ void TcpLayer::icmp_error_input(const IcmpErrorInfo& info) {
     const std::uint32_t mss = info.next_hop_mtu > 40 + opt + 64 ? info.next_hop_mtu - 40 - opt : 64;
     if (mss < tcb.snd_mss) {
       tcb.snd_mss = static_cast<std::uint16_t>(mss);
-      tcb.snd_nxt = tcb.snd_una;
+      // Resend from the first unacknowledged data byte. While our SYN is unacknowledged
+      // SND.UNA is the SYN's own number: going back there would put SND.NXT below SND.UNA
+      // once the SYN-ACK comes (queued bytes then never go out) or a FIN at the ISS. The SYN
+      // is not data; resending it is the RTO's job.
+      tcb.snd_nxt = seq_max(tcb.snd_una, tcb.iss + 1);
       output(*conn, tcb);
       rearm(*conn, tcb);
     }

@@ -4,6 +4,9 @@
 
 #include <cerrno>
 
+#include "stack/wire/checksum.h"
+#include "stack/wire/icmp.h"
+#include "stack/wire/ipv4.h"
 #include "tests/support/tcp_harness.h"
 #include "tests/tcp/engine_test_util.h"
 
@@ -11,6 +14,39 @@ namespace xtcp::test {
 namespace {
 
 using namespace wire::tcp_flags;  // NOLINT
+
+// ICMP "fragmentation needed" (RFC 1191) from the peer, quoting a segment we sent with
+// sequence number seq (absolute) on the harness's current ports.
+std::vector<std::byte> frag_needed(const TcpHarness& h, std::uint32_t seq, std::uint16_t mtu) {
+  constexpr std::size_t kQuote = wire::kIpv4HeaderMin + wire::kTcpHeaderMin;
+  constexpr std::size_t kTotal = wire::kIpv4HeaderMin + wire::kIcmpHeaderLen + kQuote;
+  std::vector<std::byte> p(kTotal);
+  std::byte* icmp = p.data() + wire::kIpv4HeaderMin;
+  std::byte* quote = icmp + wire::kIcmpHeaderLen;
+  wire::Ipv4Fields q;
+  q.total_length = static_cast<std::uint16_t>(kQuote);
+  q.protocol = wire::kProtoTcp;
+  q.src = kStackAddr;
+  q.dst = kPeerAddr;
+  wire::emit_ipv4_header(quote, q);
+  wire::TcpFields t;
+  t.src_port = h.stack_port;
+  t.dst_port = h.peer_port;
+  t.seq = wire::SeqNum(seq);
+  t.flags = kSyn;
+  wire::emit_tcp_header(quote + wire::kIpv4HeaderMin, t, wire::TcpOptions{});
+  wire::store_u8(icmp, wire::kIcmpDestUnreachable);
+  wire::store_u8(icmp + 1, wire::kUnreachFragNeeded);
+  wire::store_be16(icmp + 6, mtu);
+  wire::store_be16(icmp + 2, wire::internet_checksum(wire::ByteSpan(icmp, kTotal - wire::kIpv4HeaderMin)));
+  wire::Ipv4Fields f;
+  f.total_length = static_cast<std::uint16_t>(kTotal);
+  f.protocol = wire::kProtoIcmp;
+  f.src = kPeerAddr;
+  f.dst = kStackAddr;
+  wire::emit_ipv4_header(p.data(), f);
+  return p;
+}
 
 // Simultaneous open, then close() in SYN-RECEIVED: FIN-WAIT-1 with our SYN still
 // unacknowledged (RFC 9293 3.10.4 allows the FIN then). The retransmission timeout resent
@@ -84,6 +120,61 @@ TEST(FuzzRegressions, HandshakeCompletedAfterUnlistenIsResetNotOrphaned) {
   EXPECT_EQ(h.tcp().connection_count(), 0u);
   EXPECT_EQ(count_in(h, TcpState::kEstablished), 0u);
   EXPECT_EQ(h.stack->next_deadline(), kNever);
+}
+
+// An ICMP "fragmentation needed" quoting our SYN made the engine resend "from SND.UNA",
+// which before the SYN is acknowledged is the SYN's own sequence number: SND.NXT fell back
+// to the ISS. Bytes queued in SYN-SENT were then never sent once the SYN-ACK came (SND.NXT
+// below SND.UNA made the flight look like 4 GB), and after close() in SYN-RECEIVED the FIN
+// went out at the ISS. The SYN is not data; its retransmission is the RTO's job (RFC 1191
+// shrinks the MSS of data segments only).
+TEST(FuzzRegressions, FragNeededQuotingOurSynDoesNotRewindIntoIt) {
+  TcpHarness h;
+  h.stack_port = 50000;
+  h.peer_port = 80;
+  const std::int64_t c = h.tcp().connect(kPeerAddr, h.peer_port, h.stack_port);
+  ASSERT_GE(c, 0);
+  const ConnId conn = static_cast<ConnId>(c);
+  EXPECT_SEGMENT(h.sent_one(), Match().flags(kSyn).rseq(0));
+  const auto data = pattern_bytes(100);
+  ASSERT_EQ(h.tcp().send(conn, data), 100);
+  h.inject_raw(frag_needed(h, h.iss, 300));  // MSS 260, below the 536 assumed in SYN-SENT
+  h.expect_silence();
+  EXPECT_EQ(h.stack->ip().stats().icmp_errors_delivered, 1u);
+
+  Seg synack;
+  synack.flags = kSyn | kAck;
+  synack.seq = 0;
+  synack.ack = 1;
+  synack.opts = no_ts_options();
+  h.inject(synack);
+  const auto sent = h.sent();
+  ASSERT_FALSE(sent.empty());
+  EXPECT_SEGMENT(sent.back(), Match().flags(kAck | kPsh).rseq(1).rack(1).payload(data));
+  ConnInfo info{};
+  ASSERT_EQ(h.tcp().info(conn, &info), 0);
+  EXPECT_LE(info.snd_una - info.snd_nxt, 0) << "SND.NXT below SND.UNA";
+  EXPECT_EQ(info.snd_una.raw() - h.iss, 1u);
+  EXPECT_EQ(info.snd_nxt.raw() - h.iss, 101u);
+}
+
+TEST(FuzzRegressions, FragNeededInSynReceivedThenCloseSendsFinAfterSyn) {
+  TcpHarness h;
+  h.stack_port = 50000;
+  h.peer_port = 80;
+  const std::int64_t c = h.tcp().connect(kPeerAddr, h.peer_port, h.stack_port);
+  ASSERT_GE(c, 0);
+  EXPECT_SEGMENT(h.sent_one(), Match().flags(kSyn).rseq(0));
+  Seg syn;
+  syn.flags = kSyn;
+  syn.seq = 0;
+  syn.opts = no_ts_options();
+  h.inject(syn);
+  EXPECT_SEGMENT(h.sent_one(), Match().flags(kSyn | kAck).rseq(0).rack(1));
+  h.inject_raw(frag_needed(h, h.iss, 576));
+  h.expect_silence();
+  ASSERT_EQ(h.tcp().close(static_cast<ConnId>(c)), 0);
+  EXPECT_SEGMENT(h.sent_one(), Match().flags(kFin | kAck).rseq(1).rack(1).len(0));
 }
 
 }  // namespace
