@@ -18,9 +18,16 @@ fi
 
 # -Wno-error=stringop-overflow: GCC 12 at -O3 reports a false positive in
 # stack/wire/ipv4.cc (format_ipv4); without it a Release build stops there.
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DXTCP_TESTS=OFF \
-  -DCMAKE_CXX_FLAGS=-Wno-error=stringop-overflow >/dev/null
-cmake --build "$build" -j"$(nproc)" --target bench_segments bench_memory bench_tun_bulk >/dev/null
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! { cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DXTCP_TESTS=OFF \
+         -DCMAKE_CXX_FLAGS=-Wno-error=stringop-overflow &&
+       cmake --build "$build" -j"$(nproc)" --target bench_segments bench_memory bench_tun_bulk; } \
+     >"$log" 2>&1; then
+  cat "$log"
+  echo "build failed" >&2
+  exit 1
+fi
 
 echo "# Machine"
 echo "nproc: $(nproc)"
