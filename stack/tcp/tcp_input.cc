@@ -579,6 +579,7 @@ bool TcpLayer::process_ack(ConnId conn, Tcb& tcb, const Segment& seg) {
   // keep applying a stale, larger window to the new SND.UNA and send beyond the peer's edge.
   if (acks_new_data || tcb.snd_wl1 < seg.seq ||
       (tcb.snd_wl1 == seg.seq && tcb.snd_wl2 <= seg.ack)) {
+    const bool was_closed = tcb.snd_wnd == 0;
     tcb.snd_wnd = static_cast<std::uint32_t>(seg.window) << tcb.snd_wscale;
     tcb.max_snd_wnd = std::max(tcb.max_snd_wnd, tcb.snd_wnd);
     tcb.snd_wl1 = seg.seq;
@@ -591,6 +592,11 @@ bool TcpLayer::process_ack(ConnId conn, Tcb& tcb, const Segment& seg) {
       if (tcb.snd_max > tcb.snd_una) {
         start_rto(tcb);
       }
+    } else if (tcb.snd_wnd > 0 && was_closed && tcb.backoff > 0 && tcb.snd_max > tcb.snd_una) {
+      // The window closed with data in flight and our timed-out retransmissions served as
+      // probes (see on_rto): that backoff measured the closed window, not loss. Start over.
+      tcb.backoff = 0;
+      start_rto(tcb);
     }
   }
   const bool fin_acked = tcb.has(tcb_flag::kFinQueued) && tcb.snd_una == tcb.snd_end + 1;

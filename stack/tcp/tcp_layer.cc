@@ -684,7 +684,14 @@ void TcpLayer::on_rto(ConnId conn, Tcb& tcb) {
   } else if (tcb.state == TcpState::kSynReceived) {
     limit = config_.max_synack_retransmits;
   }
-  if (tcb.backoff >= limit) {
+  // RFC 1122 4.2.2.17: a peer that keeps its window closed MUST not be timed out while it
+  // answers our probes. With data in flight and a zero window our retransmissions are those
+  // probes: give up only once it has been silent for 2*max_rto (Linux: TCP_RTO_MAX).
+  const bool closed_window_alive =
+      tcb.state >= TcpState::kEstablished && tcb.snd_wnd == 0 &&
+      static_cast<std::int32_t>(now_tick() - tcb.last_activity) <
+          static_cast<std::int32_t>(2 * config_.max_rto / kNsPerMs);
+  if (tcb.backoff >= limit && !closed_window_alive) {
     ++stats_.conn_timeouts;
     if (tcb.synchronized()) {
       send_rst(tcb);
@@ -692,7 +699,9 @@ void TcpLayer::on_rto(ConnId conn, Tcb& tcb) {
     connection_done(conn, tcb, ETIMEDOUT);
     return;
   }
-  ++tcb.backoff;
+  if (tcb.backoff < UINT8_MAX) {
+    ++tcb.backoff;
+  }
   tcb.clear(tcb_flag::kRttTiming);  // Karn: never time a retransmitted segment
   if (tcb.state == TcpState::kSynSent || tcb.state == TcpState::kSynReceived) {
     ++stats_.retransmits;

@@ -196,6 +196,43 @@ TEST(FlowControl, UnansweredZeroWindowProbesTimeOut) {
   EXPECT_EQ(info_of(h, c).error, ETIMEDOUT);
 }
 
+TEST(FlowControl, ClosedWindowWithDataInFlightIsNotTimedOutWhilePeerAnswers) {
+  // The peer closes its window while our data is in flight (it shrank it). Our timed-out
+  // retransmissions then act as window probes, and as long as the peer answers them the
+  // connection MUST stay open (RFC 1122 4.2.2.17), however many there are.
+  HarnessOptions o;
+  o.tcp.max_retransmits = 3;
+  TcpHarness h(o);
+  const ConnId c = open_with_rtt(h, peer_options(false), 0);
+  const auto out = pattern_bytes(3 * kMss, 19);
+  ASSERT_EQ(h.tcp().send(c, out), 3 * kMss);
+  EXPECT_EQ(h.sent().size(), 3u);
+  h.inject(ack_seg(1 + kMss, 0));
+  for (int i = 0; i < 10; ++i) {
+    h.advance_to_next_deadline();
+    const auto s = h.sent();
+    ASSERT_FALSE(s.empty()) << "round " << i;
+    h.inject(ack_seg(1 + kMss, 0));
+  }
+  EXPECT_EQ(info_of(h, c).state, TcpState::kEstablished);
+  EXPECT_TRUE(h.events().empty());
+  EXPECT_EQ(h.tcp().stats().conn_timeouts, 0u);
+  // The window opens: everything is delivered.
+  h.inject(ack_seg(1 + kMss, 65535));
+  h.advance_to_next_deadline();
+  h.inject(ack_seg(1 + 3 * kMss, 65535));
+  EXPECT_EQ(info_of(h, c).snd_una.raw() - h.iss, 1 + 3 * kMss);
+  // A peer that stops answering is given up on.
+  ASSERT_EQ(h.tcp().send(c, out), 3 * kMss);
+  h.sent();
+  h.inject(ack_seg(1 + 4 * kMss, 0));
+  for (int i = 0; i < 20 && info_of(h, c).state == TcpState::kEstablished; ++i) {
+    h.advance_to_next_deadline();
+  }
+  EXPECT_EQ(info_of(h, c).state, TcpState::kClosed);
+  EXPECT_EQ(info_of(h, c).error, ETIMEDOUT);
+}
+
 // ---- receive window -------------------------------------------------------------------
 
 TEST(FlowControl, ReceiveWindowShrinksTrimsAndReopensWithoutSws) {
