@@ -177,6 +177,49 @@ TEST(SackReceiver, QueueBoundedByBytes) {
   EXPECT_EQ(h.read_all(c), dp::as_string(data));
 }
 
+TEST(SackReceiver, QueueBoundedAcrossConnections) {
+  // ooo_max_bytes_total caps all connections together: the second connection gets what
+  // the first left, and space comes back when the first one's hole is filled.
+  HarnessOptions o;
+  o.tcp.ooo_max_bytes_total = 1000;
+  TcpHarness h(o);
+  const ConnId a = open_with_rtt(h, peer_options(true), 0);
+  const std::uint32_t iss_a = h.iss;
+  // A second connection from another peer port.
+  h.peer_port = kPeerPort + 1;
+  Seg syn;
+  syn.flags = kSyn;
+  syn.seq = 0;
+  syn.opts = peer_options(true);
+  h.inject(syn);
+  h.sent_one();
+  h.inject(Seg{});
+  const std::int64_t b = h.tcp().accept(kServerPort);
+  ASSERT_GE(b, 0);
+  const std::uint32_t iss_b = h.iss;
+  const auto data = pattern_bytes(1000, 20);
+  h.inject(data_seg(101, slice(data, 100, 800)));  // b: 800 bytes queued
+  h.peer_port = kPeerPort;
+  h.iss = iss_a;
+  h.inject(data_seg(101, slice(data, 100, 800)));  // a: would make 1600: dropped whole
+  EXPECT_EQ(h.tcp().stats().ooo_segments, 1u);
+  EXPECT_EQ(h.tcp().stats().ooo_dropped, 1u);
+  h.inject(data_seg(101, slice(data, 100, 150)));  // a: 950 in all, fits
+  EXPECT_EQ(h.tcp().stats().ooo_segments, 2u);
+  h.inject(data_seg(1001, pattern_bytes(100)));  // a: would make 1050
+  EXPECT_EQ(h.tcp().stats().ooo_dropped, 2u);
+  h.sent();
+  // a's hole filled: what it held is delivered and its share returns to the pool.
+  h.inject(data_seg(1, slice(data, 0, 100)));
+  EXPECT_EQ(h.read_all(a), dp::as_string(slice(data, 0, 250)));
+  h.peer_port = kPeerPort + 1;
+  h.iss = iss_b;
+  h.inject(data_seg(1001, pattern_bytes(150)));
+  EXPECT_EQ(h.tcp().stats().ooo_dropped, 2u) << "freed space is reusable";
+  h.inject(data_seg(1, slice(data, 0, 100)));
+  EXPECT_EQ(h.read_all(static_cast<ConnId>(b)), dp::as_string(slice(data, 0, 900)));
+}
+
 TEST(SackReceiver, FloodOfTinyPiecesKeepsMemoryBounded) {
   TcpHarness h;
   const ConnId c = open_with_rtt(h, peer_options(true), 0);
