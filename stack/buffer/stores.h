@@ -28,6 +28,9 @@ class RxStore {
   virtual std::size_t free_space(ConnId conn) const = 0;
   // Largest free_space conn can ever have; used for window-scale choice and SWS avoidance.
   virtual std::size_t capacity(ConnId conn) const = 0;
+  // Received bytes the store still keeps for conn (not yet taken by the application).
+  // With application-controlled ACKs the engine acknowledges only what is no longer held.
+  virtual std::size_t held(ConnId conn) const = 0;
   // The connection is gone: drop whatever it had.
   virtual void release(ConnId conn) = 0;
 };

@@ -53,18 +53,15 @@ ByteRing& StreamBuffers::ring(std::unique_ptr<ByteRing>& r, std::size_t cap) {
   return *r;
 }
 
-void StreamBuffers::release(ConnId conn) {
+void StreamBuffers::drop(ConnId conn, bool rx) {
   if (conn >= slots_.size()) {
     return;
   }
-  Slot& s = slots_[conn];
-  if (s.rx) {
-    allocated_ -= s.rx->capacity();
+  std::unique_ptr<ByteRing>& ring = rx ? slots_[conn].rx : slots_[conn].tx;
+  if (ring) {
+    allocated_ -= ring->capacity();
+    ring.reset();
   }
-  if (s.tx) {
-    allocated_ -= s.tx->capacity();
-  }
-  s = Slot{};
 }
 
 std::size_t StreamBuffers::read(ConnId conn, wire::MutableByteSpan out) {

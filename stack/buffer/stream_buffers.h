@@ -53,7 +53,8 @@ class StreamBuffers {
     std::size_t append(ConnId conn, wire::ByteSpan data) override;
     std::size_t free_space(ConnId conn) const override;
     std::size_t capacity(ConnId) const override { return b_.rx_cap_; }
-    void release(ConnId conn) override { b_.release(conn); }
+    std::size_t held(ConnId conn) const override { return b_.readable(conn); }
+    void release(ConnId conn) override { b_.drop(conn, /*rx=*/true); }
 
    private:
     StreamBuffers& b_;
@@ -65,7 +66,7 @@ class StreamBuffers {
     std::size_t free_space(ConnId conn) const override;
     std::size_t copy(ConnId conn, std::size_t offset, wire::MutableByteSpan dst) const override;
     void consume(ConnId conn, std::size_t n) override;
-    void release(ConnId conn) override { b_.release(conn); }
+    void release(ConnId conn) override { b_.drop(conn, /*rx=*/false); }
 
    private:
     StreamBuffers& b_;
@@ -74,7 +75,7 @@ class StreamBuffers {
   Slot& slot(ConnId conn);
   const Slot* find(ConnId conn) const;
   ByteRing& ring(std::unique_ptr<ByteRing>& r, std::size_t cap);
-  void release(ConnId conn);
+  void drop(ConnId conn, bool rx);
 
   std::size_t rx_cap_;
   std::size_t tx_cap_;

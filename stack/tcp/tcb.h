@@ -58,6 +58,7 @@ inline constexpr std::uint32_t kAccepted = 1u << 18;     // taken by accept()
 inline constexpr std::uint32_t kEventDone = 1u << 19;    // kClosed event already queued
 inline constexpr std::uint32_t kSynFromCookie = 1u << 20;
 inline constexpr std::uint32_t kInAcceptQueue = 1u << 21;
+inline constexpr std::uint32_t kAppAck = 1u << 22;       // ACKs follow the application (XTCP)
 }  // namespace tcb_flag
 
 struct Tcb {
@@ -86,6 +87,9 @@ struct Tcb {
 
   // Receive sequence space. rcv_adv is the right edge we have advertised; it never moves left.
   SeqNum irs, rcv_nxt, rcv_adv, last_ack_sent;
+  // With application-controlled ACKs (kAppAck): the highest sequence number ACKed so far;
+  // [rcv_ack, rcv_nxt) was received and stored but the application has not released it.
+  SeqNum rcv_ack;
 
   // RFC 7323: ts_recent is the peer's latest valid TSval; ts_offset randomizes our clock.
   std::uint32_t ts_recent = 0;

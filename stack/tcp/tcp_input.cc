@@ -152,6 +152,10 @@ void TcpLayer::listen_input(Listener& l, std::uint16_t port, const Segment& seg,
   tcb.irs = seg.seq;
   tcb.rcv_nxt = seg.seq + 1;
   tcb.rcv_adv = tcb.rcv_nxt;
+  if (l.options.app_ack) {
+    tcb.set(tcb_flag::kAppAck);  // XTCP: ACKs follow the application
+    tcb.rcv_ack = tcb.rcv_nxt;
+  }
   tcb.iss = iss != nullptr ? *iss : isn_.isn(seg.key, clock_.now());
   tcb.snd_una = tcb.snd_nxt = tcb.snd_max = tcb.iss;
   tcb.snd_end = tcb.iss + 1;
@@ -229,6 +233,10 @@ std::int64_t TcpLayer::open_from_cookie(std::uint16_t port, Listener& l, const S
   // The right edge our cookie SYN-ACK advertised (see send_cookie_synack): without it the
   // window would be zero and data on this ACK and the next segments would be cut away.
   tcb.rcv_adv = tcb.rcv_nxt + static_cast<std::uint32_t>(std::min<std::size_t>(65535, rx_.capacity(0)));
+  if (l.options.app_ack) {
+    tcb.set(tcb_flag::kAppAck);  // XTCP: ACKs follow the application
+    tcb.rcv_ack = tcb.rcv_nxt;
+  }
   tcb.iss = seg.ack - 1;
   tcb.snd_una = tcb.iss;
   tcb.snd_nxt = tcb.snd_max = tcb.iss + 1;
@@ -339,6 +347,18 @@ bool TcpLayer::check_sequence(ConnId conn, Tcb& tcb, const Segment& seg) {
     } else if (seg.has(kSyn)) {
       // RFC 5961 4.2: a SYN gets a (rate-limited) challenge ACK whatever its sequence number.
       send_challenge_ack(conn, tcb);
+    } else if (tcb.has(tcb_flag::kAppAck) && seg.seq_len > 0 && seg.end() <= tcb.rcv_nxt &&
+               seg.end() > tcb.rcv_ack) {
+      // XTCP: a retransmission of data the application holds and has not answered yet. Its
+      // ACK will ride on the answer; ACKing the old point now would only be a duplicate.
+      ++stats_.held_duplicates;
+    } else if (tcb.has(tcb_flag::kAppAck) && seg.seq_len > 0 && tcb.snd_max > tcb.snd_una &&
+               tcb.snd_una > tcb.iss) {
+      // XTCP (seed Figs. 5c, 6e): the request was answered but the answer was lost; the
+      // client retransmits the request. Resend the cached answer with the ACK, without
+      // waking the application.
+      ++stats_.answers_from_cache;
+      retransmit_first(conn, tcb);
     } else {
       tcb.set(tcb_flag::kAckNow);
       send_ack(conn, tcb);
@@ -835,6 +855,14 @@ void TcpLayer::process_data(ConnId conn, Tcb& tcb, Segment& seg) {
     process_fin(conn, tcb, seg);
     return;
   }
+  if (tcb.has(tcb_flag::kAppAck)) {
+    // XTCP: in-order data is ACKed when the application releases it (or at its deadline).
+    if (!all_taken) {
+      tcb.set(tcb_flag::kAckNow);  // tell the peer the window is full
+    }
+    arm_ack_deadline(tcb);
+    return;
+  }
   if (filled_gap || !tcb.has(tcb_flag::kDelayedAck) || !all_taken) {
     tcb.set(tcb_flag::kAckNow);
     return;
@@ -849,7 +877,12 @@ void TcpLayer::process_data(ConnId conn, Tcb& tcb, Segment& seg) {
 
 void TcpLayer::process_fin(ConnId conn, Tcb& tcb, const Segment& /*seg*/) {
   tcb.rcv_nxt += 1;
-  tcb.set(tcb_flag::kPeerFin | tcb_flag::kAckNow);
+  tcb.set(tcb_flag::kPeerFin);
+  // The FIN is ACKed now, except (XTCP) while the application still holds data before it:
+  // then the ACK of data and FIN comes with the application's release.
+  if (!tcb.has(tcb_flag::kAppAck) || refresh_app_ack(conn, tcb)) {
+    tcb.set(tcb_flag::kAckNow);
+  }
   if (tcb.has(tcb_flag::kAppOwned)) {
     emit(TcpEventType::kPeerClosed, conn);
   }

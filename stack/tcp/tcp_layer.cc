@@ -249,6 +249,12 @@ void TcpLayer::connection_done(ConnId conn, Tcb& tcb, int error) {
   if (mapped && *mapped == conn) {
     flows_.erase(tcb.key);
   }
+  if (error != 0) {
+    // Seed Fig. 6h: a connection that is down purges what it still had to send at once;
+    // received bytes stay readable until the application closes it.
+    tx_.release(conn);
+    tcb.snd_end = tcb.snd_una;
+  }
   if (tcb.has(tcb_flag::kAppOwned) && !tcb.has(tcb_flag::kAppClosed)) {
     if (!tcb.has(tcb_flag::kEventDone)) {
       tcb.set(tcb_flag::kEventDone);
@@ -280,11 +286,13 @@ void TcpLayer::enter_time_wait(ConnId conn, Tcb& tcb) {
 
 // ---- application calls -------------------------------------------------------------------
 
-int TcpLayer::listen(std::uint16_t port) {
-  if (port == 0) {
+int TcpLayer::listen(std::uint16_t port, const ListenOptions& options) {
+  if (port == 0 || options.ack_deadline < 0) {
     return -EINVAL;
   }
-  if (!listeners_.emplace(port, Listener{}).second) {
+  Listener l;
+  l.options = options;
+  if (!listeners_.emplace(port, l).second) {
     return -EADDRINUSE;
   }
   return 0;
@@ -336,7 +344,7 @@ std::int64_t TcpLayer::accept(std::uint16_t port) {
       continue;
     }
     tcb.set(tcb_flag::kAppOwned | tcb_flag::kAccepted);
-    if (rx_.free_space(conn) < rx_.capacity(conn) || tcb.has(tcb_flag::kPeerFin)) {
+    if (rx_.held(conn) > 0 || tcb.has(tcb_flag::kPeerFin)) {
       tcb.set(tcb_flag::kReadableQueued);
       emit(TcpEventType::kReadable, conn);
     }
@@ -424,14 +432,30 @@ std::int64_t TcpLayer::send(ConnId conn, wire::ByteSpan data) {
     tcb->set(tcb_flag::kWritableWanted);
   }
   if (tcb->synchronized()) {
+    // XTCP: what the application released is ACKed by this very segment (the ACK rides
+    // on the answer); if nothing can go out now, the ACK goes alone.
+    const bool ack_moved = refresh_app_ack(conn, *tcb);
     output(conn, *tcb);
+    if (ack_moved && tcb->last_ack_sent != ack_point(*tcb)) {
+      send_ack(conn, *tcb);
+    }
   }
   return static_cast<std::int64_t>(n);
 }
 
 void TcpLayer::consumed(ConnId conn) {
   Tcb* tcb = lookup(conn);
-  if (tcb == nullptr || !tcb->synchronized() || tcb->has(tcb_flag::kPeerFin)) {
+  if (tcb == nullptr || !tcb->synchronized()) {
+    return;
+  }
+  if (tcb->has(tcb_flag::kAppAck)) {
+    if (refresh_app_ack(conn, *tcb)) {
+      send_ack(conn, *tcb);  // an ACK without an answer (xtcp_send with len 0)
+      rearm(conn, *tcb);
+    }
+    return;
+  }
+  if (tcb->has(tcb_flag::kPeerFin)) {
     return;
   }
   tcb->clear(tcb_flag::kReadableQueued);
@@ -489,7 +513,7 @@ int TcpLayer::close(ConnId conn) {
     return 0;
   }
   // RFC 2525 2.17: closing with unread data aborts, so the peer learns data was lost.
-  if (rx_.free_space(conn) < rx_.capacity(conn)) {
+  if (rx_.held(conn) > 0) {
     return abort(conn);
   }
   const int rc = shutdown(conn);
@@ -622,6 +646,10 @@ void TcpLayer::on_timer(ConnId conn) {
   const Tick now = now_tick();
   if (tcb->delack_at != 0 && tick_before_eq(tcb->delack_at, now)) {
     tcb->delack_at = 0;
+    if (tcb->has(tcb_flag::kAppAck) && tcb->rcv_ack != tcb->rcv_nxt) {
+      tcb->rcv_ack = tcb->rcv_nxt;  // the application's ACK deadline passed: ACK anyway
+      ++stats_.ack_deadlines;
+    }
     send_ack(conn, *tcb);
   }
   if (tcb->rto_at != 0 && tick_before_eq(tcb->rto_at, now)) {

@@ -73,7 +73,10 @@ namespace xtcp {
   X(time_wait_entered)                                                                      \
   X(time_wait_reused)    /* new SYN accepted on a TIME-WAIT 4-tuple (RFC 6191) */           \
   X(icmp_errors)                                                                            \
-  X(conn_resets)         /* connections ended by a peer RST */
+  X(conn_resets)         /* connections ended by a peer RST */                            \
+  X(answers_from_cache)  /* retransmitted request answered with the cached answer (XTCP) */ \
+  X(held_duplicates)     /* retransmitted data the application holds unacknowledged */     \
+  X(ack_deadlines)       /* ACKs sent because the application's ACK deadline passed */
 
 struct TcpStats {
 #define XTCP_TCP_STAT_FIELD(name) std::uint64_t name = 0;
@@ -117,6 +120,16 @@ struct ConnInfo {
   std::uint32_t ssthresh;
 };
 
+struct ListenOptions {
+  // XTCP: data received on this listener's connections is ACKed only once the application
+  // has released it from the RxStore; the ACK rides on the answer (send()) or goes alone
+  // (consumed()). Otherwise classic delayed ACKs.
+  bool app_ack = false;
+  // With app_ack: ACK whatever was received anyway once it has waited this long (0: never),
+  // so a slow answer does not make clients retransmit.
+  TimeNs ack_deadline = 0;
+};
+
 class TcpLayer final : public IpUpperLayer {
  public:
   TcpLayer(const TcpConfig& config, Ipv4Layer& ip, const Clock& clock, RxStore& rx, TxStore& tx);
@@ -125,15 +138,17 @@ class TcpLayer final : public IpUpperLayer {
   TcpLayer& operator=(const TcpLayer&) = delete;
 
   // Application side. Errors are negative errno values.
-  int listen(std::uint16_t port);
+  int listen(std::uint16_t port, const ListenOptions& options = {});
   int unlisten(std::uint16_t port);
   // A connection from the accept queue of port, or -EAGAIN.
   std::int64_t accept(std::uint16_t port);
   std::int64_t connect(std::uint32_t remote_addr, std::uint16_t remote_port,
                        std::uint16_t local_port = 0);
   // Queues bytes; returns how many were taken (0 when the TxStore is full), or -errno.
+  // With application-controlled ACKs the segment also ACKs what the application released.
   std::int64_t send(ConnId conn, wire::ByteSpan data);
-  // The application took bytes out of the RxStore: the window may open.
+  // The application took bytes out of the RxStore: the window may open, and with
+  // application-controlled ACKs the released bytes are ACKed now.
   void consumed(ConnId conn);
   // Sends FIN after queued data; the handle stays valid until the application close()s.
   int shutdown(ConnId conn);
@@ -170,6 +185,7 @@ class TcpLayer final : public IpUpperLayer {
     ConnId accept_tail = kNoConn;
     std::uint32_t accept_len = 0;
     std::uint32_t syn_received = 0;
+    ListenOptions options;
   };
   // Parts of a connection that only some connections need, kept out of the Tcb.
   struct Extra {
@@ -243,6 +259,9 @@ class TcpLayer final : public IpUpperLayer {
                 wire::ByteSpan payload, ConnId conn_for_payload, std::size_t tx_offset,
                 std::size_t len);
   std::uint16_t window_to_advertise(ConnId conn, Tcb& tcb);
+  SeqNum ack_point(const Tcb& tcb) const;
+  bool refresh_app_ack(ConnId conn, Tcb& tcb);
+  void arm_ack_deadline(Tcb& tcb);
   std::uint32_t receive_window(ConnId conn, const Tcb& tcb) const;
   void fill_ack_options(ConnId conn, Tcb& tcb, wire::TcpOptions* opts);
   std::uint32_t payload_room(ConnId conn, Tcb& tcb);

@@ -39,12 +39,49 @@ std::uint32_t TcpLayer::receive_window(ConnId conn, const Tcb& tcb) const {
   return static_cast<std::uint32_t>(std::min(rx_.free_space(conn), limit));
 }
 
-// The window field for an outgoing segment. The right edge never moves left (RFC 9293
-// 3.8.6.2.2 SHOULD NOT shrink), and grows only by useful amounts (receiver SWS avoidance).
+SeqNum TcpLayer::ack_point(const Tcb& tcb) const {
+  return tcb.has(tcb_flag::kAppAck) ? tcb.rcv_ack : tcb.rcv_nxt;
+}
+
+// XTCP (application-controlled ACKs): ACK everything the application no longer holds in
+// the RxStore, and the FIN once all data before it is released. Returns true if it moved.
+bool TcpLayer::refresh_app_ack(ConnId conn, Tcb& tcb) {
+  if (!tcb.has(tcb_flag::kAppAck)) {
+    return false;
+  }
+  const std::size_t held = rx_.held(conn);
+  const SeqNum data_end = tcb.rcv_nxt - (tcb.has(tcb_flag::kPeerFin) ? 1u : 0u);
+  const SeqNum target = held == 0 ? tcb.rcv_nxt : data_end - static_cast<std::uint32_t>(held);
+  if (!(target > tcb.rcv_ack)) {
+    return false;
+  }
+  tcb.rcv_ack = target;
+  if (tcb.rcv_ack == tcb.rcv_nxt) {
+    tcb.delack_at = 0;  // nothing waits for the ACK deadline any more
+  }
+  return true;
+}
+
+void TcpLayer::arm_ack_deadline(Tcb& tcb) {
+  if (tcb.delack_at != 0 || tcb.rcv_ack == tcb.rcv_nxt) {
+    return;
+  }
+  auto it = listeners_.find(tcb.listen_port);
+  if (it != listeners_.end() && it->second.options.ack_deadline > 0) {
+    tcb.delack_at = deadline_tick(it->second.options.ack_deadline);
+  }
+}
+
+// The window field for an outgoing segment, relative to the ACK it carries. The right edge
+// never moves left (RFC 9293 3.8.6.2.2 SHOULD NOT shrink), and grows only by useful amounts
+// (receiver SWS avoidance). Bytes held unacknowledged (XTCP) lie inside the window the peer
+// sees, so the edge is rcv_nxt plus the store's free space either way: the window tells the
+// truth about the space.
 std::uint16_t TcpLayer::window_to_advertise(ConnId conn, Tcb& tcb) {
   const std::uint32_t scale = 1u << tcb.rcv_wscale;
-  const std::uint32_t old = tcb.rcv_adv > tcb.rcv_nxt ? static_cast<std::uint32_t>(tcb.rcv_adv - tcb.rcv_nxt) : 0;
-  std::uint32_t wnd = receive_window(conn, tcb);
+  const SeqNum base = ack_point(tcb);
+  const std::uint32_t old = tcb.rcv_adv > base ? static_cast<std::uint32_t>(tcb.rcv_adv - base) : 0;
+  std::uint32_t wnd = receive_window(conn, tcb) + static_cast<std::uint32_t>(tcb.rcv_nxt - base);
   const std::uint32_t sws = std::min<std::uint32_t>(static_cast<std::uint32_t>(rx_.capacity(conn) / 2), tcb.snd_mss);
   if (wnd > old && wnd - old < sws && wnd < rx_.capacity(conn)) {
     wnd = old;
@@ -59,7 +96,7 @@ std::uint16_t TcpLayer::window_to_advertise(ConnId conn, Tcb& tcb) {
     field = (old + scale - 1) / scale;  // keep the old edge, rounded up to the scale
   }
   field = std::min<std::uint32_t>(field, 65535);
-  const SeqNum edge = tcb.rcv_nxt + field * scale;
+  const SeqNum edge = base + field * scale;
   if (edge > tcb.rcv_adv) {
     tcb.rcv_adv = edge;
   }
@@ -115,7 +152,7 @@ bool TcpLayer::send_data_segment(ConnId conn, Tcb& tcb, SeqNum seq, std::uint32_
   f.src_port = tcb.key.local_port;
   f.dst_port = tcb.key.remote_port;
   f.seq = seq;
-  f.ack = tcb.rcv_nxt;
+  f.ack = ack_point(tcb);
   f.flags = static_cast<std::uint8_t>(kAck | (fin ? kFin : 0));
   const SeqNum data_end = seq + len;
   if (len > 0 && data_end == tcb.snd_end) {
@@ -127,7 +164,7 @@ bool TcpLayer::send_data_segment(ConnId conn, Tcb& tcb, SeqNum seq, std::uint32_
   const SeqNum oldest = seq_max(tcb.snd_una, tcb.iss + 1);
   const auto offset = static_cast<std::size_t>(seq - oldest);
   transmit(tcb.key, f, o, {}, conn, offset, len);
-  tcb.last_ack_sent = tcb.rcv_nxt;
+  tcb.last_ack_sent = ack_point(tcb);
   tcb.delack_at = 0;
   tcb.unacked_segments = 0;
   tcb.clear(tcb_flag::kAckNow);
@@ -258,13 +295,13 @@ void TcpLayer::send_control(ConnId conn, Tcb& tcb, SeqNum seq, std::uint8_t flag
   f.src_port = tcb.key.local_port;
   f.dst_port = tcb.key.remote_port;
   f.seq = seq;
-  f.ack = tcb.rcv_nxt;
+  f.ack = ack_point(tcb);
   f.flags = flags;
   f.window = window_to_advertise(conn, tcb);
   wire::TcpOptions o;
   fill_ack_options(conn, tcb, &o);
   transmit(tcb.key, f, o, {}, kNoConn, 0, 0);
-  tcb.last_ack_sent = tcb.rcv_nxt;
+  tcb.last_ack_sent = ack_point(tcb);
 }
 
 // The sequence number of a segment without data (ACK, RST). RFC 9293's <SEQ=SND.NXT> is our

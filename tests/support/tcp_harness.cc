@@ -282,7 +282,7 @@ Seg TcpHarness::with_ts(Seg s) {
 }
 
 ConnId TcpHarness::establish_passive(const wire::TcpOptions& peer_opts, std::uint16_t peer_window) {
-  EXPECT_EQ(tcp().listen(kServerPort), 0);
+  EXPECT_EQ(tcp().listen(kServerPort, listen_options), 0);
   peer_uses_ts = peer_opts.has_timestamp;
   peer_ts = peer_opts.ts_val;
   Seg syn;

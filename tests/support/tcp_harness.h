@@ -130,6 +130,8 @@ class TcpHarness {
   // Ports of the connection under test; establish_active switches them.
   std::uint16_t stack_port = kServerPort;
   std::uint16_t peer_port = kPeerPort;
+  // Options of the listener establish_passive() opens (e.g. application-controlled ACKs).
+  ListenOptions listen_options;
 
   void inject(const Seg& seg);
   void inject_raw(std::vector<std::byte> ip_packet);
