@@ -1,0 +1,163 @@
+/* xtcp.h: the XTCP API (seed WO 02/091709, Figure 4) over the xtcp user-space TCP stack.
+ *
+ * A connection pool owns one shared receive buffer of buffer_pool_size bytes used by all its
+ * connections; connection groups are bound to a port and all their connections share ONE
+ * pollable descriptor; answers of all pools wait in one shared transmit cache until the
+ * client ACKs them. Received data is not ACKed until the application says so with the
+ * `ackd` argument of xtcp_send: the ACK rides on the answer.
+ *
+ * Every call returns a negative errno value on error (-EBADF, -EINVAL, -EAGAIN, -ENOMEM,
+ * -ECONNRESET, ...); docs/api.md lists them per call. Threading: one pool set is driven by
+ * one thread (xtcp_select); calls from other threads are not synchronized.
+ *
+ * The Figure 4 calls act on the default pool made by xtcp_initialize; the xtcp_pool_*
+ * variants take an explicit pool handle from xtcp_pool_create.
+ */
+#ifndef XTCP_XTCP_H
+#define XTCP_XTCP_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/time.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- configuration of the link (before the first pool is made) ---------------------- */
+
+struct xtcp_config {
+  const char* tun_name;        /* TUN device to create or attach ("xtcp0" if NULL) */
+  const char* local_addr;      /* the stack's IPv4 address, dotted quad (required) */
+  const char* kernel_addr;     /* optional "ADDR/PREFIX" given to the kernel side of the TUN */
+  const char* pcap_path;       /* optional: mirror all traffic to this pcap file */
+  uint32_t mtu;                /* 0: 1500 */
+  uint32_t max_connections;    /* 0: 1,048,576 */
+  size_t tx_cache_size;        /* shared transmit cache for all pools; 0: 64 MiB */
+};
+/* Sets the link used by every pool; must precede xtcp_initialize / xtcp_pool_create.
+ * Returns 0, -EINVAL (bad address or name), -EALREADY (already running). */
+int xtcp_configure(const struct xtcp_config* config);
+
+/* ---- Figure 4 ------------------------------------------------------------------------ */
+
+/* Creates the default connection pool with a shared receive buffer of buffer_pool_size
+ * bytes (opening the link on first use). 0 or -EALREADY, -EINVAL, -ENOMEM, -ENODEV. */
+int xtcp_initialize(size_t buffer_pool_size);
+/* Closes every group and connection of every pool (RST to open connections), closes the
+ * link. 0 or -EINVAL (not initialized). */
+int xtcp_finalize(void);
+
+/* Opens a group bound to port: domain PF_INET, type SOCK_STREAM, protocol 0. Returns a
+ * positive group descriptor, or -EAFNOSUPPORT, -EPROTONOSUPPORT, -EINVAL, -EADDRINUSE. */
+int xtcp_open_group(int domain, int type, int protocol, uint16_t port);
+/* Closes the group: its connections are reset, its port closed. 0 or -EBADF. */
+int xtcp_close_group(int gd);
+
+/* Accepts a pending connection into group gd: a positive connection descriptor, or
+ * -EAGAIN (none pending), -EBADF. */
+int xtcp_accept(int gd);
+/* The client's address and port. 0, -EBADF (unknown gd/cd or cd of another group),
+ * -EINVAL (sa NULL). */
+int xtcp_pars(int gd, int cd, struct sockaddr_in* sa);
+/* Orderly close (FIN after queued answers). 0 or -EBADF (also on a second close). */
+int xtcp_close(int gd, int cd);
+
+/* Non-blocking: returns bytes of ONE connection of the group (its descriptor in *cd),
+ * starting with any bytes delivered before but not acknowledged; connections with data are
+ * served round-robin. -EAGAIN when no connection has data, -EINVAL (NULL cd or buf, or a
+ * framed group whose next message does not fit len: -EMSGSIZE), -EBADF, and for a
+ * connection that ended: 0 with *cd set (orderly end) or -ECONNRESET / -ETIMEDOUT with *cd
+ * set; then call xtcp_close(gd, *cd). */
+int xtcp_recv(int gd, int* cd, void* buf, size_t len);
+/* Acknowledges ackd bytes of what the last xtcp_recv delivered on cd (the rest will be
+ * delivered again first), and queues len bytes of answer; the ACK rides on the answer, or
+ * goes alone when len is 0. Returns bytes queued (possibly fewer than len when the transmit
+ * cache is full), or -EINVAL (ackd > delivered, buf NULL with len > 0), -EBADF, -EPIPE
+ * (connection closed for sending), -ECONNRESET, -ETIMEDOUT. */
+int xtcp_send(int gd, int cd, size_t ackd, const void* buf, size_t len);
+
+#define XTCP_SETSIZE 1024
+typedef struct xtcp_set {
+  uint64_t bits[XTCP_SETSIZE / 64];
+} xtcp_set;
+void XTCP_ZERO(xtcp_set* set);
+void XTCP_CLR(int gd, xtcp_set* set);
+void XTCP_SET(int gd, xtcp_set* set);
+int XTCP_ISSET(int gd, const xtcp_set* set);
+
+/* Drives the stack (reads the link, fires timers) until one of the groups below n in
+ * readgds has data or one in acceptgds has a pending connection, or the timeout passes
+ * (NULL: wait indefinitely; {0,0}: poll). On return the sets hold only the ready groups.
+ * Returns the number of ready groups, 0 on timeout, or -EINVAL / -EBADF. */
+int xtcp_select(int n, xtcp_set* readgds, xtcp_set* acceptgds, struct timeval* timeout);
+
+/* ---- beyond Figure 4 ----------------------------------------------------------------- */
+
+/* The group's pollable descriptor (an eventfd): readable while the group has data or
+ * pending connections, so a group can sit in the application's own epoll set. Driving the
+ * stack is still xtcp_select's (or xtcp_poll's) job. -EBADF. */
+int xtcp_group_fd(int gd);
+/* Drives the stack once without blocking (for applications that use their own epoll on
+ * xtcp_link_fd and the group descriptors). Returns packets processed, or -EINVAL. */
+int xtcp_poll(void);
+/* The link's descriptor (the TUN device), for the application's epoll set. */
+int xtcp_link_fd(void);
+
+/* Active open from group gd's port range to addr:port; the connection joins gd. Returns a
+ * connection descriptor (usable once xtcp_recv/xtcp_send stop returning -ENOTCONN), or
+ * -EINVAL, -EBADF, -EADDRNOTAVAIL, -ENOMEM. */
+int xtcp_connect(int gd, const struct sockaddr_in* addr);
+
+/* Per-group options (xtcp_setopt/xtcp_getopt). */
+enum xtcp_option {
+  XTCP_OPT_ACK_MODE = 1,        /* XTCP_ACK_APPLICATION (default) or XTCP_ACK_AUTO */
+  XTCP_OPT_ACK_DEADLINE_MS = 2, /* ACK anyway after this many ms (0: never; default 0) */
+  XTCP_OPT_FRAMING = 3,         /* XTCP_FRAME_NONE (default), _U16BE, _U32BE, _DELIMITER */
+  XTCP_OPT_DELIMITER = 4,       /* the delimiter byte for XTCP_FRAME_DELIMITER ('\n') */
+  XTCP_OPT_MAX_MESSAGE = 5,     /* largest framed message; bigger ones reset the connection */
+  XTCP_OPT_ACCEPT_TIMEOUT_MS = 6, /* refuse connections not accepted in time (default 5000) */
+};
+enum { XTCP_ACK_APPLICATION = 0, XTCP_ACK_AUTO = 1 };
+enum { XTCP_FRAME_NONE = 0, XTCP_FRAME_U16BE = 1, XTCP_FRAME_U32BE = 2, XTCP_FRAME_DELIMITER = 3 };
+/* Options apply to connections accepted after the call. 0, -EBADF, -EINVAL. */
+int xtcp_setopt(int gd, int option, int64_t value);
+int xtcp_getopt(int gd, int option, int64_t* value);
+
+/* ---- several pools ------------------------------------------------------------------- */
+
+typedef struct xtcp_pool xtcp_pool;
+/* A pool with its own shared receive buffer; NULL with *err set on failure. */
+xtcp_pool* xtcp_pool_create(size_t buffer_pool_size, int* err);
+int xtcp_pool_destroy(xtcp_pool* pool);
+xtcp_pool* xtcp_default_pool(void);
+int xtcp_pool_open_group(xtcp_pool* pool, int domain, int type, int protocol, uint16_t port);
+/* Group descriptors are unique across pools, so the per-group calls above serve every
+ * pool; these name the pool explicitly and check the group belongs to it. */
+int xtcp_pool_accept(xtcp_pool* pool, int gd);
+int xtcp_pool_recv(xtcp_pool* pool, int gd, int* cd, void* buf, size_t len);
+int xtcp_pool_send(xtcp_pool* pool, int gd, int cd, size_t ackd, const void* buf, size_t len);
+int xtcp_pool_close(xtcp_pool* pool, int gd, int cd);
+
+struct xtcp_pool_stats {
+  uint64_t connections;          /* open connections of the pool */
+  uint64_t groups;
+  uint64_t rx_buffer_size;       /* buffer_pool_size */
+  uint64_t rx_buffer_used;       /* bytes received and not yet acknowledged */
+  uint64_t rx_bytes;             /* bytes received in total */
+  uint64_t rx_dropped_full;      /* payload bytes dropped because the buffer was full */
+  uint64_t tx_cache_size;        /* the shared transmit cache (all pools) */
+  uint64_t tx_cache_used;        /* answers waiting for the client's ACK (all pools) */
+  uint64_t acks_on_answers;      /* ACKs that rode on an answer */
+  uint64_t acks_alone;           /* ACKs sent without data (len 0, deadline, window) */
+  uint64_t answers_from_cache;   /* retransmitted requests answered from the cache */
+  uint64_t accept_timeouts;      /* connections refused because nobody accepted them */
+};
+int xtcp_pool_stats(const xtcp_pool* pool, struct xtcp_pool_stats* out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* XTCP_XTCP_H */
