@@ -1,0 +1,105 @@
+// The instant-messaging backend behind NetPDU transports (protocol in docs/netpdu.md): each
+// front-end transport carries many client sessions; request lines arrive in DATA TLPDUs and
+// answers, messages and presence notifications leave as TLPDUs on the right session.
+//
+//   front end --TLPDUs--> Endpoint --sink--> session line buffer --> LOGIN/MSG/LIST/LOGOUT
+//   answer (flag kAnswer) --> same session;  FROM / PRESENCE --> target sessions, any transport
+//
+// Backpressure: a transport whose answers cannot be queued stops being read (kRetryLater);
+// a message to a congested target transport is refused with "ERR busy", never buffered.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "netpdu/endpoint.h"
+
+namespace xtcp::netpdu {
+
+struct ImBackendConfig {
+  EndpointConfig endpoint;
+  std::size_t max_line = 4096;   // longer request lines end the session
+  std::size_t list_limit = 100;  // names shown by LIST
+};
+
+struct ImBackendStats {
+  std::uint64_t requests = 0;
+  std::uint64_t messages = 0;           // FROM delivered
+  std::uint64_t presence_sent = 0;
+  std::uint64_t presence_dropped = 0;   // target transport congested
+  std::uint64_t busy_refusals = 0;      // MSG refused with ERR busy
+  std::uint64_t transports_failed = 0;
+};
+
+class ImBackend {
+ public:
+  ImBackend(const ImBackendConfig& config, const Clock& clock);
+  ~ImBackend();
+  ImBackend(const ImBackend&) = delete;
+  ImBackend& operator=(const ImBackend&) = delete;
+
+  // Adopts a handshaken front-end transport.
+  void add_transport(const Transport& t);
+  void handle(int fd, short revents);
+  // Latency bounds, resumes, retiring closed/failed transports (their users log out).
+  void poll_timers();
+  void pollfds(std::vector<pollfd>* out) const;
+  TimeNs next_deadline() const;
+
+  std::size_t transports() const { return conns_.size(); }
+  std::size_t logged_in() const { return users_.size(); }
+  std::vector<std::string> take_log() { return std::exchange(log_, {}); }
+  const ImBackendStats& stats() const { return stats_; }
+
+ private:
+  struct Session {
+    std::string name;  // empty until LOGIN
+    std::string buf;   // bytes not yet forming a complete line
+    std::uint32_t rx_seq = 0;
+    std::uint32_t tx_seq = 0;
+    bool closing = false;  // we sent CLOSE; waiting for the front end's
+  };
+  struct Conn {
+    std::uint32_t id = 0;
+    std::unique_ptr<Endpoint> ep;
+    std::unordered_map<std::uint64_t, Session> sessions;
+    bool stalled = false;  // stalled_session has complete lines waiting for room
+    std::uint64_t stalled_session = 0;
+  };
+  struct UserRef {
+    std::uint32_t conn;
+    std::uint64_t session;
+  };
+
+  Verdict on_tlpdu(Conn& c, const Tlpdu& t);
+  bool has_room(const Conn& c) const;
+  void process_lines(Conn& c, std::uint64_t sid, Session& s);
+  void handle_line(Conn& c, std::uint64_t sid, Session& s, std::string_view line);
+  int send(Conn& c, std::uint64_t sid, Session& s, TlpduType type, std::uint8_t flags, std::string text);
+  void answer(Conn& c, std::uint64_t sid, Session& s, std::string text);
+  void broadcast_presence(const std::string& name, bool online);
+  void logout(Session& s);
+  void end_session(Conn& c, std::uint64_t sid, Session& s, const std::string& why);
+  void retire(std::uint32_t id);
+
+  ImBackendConfig config_;
+  const Clock& clock_;
+  std::uint32_t next_conn_ = 1;
+  std::unordered_map<std::uint32_t, std::unique_ptr<Conn>> conns_;
+  std::unordered_map<int, std::uint32_t> fd_conn_;
+  std::map<std::string, UserRef> users_;  // ordered: LIST shows names sorted
+  std::vector<std::string> log_;
+  ImBackendStats stats_;
+};
+
+// True for 1..32 characters of [A-Za-z0-9_.-].
+bool valid_im_name(std::string_view name);
+
+}  // namespace xtcp::netpdu
