@@ -40,8 +40,11 @@ def time(mode, v=0):
     return bytes([4, mode]) + struct.pack(">H", v)
 
 
-def app(kind, handle=0, arg=0):
-    return bytes([5, kind, handle]) + struct.pack(">H", arg)
+def app(kind, handle=0, arg=0, high=False):
+    # kind % 11 picks the call; bit 7 set: send up to 65535 bytes (else arg % 4096), or read
+    # without consumed().
+    k = next(b for b in range(256) if b % 11 == kind and bool(b & 0x80) == high)
+    return bytes([5, k, handle]) + struct.pack(">H", arg)
 
 
 def icmp(flow, kind, mtu=0, seq=0):
@@ -108,6 +111,19 @@ SEEDS = {
     "fill_window": bytes([0]) + b"".join(aimed(C0, ACK, seq=i * 1460, payload=1460, ts=True)
                                          for i in range(5))
     + app(READ, H["c0"]) + time(NEXT),
+    # Simultaneous close on c0: our FIN, the peer's FIN not acknowledging it (CLOSING),
+    # then the ACK (TIME-WAIT).
+    "simultaneous_close": bytes([0]) + app(SHUTDOWN, H["c0"]) + aimed(C0, FIN | ACK, ts=True)
+    + aimed(C0, ACK, ack_nxt=True, ts=True) + time(NEXT),
+    # SACK loss recovery on c0: 8000 bytes in flight, the peer SACKs all but the first two
+    # segments: the first is resent at once (RFC 6675 IsLost), then the second hole.
+    "sack_recovery": bytes([0x06]) + app(SEND, H["c0"], 8000, high=True)
+    + aimed(C0, ACK, ts=True, sack=[(2896, 5104)])
+    + aimed(C0, ACK, ts=True, sack=[(2896, 5104)]) + aimed(C0, ACK, ack=1448, ts=True,
+                                                           sack=[(1448, 3656)]),
+    # Simultaneous open: the SYN-SENT connection gets a bare SYN, then the peer's SYN-ACK.
+    "simultaneous_open": bytes([0]) + aimed(SYNSENT, SYN, synopts=(0x07, 1460))
+    + aimed(SYNSENT, SYN | ACK, seq=-1, ack_nxt=True, synopts=(0x07, 1460)) + app(READ, H["c8"]),
 }
 
 
