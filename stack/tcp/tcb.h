@@ -113,6 +113,10 @@ struct Tcb {
   ConnId accept_next = kNoConn;
 
   bool synchronized() const { return state >= TcpState::kSynReceived; }
+  // Sequence number of the oldest unacknowledged data byte (what TxStore offset 0 is).
+  // "Our SYN is still unacknowledged" is snd_una == iss: an ordering test such as
+  // seq_max(snd_una, iss + 1) breaks once snd_una is 2^31 past the ISS (2 GiB sent).
+  SeqNum oldest_data() const { return snd_una == iss ? iss + 1 : snd_una; }
   bool has(std::uint32_t f) const { return (flags & f) != 0; }
   void set(std::uint32_t f) { flags |= f; }
   void clear(std::uint32_t f) { flags &= ~f; }

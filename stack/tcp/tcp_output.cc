@@ -161,7 +161,7 @@ bool TcpLayer::send_data_segment(ConnId conn, Tcb& tcb, SeqNum seq, std::uint32_
   f.window = window_to_advertise(conn, tcb);
   wire::TcpOptions o;
   fill_ack_options(conn, tcb, &o);
-  const SeqNum oldest = seq_max(tcb.snd_una, tcb.iss + 1);
+  const SeqNum oldest = tcb.oldest_data();
   const auto offset = static_cast<std::size_t>(seq - oldest);
   transmit(tcb.key, f, o, {}, conn, offset, len);
   tcb.last_ack_sent = ack_point(tcb);

@@ -1,6 +1,9 @@
 // Internet checksum: 64-bit accumulation of big-endian 16-bit words, folded at the end.
 #include "stack/wire/checksum.h"
 
+#include <bit>
+#include <cstring>
+
 namespace xtcp::wire {
 
 void Checksum::add(ByteSpan data) {
@@ -16,6 +19,32 @@ void Checksum::add(ByteSpan data) {
     ++p;
     --n;
     odd_ = false;
+  }
+  if (n >= 16) {
+    // RFC 1071 2(B): the one's complement sum does not depend on byte order, so sum
+    // native-order words in four independent accumulators (no per-word byte swap, no
+    // dependency chain), fold to 16 bits and swap that once.
+    std::uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    while (n >= 16) {
+      std::uint32_t w[4];
+      std::memcpy(w, p, sizeof w);
+      a0 += w[0];
+      a1 += w[1];
+      a2 += w[2];
+      a3 += w[3];
+      p += 16;
+      n -= 16;
+    }
+    std::uint64_t native = (a0 & 0xffffffffu) + (a0 >> 32) + (a1 & 0xffffffffu) + (a1 >> 32) +
+                           (a2 & 0xffffffffu) + (a2 >> 32) + (a3 & 0xffffffffu) + (a3 >> 32);
+    while (native >> 16) {
+      native = (native & 0xffff) + (native >> 16);
+    }
+    auto folded16 = static_cast<std::uint16_t>(native);
+    if constexpr (std::endian::native == std::endian::little) {
+      folded16 = __builtin_bswap16(folded16);
+    }
+    sum += folded16;
   }
   while (n >= 8) {
     sum += load_be32(p);
