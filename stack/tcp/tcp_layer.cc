@@ -198,6 +198,11 @@ std::size_t TcpLayer::memory_bytes() const {
 // ---- lifecycle --------------------------------------------------------------------------
 
 void TcpLayer::emit(TcpEventType type, ConnId conn, int error) {
+  // After close()/abort() the application holds no handle: its id is freed when the
+  // connection ends and may then name another one, so it gets no more events.
+  if (tcbs_[conn].has(tcb_flag::kAppClosed)) {
+    return;
+  }
   events_.push_back(TcpEvent{type, conn, tcbs_[conn].listen_port, error});
 }
 

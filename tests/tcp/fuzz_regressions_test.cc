@@ -38,7 +38,8 @@ std::vector<std::byte> frag_needed(const TcpHarness& h, std::uint32_t seq, std::
   wire::store_u8(icmp, wire::kIcmpDestUnreachable);
   wire::store_u8(icmp + 1, wire::kUnreachFragNeeded);
   wire::store_be16(icmp + 6, mtu);
-  wire::store_be16(icmp + 2, wire::internet_checksum(wire::ByteSpan(icmp, kTotal - wire::kIpv4HeaderMin)));
+  wire::store_be16(icmp + 2,
+                   wire::internet_checksum(wire::ByteSpan(icmp, kTotal - wire::kIpv4HeaderMin)));
   wire::Ipv4Fields f;
   f.total_length = static_cast<std::uint16_t>(kTotal);
   f.protocol = wire::kProtoIcmp;
@@ -74,7 +75,8 @@ TEST(FuzzRegressions, CloseInSynReceivedRetransmitsSynAckNotFinAtIss) {
 
   h.advance_to_next_deadline();
   for (const Sent& s : h.sent()) {
-    EXPECT_TRUE(s.has(kSyn) || s.rseq != 0) << "sequence number of the SYN reused: " << s.describe();
+    EXPECT_TRUE(s.has(kSyn) || s.rseq != 0)
+        << "sequence number of the SYN reused: " << s.describe();
     EXPECT_SEGMENT(s, Match().flags(kSyn | kAck).rseq(0).rack(1).len(0));
   }
 
@@ -175,6 +177,27 @@ TEST(FuzzRegressions, FragNeededInSynReceivedThenCloseSendsFinAfterSyn) {
   h.expect_silence();
   ASSERT_EQ(h.tcp().close(static_cast<ConnId>(c)), 0);
   EXPECT_SEGMENT(h.sent_one(), Match().flags(kFin | kAck).rseq(1).rack(1).len(0));
+}
+
+// After close() the application no longer holds the handle, and the id is freed as soon as
+// the connection ends (here on entering TIME-WAIT) and may name the next connection. The
+// peer's FIN still queued kPeerClosed for it (and data or ACKs arriving after close() could
+// queue kReadable or kWritable): the application would see them on a stale or reused id.
+TEST(FuzzRegressions, NoEventsForAHandleReleasedByClose) {
+  TcpHarness h;
+  const ConnId c = h.establish_passive(no_ts_options());
+  ASSERT_EQ(h.tcp().close(c), 0);
+  EXPECT_SEGMENT(h.sent_one(), Match().flags(kFin | kAck).rseq(1).rack(1));
+  Seg fin;
+  fin.flags = kFin | kAck;
+  fin.seq = 1;
+  fin.ack = 2;
+  h.inject(fin);
+  EXPECT_SEGMENT(h.sent_one(), Match().flags(kAck).rseq(2).rack(2));
+  EXPECT_EQ(count_in(h, TcpState::kTimeWait), 1u);
+  for (const TcpEvent& e : h.events()) {
+    ADD_FAILURE() << "event " << to_string(e.type) << " for released connection " << e.conn;
+  }
 }
 
 }  // namespace
