@@ -118,6 +118,7 @@ enum xtcp_option {
   XTCP_OPT_DELIMITER = 4,       /* the delimiter byte for XTCP_FRAME_DELIMITER ('\n') */
   XTCP_OPT_MAX_MESSAGE = 5,     /* largest framed message; bigger ones reset the connection */
   XTCP_OPT_ACCEPT_TIMEOUT_MS = 6, /* refuse connections not accepted in time (default 5000) */
+  XTCP_OPT_NODELAY = 7,         /* 1 (default): answers leave at once (no Nagle); 0: Nagle */
 };
 enum { XTCP_ACK_APPLICATION = 0, XTCP_ACK_AUTO = 1 };
 enum { XTCP_FRAME_NONE = 0, XTCP_FRAME_U16BE = 1, XTCP_FRAME_U32BE = 2, XTCP_FRAME_DELIMITER = 3 };
@@ -154,7 +155,16 @@ struct xtcp_pool_stats {
   uint64_t answers_from_cache;   /* retransmitted requests answered from the cache */
   uint64_t accept_timeouts;      /* connections refused because nobody accepted them */
 };
+/* Like stat(2), the function shares the struct's name: C++ code names the type
+ * `struct xtcp_pool_stats`. GCC's -Wshadow would flag the pair in C++; it is intended. */
+#if defined(__cplusplus) && defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
+#endif
 int xtcp_pool_stats(const xtcp_pool* pool, struct xtcp_pool_stats* out);
+#if defined(__cplusplus) && defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
 
 #ifdef __cplusplus
 }

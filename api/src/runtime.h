@@ -1,0 +1,174 @@
+// The XTCP runtime behind the C API: one Stack (link + IPv4 + TCP), the connection pools
+// (each a SharedRxPool behind one PoolRxDispatch), the shared transmit cache, the groups
+// (one eventfd each) and the connection table. The C functions in xtcp.cc forward to one
+// process-wide Runtime; tests build their own on an injected Link and Clock.
+//
+//   link --Stack::poll--> TcpLayer --append--> pool ; TcpEvents --> process_events()
+//        --> ready lists per group --> eventfd / xtcp_select --> xtcp_recv (peek, still held)
+//   xtcp_send(ackd) --> pool.pop_front(ackd) --> TcpLayer::send (the ACK rides on the answer)
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/time.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "xtcp/xtcp.h"
+#include "stack/buffer/pool_rx_dispatch.h"
+#include "stack/buffer/shared_rx_pool.h"
+#include "stack/buffer/shared_tx_cache.h"
+#include "stack/core/clock.h"
+#include "stack/netif/link.h"
+#include "stack/stack.h"
+
+namespace xtcp::api {
+
+struct RuntimeConfig {
+  StackConfig stack;                        // stack.ip.local_addr is required
+  std::size_t tx_cache_size = 64u << 20;    // the one shared transmit cache
+  std::size_t tx_conn_limit = 1u << 20;     // most one connection may have cached
+  std::size_t conn_window = 64u * 1024;     // largest receive window of one connection
+  std::size_t chunk_size = 256;             // rx pool and tx cache chunk size
+};
+
+// How the process-wide runtime reaches the outside: xtcp_configure's settings, parsed.
+struct LinkSetup {
+  std::string tun_name = "xtcp0";
+  std::uint32_t local_addr = 0;   // host order
+  std::uint32_t kernel_addr = 0;  // host order; 0: leave the kernel side alone
+  int kernel_prefix = 24;
+  std::string pcap_path;          // empty: no capture
+  std::size_t mtu = 1500;
+  std::uint32_t max_connections = 1u << 20;
+  std::size_t tx_cache_size = 64u << 20;
+};
+
+// Per-group options (xtcp_setopt); snapshotted into a connection when it is accepted.
+struct GroupOptions {
+  int ack_mode = XTCP_ACK_APPLICATION;
+  std::int64_t ack_deadline_ms = 0;
+  int framing = XTCP_FRAME_NONE;
+  int delimiter = '\n';
+  std::int64_t max_message = 16 * 1024;
+  std::int64_t accept_timeout_ms = 5000;
+  bool nodelay = true;
+};
+
+class Runtime {
+ public:
+  // Tests and embedders: the runtime uses but does not own link and clock.
+  Runtime(const RuntimeConfig& config, Link& link, const Clock& clock);
+  // Programs: opens the TUN device (and the pcap tap) and runs on CLOCK_MONOTONIC.
+  // nullptr with *error (negative errno) and *message on failure.
+  static std::unique_ptr<Runtime> open(const LinkSetup& setup, int* error, std::string* message);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  // Pools: positive ids, never reused within the process.
+  int pool_create(std::size_t buffer_pool_size);
+  int pool_destroy(int pool);
+  bool pool_exists(int pool) const { return pools_.count(pool) != 0; }
+  int pool_stats(int pool, struct xtcp_pool_stats* out) const;
+
+  // The calls of xtcp.h. pool 0 means "any pool" for the per-group calls.
+  int open_group(int pool, int domain, int type, int protocol, std::uint16_t port);
+  int close_group(int gd);
+  int accept(int pool, int gd);
+  int pars(int gd, int cd, sockaddr_in* sa);
+  int close(int pool, int gd, int cd);
+  int recv(int pool, int gd, int* cd, void* buf, std::size_t len);
+  int send(int pool, int gd, int cd, std::size_t ackd, const void* buf, std::size_t len);
+  int select(int n, xtcp_set* readgds, xtcp_set* acceptgds, const timeval* timeout);
+  int group_fd(int gd) const;
+  int poll();
+  int link_fd() const { return link_.poll_fd(); }
+  int connect(int gd, const sockaddr_in* addr);
+  int setopt(int gd, int option, std::int64_t value);
+  int getopt(int gd, int option, std::int64_t* value) const;
+
+  // Drives the stack once: link, timers, engine events, accept timeouts. Packets processed.
+  int drive();
+  // The next moment drive() has timer work (engine timers, accept timeouts, delayed packets).
+  TimeNs next_deadline() const;
+
+  Stack& stack() { return *stack_; }
+  const Stack& stack() const { return *stack_; }
+  SharedTxCache& tx_cache() { return tx_; }
+  // The pool's shared receive buffer (nullptr for an unknown pool): for tests and stats.
+  const SharedRxPool* rx_pool(int pool) const;
+  // Engine connection behind a descriptor (kNoConn if none): for tests.
+  ConnId engine_conn(int gd, int cd) const;
+  std::size_t open_connections() const { return live_conns_; }
+
+ private:
+  struct Owned;
+  struct Pool;
+  struct Group;
+  struct Conn;
+  struct Pending {
+    std::uint32_t slot;
+    std::uint8_t gen;
+    TimeNs deadline;
+  };
+
+  Runtime(const RuntimeConfig& config, Link& link, const Clock& clock, std::unique_ptr<Owned> owned);
+
+  Group* group(int gd) const;
+  Pool* pool_of(int id) const;
+  // The open connection cd of group gd (and pool, unless 0), or nullptr.
+  Conn* conn(int pool, int gd, int cd, std::uint32_t* slot);
+  std::uint32_t alloc_slot();
+  void free_slot(std::uint32_t slot);
+  int make_cd(std::uint32_t slot) const;
+
+  void process_events();
+  void on_event(const TcpEvent& e);
+  void take_accepted(std::uint16_t port);
+  void sweep_accept_timeouts(TimeNs now);
+  void ready_push(Group& g, std::uint32_t slot);
+  void ready_unlink(Group& g, std::uint32_t slot);
+  // Re-evaluates whether the connection has something for xtcp_recv, fixes its place in
+  // the group's ready list and the group's eventfd.
+  void refresh(std::uint32_t slot);
+  bool has_news(std::uint32_t slot);
+  // Framing: finds message ends in newly received bytes; false if a message is too big.
+  bool scan_frames(Conn& c);
+  bool at_boundary(const Conn& c, std::size_t ackd) const;
+  std::size_t frame_cut(const Conn& c, const std::byte* data, std::size_t n) const;
+  // RST now; the descriptor stays (reporting error) until the application closes it.
+  void kill(Conn& c, int error);
+  void sync_fd(Group& g);
+  int relisten(Group& g);
+  void destroy_group(Group& g);
+
+  RuntimeConfig config_;
+  std::unique_ptr<Owned> owned_;
+  Link& link_;
+  const Clock& clock_;
+  SharedTxCache tx_;
+  PoolRxDispatch rx_;
+  std::map<int, std::unique_ptr<Pool>> pools_;
+  std::unique_ptr<Stack> stack_;
+  std::vector<std::unique_ptr<Group>> groups_;  // indexed by gd (0 unused)
+  std::vector<std::uint16_t> port_gd_;          // listening port -> gd
+  std::vector<Conn> conns_;                     // API connection slots
+  std::vector<std::uint32_t> free_slots_;
+  std::vector<std::uint32_t> engine_to_slot_;   // ConnId -> API slot
+  std::size_t live_conns_ = 0;
+  int staged_pool_slot_ = -1;                   // rx pool of an active open in progress
+};
+
+// The process-wide runtime the C functions use. Tests install one built on their own link
+// and clock (then xtcp_initialize only creates the default pool in it); xtcp_finalize
+// destroys it.
+void set_process_runtime(std::unique_ptr<Runtime> runtime);
+Runtime* process_runtime();
+
+}  // namespace xtcp::api

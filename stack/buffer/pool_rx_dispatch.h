@@ -1,0 +1,66 @@
+// PoolRxDispatch: the engine has one RxStore per TcpLayer, the XTCP API several connection
+// pools; this RxStore routes each connection to its pool's SharedRxPool. A connection's pool
+// is resolved on its first use (the SYN-ACK's window, at the latest its first byte) through a
+// resolver the API supplies (the pool of the group listening on its local port), then fixed
+// until the engine releases the connection.
+//
+//   TcpLayer --append/free_space/held(conn)--> map_[conn] --> pools_[slot] (SharedRxPool)
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "stack/buffer/shared_rx_pool.h"
+#include "stack/buffer/stores.h"
+
+namespace xtcp {
+
+class PoolRxDispatch final : public RxStore {
+ public:
+  // Returns the pool slot for a connection not mapped yet, or -1 (no pool: nothing stored).
+  using Resolver = std::function<int(ConnId)>;
+
+  // default_capacity: what capacity() answers for connections without a pool (the engine
+  // asks for conn 0 at start-up to choose its window scale).
+  explicit PoolRxDispatch(std::size_t default_capacity) : default_capacity_(default_capacity) {}
+
+  void set_resolver(Resolver r) { resolver_ = std::move(r); }
+  // Slots are never reused, so a stale mapping cannot reach a newer pool.
+  int add_pool(SharedRxPool* pool);
+  // The pool's connections must be gone (or detached) first; later bytes for them are refused.
+  void remove_pool(int slot);
+  SharedRxPool* pool(int slot) const {
+    return slot >= 0 && static_cast<std::size_t>(slot) < pools_.size() ? pools_[slot] : nullptr;
+  }
+  // Maps conn to slot now (active opens: before the resolver could find it by port).
+  void bind(ConnId conn, int slot);
+  // The application let go of conn: bytes it still receives are discarded (as if read).
+  void detach(ConnId conn);
+  // conn's pool slot, resolving it if needed; -1 if none.
+  int slot_of(ConnId conn) const;
+  std::uint64_t discarded() const { return discarded_; }
+
+  // RxStore
+  std::size_t append(ConnId conn, wire::ByteSpan data) override;
+  std::size_t free_space(ConnId conn) const override;
+  std::size_t capacity(ConnId conn) const override;
+  std::size_t held(ConnId conn) const override;
+  void release(ConnId conn) override;
+
+ private:
+  static constexpr std::uint16_t kUnmapped = 0;
+  static constexpr std::uint16_t kDetached = 0xFFFF;
+  SharedRxPool* resolve(ConnId conn) const;
+
+  std::size_t default_capacity_;
+  Resolver resolver_;
+  std::vector<SharedRxPool*> pools_;
+  // Per connection id: kUnmapped, kDetached or slot + 1. Mutable: resolving on a const
+  // query (free_space for the SYN-ACK) fixes the mapping.
+  mutable std::vector<std::uint16_t> map_;
+  std::uint64_t discarded_ = 0;
+};
+
+}  // namespace xtcp

@@ -1,0 +1,56 @@
+// SharedTxCache: the one transmit cache shared by all connection pools (seed 002: "shared
+// transmit packet buffer"). An answer stays here, in 256-byte chunks, from xtcp_send until
+// the client ACKs it; the engine reads it back at any offset to (re)transmit, and the ACK
+// purges it (Fig. 6i). A connection that goes down is purged at once (Fig. 6h).
+//
+//   xtcp_send --TcpLayer::send--> append(conn) ; TcpLayer --copy(conn, offset)--> segment
+//   client ACK --> TcpLayer --consume(conn, n)--> chunks back to the free list
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "stack/buffer/chunk_queues.h"
+#include "stack/buffer/stores.h"
+
+namespace xtcp {
+
+struct SharedTxCacheStats {
+  std::uint64_t bytes_in = 0;      // answer bytes cached
+  std::uint64_t bytes_purged = 0;  // acknowledged and dropped (Fig. 6i)
+  std::uint64_t bytes_released = 0;  // dropped with their connection (Fig. 6h / close)
+  std::uint64_t refused = 0;       // bytes not taken because the cache (or the conn's share) was full
+};
+
+class SharedTxCache final : public TxStore {
+ public:
+  // conn_limit: the most one connection may have cached (0: the whole cache). Throws
+  // std::bad_alloc when the slab cannot be allocated.
+  explicit SharedTxCache(std::size_t size, std::size_t chunk_size = 256, std::size_t conn_limit = 0);
+
+  std::size_t append(ConnId conn, wire::ByteSpan data) override;
+  std::size_t free_space(ConnId conn) const override;
+  std::size_t copy(ConnId conn, std::size_t offset, wire::MutableByteSpan dst) const override {
+    return q_.peek(conn, offset, dst);
+  }
+  void consume(ConnId conn, std::size_t n) override {
+    stats_.bytes_purged += q_.pop_front(conn, n);
+  }
+  void release(ConnId conn) override {
+    stats_.bytes_released += q_.bytes(conn);
+    q_.release(conn);
+  }
+
+  std::size_t size() const { return q_.capacity(); }
+  std::size_t used() const { return q_.used(); }
+  std::size_t queued(ConnId conn) const { return q_.bytes(conn); }
+  const SharedTxCacheStats& stats() const { return stats_; }
+  std::size_t memory_bytes() const { return q_.memory_bytes(); }
+
+ private:
+  ChunkQueues q_;
+  std::size_t conn_limit_;
+  SharedTxCacheStats stats_;
+};
+
+}  // namespace xtcp
