@@ -332,7 +332,11 @@ bool TcpLayer::check_sequence(ConnId conn, Tcb& tcb, const Segment& seg) {
   const SeqNum end = tcb.rcv_nxt + wnd;
   bool ok;
   if (seg.seq_len == 0) {
-    ok = wnd == 0 ? seg.seq == tcb.rcv_nxt : seq_in_range(seg.seq, tcb.rcv_nxt, end);
+    // RFC 9293 says RCV.NXT =< SEG.SEQ < RCV.NXT+RCV.WND, but a sender that filled our
+    // window sends its ACKs with SEQ = its SND.NXT = our right edge: accept that too, as
+    // Linux (tcp_sequence) and BSD do, or its ACKs are all dropped until data arrives.
+    ok = wnd == 0 ? seg.seq == tcb.rcv_nxt
+                  : seq_in_range(seg.seq, tcb.rcv_nxt, end) || seg.seq == end;
   } else if (wnd == 0) {
     // Zero window: the data cannot be taken, but ACK/RST still count (RFC 9293 3.10.7.4).
     ok = seg.seq == tcb.rcv_nxt;
@@ -359,6 +363,11 @@ bool TcpLayer::check_sequence(ConnId conn, Tcb& tcb, const Segment& seg) {
       // waking the application.
       ++stats_.answers_from_cache;
       retransmit_first(conn, tcb);
+    } else if (seg.seq_len == 0 && !take_ack_budget(tcb)) {
+      // A pure ACK answered with a pure ACK can loop forever between two ends that each
+      // find the other's out of window (an ACK storm; duplication multiplies it). Like
+      // Linux (tcp_oow_rate_limited), such answers share the challenge-ACK budget.
+      ++stats_.oow_acks_limited;
     } else {
       tcb.set(tcb_flag::kAckNow);
       send_ack(conn, tcb);
@@ -367,19 +376,27 @@ bool TcpLayer::check_sequence(ConnId conn, Tcb& tcb, const Segment& seg) {
   return ok;
 }
 
-void TcpLayer::send_challenge_ack(ConnId conn, Tcb& tcb) {
-  // RFC 5961 7: limit challenge ACKs; per connection so one attacked flow cannot silence
-  // the challenges of all others (the global limit was CVE-2016-5696).
+// RFC 5961 7: ACKs sent in answer to invalid segments are limited per connection, so one
+// attacked flow cannot silence the challenges of all others (the global limit was
+// CVE-2016-5696). True if one more may go out now.
+bool TcpLayer::take_ack_budget(Tcb& tcb) {
   const Tick now = now_tick();
   if (now - tcb.challenge_window >= 1000) {
     tcb.challenge_window = now;
     tcb.challenge_acks = 0;
   }
   if (tcb.challenge_acks >= config_.challenge_acks_per_second) {
+    return false;
+  }
+  ++tcb.challenge_acks;
+  return true;
+}
+
+void TcpLayer::send_challenge_ack(ConnId conn, Tcb& tcb) {
+  if (!take_ack_budget(tcb)) {
     ++stats_.challenge_acks_limited;
     return;
   }
-  ++tcb.challenge_acks;
   ++stats_.challenge_acks;
   send_ack(conn, tcb);
 }
@@ -408,7 +425,11 @@ void TcpLayer::synchronized_input(ConnId conn, Tcb& tcb, Segment& seg) {
   // RFC 7323 5.3 R1: PAWS, before the sequence check.
   if (paws_reject(tcb, seg)) {
     ++stats_.drop_paws;
-    send_ack(conn, tcb);
+    if (seg.seq_len > 0 || take_ack_budget(tcb)) {  // see check_sequence: no ACK storms
+      send_ack(conn, tcb);
+    } else {
+      ++stats_.oow_acks_limited;
+    }
     return;
   }
   // First: sequence number.

@@ -52,6 +52,7 @@ namespace xtcp {
   X(rst_ignored)         /* out of window RST */                                            \
   X(challenge_acks)      /* RFC 5961 */                                                     \
   X(challenge_acks_limited)                                                                 \
+  X(oow_acks_limited)    /* pure ACK out of window or PAWS not answered: budget spent */   \
   X(dup_acks)                                                                               \
   X(ooo_segments)        /* queued out of order */                                          \
   X(ooo_dropped)         /* out of order but no room */                                     \
@@ -240,6 +241,7 @@ class TcpLayer final : public IpUpperLayer {
   bool paws_reject(Tcb& tcb, const Segment& seg);
   void adopt_syn_options(Tcb& tcb, const wire::TcpOptions& opts, bool from_cookie_opts);
   void send_challenge_ack(ConnId conn, Tcb& tcb);
+  bool take_ack_budget(Tcb& tcb);
   std::int64_t open_from_cookie(std::uint16_t port, Listener& l, const Segment& seg);
 
   // tcp_output.cc

@@ -135,6 +135,41 @@ TEST(FlowControl, PureAckStaysInsideShrunkWindow) {
   EXPECT_SEGMENT(a, Match().flags(kAck).rseq(1).rack(4).len(0));
 }
 
+TEST(FlowControl, PureAckAtOurRightWindowEdgeIsAccepted) {
+  // The peer filled our window and its data is still on the way; its ACK carries
+  // SEQ = its SND.NXT = our right edge. RFC 9293's strict test would drop it (and its ACK
+  // field); Linux and BSD accept it, and so must we.
+  HarnessOptions o;
+  o.rx_capacity = 4096;
+  TcpHarness h(o);
+  const ConnId c = open_with_rtt(h, peer_options(false), 0);
+  ASSERT_EQ(h.tcp().send(c, pattern_bytes(100)), 100);
+  h.sent();
+  h.inject(ack_seg(101, 65535, 1 + 4096));
+  EXPECT_EQ(info_of(h, c).snd_una.raw() - h.iss, 101u);
+  EXPECT_EQ(h.tcp().stats().drop_out_of_window, 0u);
+  h.expect_silence();
+}
+
+TEST(FlowControl, OutOfWindowPureAcksAnsweredAtLimitedRate) {
+  // Each unacceptable segment is answered with an ACK (3.10.7.4), but pure ACKs only within
+  // the per-connection budget: two ends that each find the other's ACKs out of window would
+  // otherwise ping-pong forever (an ACK storm). Data is always answered.
+  TcpHarness h;
+  const ConnId c = open_with_rtt(h, peer_options(false), 0);
+  for (int i = 0; i < 50; ++i) {
+    h.inject(ack_seg(1, 65535, 1'000'000));
+  }
+  EXPECT_EQ(h.sent().size(), 10u) << "challenge_acks_per_second";
+  EXPECT_EQ(h.tcp().stats().oow_acks_limited, 40u);
+  h.inject(data_seg(1'000'000, bytes_of("x")));
+  EXPECT_EQ(h.sent().size(), 1u) << "out-of-window data is still answered";
+  h.advance(seconds(1));
+  h.inject(ack_seg(1, 65535, 1'000'000));
+  EXPECT_EQ(h.sent().size(), 1u) << "a new second, a new budget";
+  EXPECT_EQ(info_of(h, c).state, TcpState::kEstablished);
+}
+
 // ---- zero window: persist ---------------------------------------------------------------
 
 TEST(FlowControl, ZeroWindowProbesWithBackoffThenResumes) {
