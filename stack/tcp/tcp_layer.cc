@@ -517,6 +517,13 @@ int TcpLayer::close(ConnId conn) {
     free_conn(conn);
     return 0;
   }
+  if (tcb->state == TcpState::kSynSent) {
+    // RFC 9293 3.10.4: delete the TCB. Released first, so no kClosed is queued for an id
+    // that is freed at once and may name the next connection.
+    tcb->set(tcb_flag::kAppClosed);
+    connection_done(conn, *tcb, 0);
+    return 0;
+  }
   // RFC 2525 2.17: closing with unread data aborts, so the peer learns data was lost.
   if (rx_.held(conn) > 0) {
     return abort(conn);

@@ -200,5 +200,22 @@ TEST(FuzzRegressions, NoEventsForAHandleReleasedByClose) {
   }
 }
 
+// The same for close() in SYN-SENT: shutdown() ended the connection and queued kClosed
+// before close() marked the handle released, then the id was freed at once.
+TEST(FuzzRegressions, NoClosedEventForAConnectClosedInSynSent) {
+  TcpHarness h;
+  h.stack_port = 50000;
+  h.peer_port = 80;
+  const std::int64_t c = h.tcp().connect(kPeerAddr, h.peer_port, h.stack_port);
+  ASSERT_GE(c, 0);
+  EXPECT_SEGMENT(h.sent_one(), Match().flags(kSyn).rseq(0));
+  ASSERT_EQ(h.tcp().close(static_cast<ConnId>(c)), 0);
+  h.expect_silence();  // RFC 9293 3.10.4: SYN-SENT, delete the TCB
+  EXPECT_EQ(h.tcp().connection_count(), 0u);
+  for (const TcpEvent& e : h.events()) {
+    ADD_FAILURE() << "event " << to_string(e.type) << " for released connection " << e.conn;
+  }
+}
+
 }  // namespace
 }  // namespace xtcp::test
