@@ -439,24 +439,21 @@ void World::step() {
   stack_->poll();
   aimed_ = false;
   tcp().poll_events([this](const TcpEvent& e) {
+    if (e.type == TcpEventType::kAcceptable) {
+      CHECK(e.port == kListenPort);
+      return;
+    }
+    // Every other event is about a handle the application holds (events are drained after
+    // each step, so none can predate the release of its handle).
     App* a = held_app(e.conn);
-    switch (e.type) {
-      case TcpEventType::kAcceptable:
-        CHECK(e.port == kListenPort);
-        break;
-      case TcpEventType::kPeerClosed:
-        if (a != nullptr) {
-          a->peer_fin = true;
-        }
-        break;
-      case TcpEventType::kClosed:
-        if (a != nullptr) {
-          CHECK(!a->closed_event);  // one kClosed per connection
-          a->closed_event = true;
-        }
-        break;
-      default:
-        break;
+    CHECK(a != nullptr);
+    if (e.type == TcpEventType::kPeerClosed) {
+      a->peer_fin = true;
+    } else if (e.type == TcpEventType::kClosed) {
+      CHECK(!a->closed_event);  // one kClosed per connection
+      a->closed_event = true;
+      ConnInfo ci{};
+      CHECK(tcp().info(e.conn, &ci) == 0 && ci.state == TcpState::kClosed);
     }
   });
   std::vector<std::vector<std::byte>> out;
@@ -464,6 +461,9 @@ void World::step() {
   for (const auto& p : out) {
     check_out(p);
   }
+  // Whatever was due has run: a deadline left in the past would make a run loop spin.
+  const TimeNs next = stack_->next_deadline();
+  CHECK(next == kNever || next > clock_.now());
   check_state();
 }
 
