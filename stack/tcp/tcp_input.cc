@@ -572,8 +572,7 @@ bool TcpLayer::process_ack(ConnId conn, Tcb& tcb, const Segment& seg) {
   }
   const bool acks_new_data = seg.ack > tcb.snd_una;
   if (acks_new_data) {
-    const SeqNum data_start = tcb.iss + 1;
-    const SeqNum from = seq_max(tcb.snd_una, data_start);
+    const SeqNum from = tcb.oldest_data();
     const SeqNum to = seq_min(seg.ack, tcb.snd_end);
     const std::uint32_t acked_total = static_cast<std::uint32_t>(seg.ack - tcb.snd_una);
     if (to > from) {
@@ -714,6 +713,15 @@ void TcpLayer::on_new_ack(ConnId conn, Tcb& tcb, std::uint32_t acked) {
     return;
   }
   tcb.dupacks = 0;
+  // RFC 7661 (Linux tcp_is_cwnd_limited): grow cwnd only when the flight was using it; a
+  // sender limited by its application or the peer's window would otherwise inflate cwnd
+  // without bound until the 32-bit value wraps and collapses it.
+  const std::uint64_t flight_before = static_cast<std::uint32_t>(tcb.snd_max - tcb.snd_una) + acked;
+  const bool cwnd_limited = tcb.cwnd < tcb.ssthresh ? 2 * flight_before >= tcb.cwnd
+                                                    : flight_before + mss >= tcb.cwnd;
+  if (!cwnd_limited) {
+    return;
+  }
   if (tcb.cwnd < tcb.ssthresh) {
     tcb.cwnd += std::min(acked, mss);  // slow start, RFC 5681 3.1 (with RFC 3465 L = 1)
   } else {
@@ -1007,7 +1015,7 @@ void TcpLayer::icmp_error_input(const IcmpErrorInfo& info) {
       // SND.UNA is the SYN's own number: going back there would put SND.NXT below SND.UNA
       // once the SYN-ACK comes (queued bytes then never go out) or a FIN at the ISS. The SYN
       // is not data; resending it is the RTO's job.
-      tcb.snd_nxt = seq_max(tcb.snd_una, tcb.iss + 1);
+      tcb.snd_nxt = tcb.oldest_data();
       output(*conn, tcb);
       rearm(*conn, tcb);
     }
