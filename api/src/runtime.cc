@@ -116,7 +116,7 @@ Runtime::Runtime(const RuntimeConfig& config, Link& link, const Clock& clock,
       owned_(std::move(owned)),
       link_(link),
       clock_(clock),
-      tx_(config.tx_cache_size, config.chunk_size, config.tx_conn_limit),
+      tx_(config.tx_cache_size, config.tx_chunk_size, config.tx_conn_limit),
       rx_(config.conn_window),
       groups_(XTCP_SETSIZE),
       port_gd_(65536, 0) {

@@ -34,7 +34,8 @@ struct RuntimeConfig {
   std::size_t tx_cache_size = 64u << 20;    // the one shared transmit cache
   std::size_t tx_conn_limit = 1u << 20;     // most one connection may have cached
   std::size_t conn_window = 64u * 1024;     // largest receive window of one connection
-  std::size_t chunk_size = 256;             // rx pool and tx cache chunk size
+  std::size_t chunk_size = 256;             // rx pool chunk (see shared_rx_pool.h)
+  std::size_t tx_chunk_size = 128;          // tx cache chunk: most answers are short
 };
 
 // How the process-wide runtime reaches the outside: xtcp_configure's settings, parsed.

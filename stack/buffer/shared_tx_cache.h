@@ -1,10 +1,14 @@
 // SharedTxCache: the one transmit cache shared by all connection pools (seed 002: "shared
-// transmit packet buffer"). An answer stays here, in 256-byte chunks, from xtcp_send until
+// transmit packet buffer"). An answer stays here, in fixed-size chunks, from xtcp_send until
 // the client ACKs it; the engine reads it back at any offset to (re)transmit, and the ACK
 // purges it (Fig. 6i). A connection that goes down is purged at once (Fig. 6h).
 //
 //   xtcp_send --TcpLayer::send--> append(conn) ; TcpLayer --copy(conn, offset)--> segment
 //   client ACK --> TcpLayer --consume(conn, n)--> chunks back to the free list
+//
+// The API uses 128-byte chunks: answers are mostly short ("OK", a presence line, one relayed
+// message of 100-200 bytes), and every connection with an unacknowledged answer pins at
+// least one chunk, so a million waiting answers cost 128 MB rather than 256 MB.
 #pragma once
 
 #include <cstddef>

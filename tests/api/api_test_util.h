@@ -41,6 +41,34 @@ struct Out {
   Sent seg;  // rseq/rack relative to the matching client (absolute if none matched)
 };
 
+// An IPv4 packet from client c to the stack.
+inline std::vector<std::byte> build_segment(const Client& c, const Seg& s) {
+  const std::uint32_t seq = s.absolute_seq ? s.seq : c.isn + s.seq;
+  const std::uint32_t ack = s.absolute_ack ? s.ack : c.iss + s.ack;
+  wire::TcpFields f;
+  f.src_port = c.port;
+  f.dst_port = c.server_port;
+  f.seq = wire::SeqNum(seq);
+  f.ack = wire::SeqNum((s.flags & kAck) != 0 ? ack : 0);
+  f.flags = s.flags;
+  f.window = s.window;
+  const std::size_t hdr = wire::tcp_header_length(s.opts);
+  std::vector<std::byte> p(wire::kIpv4HeaderMin + hdr + s.payload.size());
+  wire::emit_tcp_header(p.data() + wire::kIpv4HeaderMin, f, s.opts);
+  std::copy(s.payload.begin(), s.payload.end(),
+            p.begin() + static_cast<std::ptrdiff_t>(wire::kIpv4HeaderMin + hdr));
+  wire::fill_tcp_checksum(wire::MutableByteSpan(p.data() + wire::kIpv4HeaderMin, hdr + s.payload.size()),
+                          c.addr, kStackAddr);
+  wire::Ipv4Fields ipf;
+  ipf.total_length = static_cast<std::uint16_t>(p.size());
+  ipf.id = 1;
+  ipf.protocol = wire::kProtoTcp;
+  ipf.src = c.addr;
+  ipf.dst = kStackAddr;
+  wire::emit_ipv4_header(p.data(), ipf);
+  return p;
+}
+
 inline api::RuntimeConfig default_config() {
   api::RuntimeConfig c;
   c.stack.ip.local_addr = kStackAddr;  // 198.18.0.2
@@ -50,7 +78,9 @@ inline api::RuntimeConfig default_config() {
 
 class Bench {
  public:
-  explicit Bench(const api::RuntimeConfig& config = default_config(), std::size_t pool_size = 1u << 20) {
+  // capture: mirror the traffic into a pcap (kept only when the test fails).
+  explicit Bench(const api::RuntimeConfig& config = default_config(), std::size_t pool_size = 1u << 20,
+                 bool capture = true) {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     ::mkdir("test-pcaps", 0755);
     std::string name = info != nullptr ? std::string(info->test_suite_name()) + "." + info->name() : "api";
@@ -61,15 +91,26 @@ class Bench {
     }
     pcap_path_ = "test-pcaps/" + name + ".pcap";
     std::string err;
-    tap_ = PcapTap::open(link, clock, pcap_path_, &err);
+    if (capture) {
+      tap_ = PcapTap::open(link, clock, pcap_path_, &err);
+    } else {
+      pcap_path_.clear();
+    }
     Link& l = tap_ ? static_cast<Link&>(*tap_) : static_cast<Link&>(link);
-    rt = std::make_unique<api::Runtime>(config, l, clock);
+    owned_ = std::make_unique<api::Runtime>(config, l, clock);
+    rt = owned_.get();
     pool = rt->pool_create(pool_size);
     EXPECT_GT(pool, 0);
   }
   ~Bench() {
-    rt.reset();
+    if (!owned_ && api::process_runtime() == rt) {
+      api::set_process_runtime(nullptr);
+    }
+    owned_.reset();
     tap_.reset();
+    if (pcap_path_.empty()) {
+      return;
+    }
     if (!::testing::Test::HasFailure()) {
       std::remove(pcap_path_.c_str());
     } else {
@@ -79,35 +120,13 @@ class Bench {
 
   ManualClock clock{seconds(100)};
   ScriptLink link;
-  std::unique_ptr<api::Runtime> rt;
+  api::Runtime* rt = nullptr;  // owned by the bench, or by the process after install()
   int pool = 0;
 
-  std::vector<std::byte> build(const Client& c, const Seg& s) const {
-    const std::uint32_t seq = s.absolute_seq ? s.seq : c.isn + s.seq;
-    const std::uint32_t ack = s.absolute_ack ? s.ack : c.iss + s.ack;
-    wire::TcpFields f;
-    f.src_port = c.port;
-    f.dst_port = c.server_port;
-    f.seq = wire::SeqNum(seq);
-    f.ack = wire::SeqNum((s.flags & kAck) != 0 ? ack : 0);
-    f.flags = s.flags;
-    f.window = s.window;
-    const std::size_t hdr = wire::tcp_header_length(s.opts);
-    std::vector<std::byte> p(wire::kIpv4HeaderMin + hdr + s.payload.size());
-    wire::emit_tcp_header(p.data() + wire::kIpv4HeaderMin, f, s.opts);
-    std::copy(s.payload.begin(), s.payload.end(),
-              p.begin() + static_cast<std::ptrdiff_t>(wire::kIpv4HeaderMin + hdr));
-    wire::fill_tcp_checksum(wire::MutableByteSpan(p.data() + wire::kIpv4HeaderMin, hdr + s.payload.size()),
-                            c.addr, kStackAddr);
-    wire::Ipv4Fields ipf;
-    ipf.total_length = static_cast<std::uint16_t>(p.size());
-    ipf.id = 1;
-    ipf.protocol = wire::kProtoTcp;
-    ipf.src = c.addr;
-    ipf.dst = kStackAddr;
-    wire::emit_ipv4_header(p.data(), ipf);
-    return p;
-  }
+  // Makes this runtime the one the C functions use (xtcp_finalize then destroys it).
+  void install() { api::set_process_runtime(std::move(owned_)); }
+
+  std::vector<std::byte> build(const Client& c, const Seg& s) const { return build_segment(c, s); }
 
   // Queues a segment from client c (nothing is processed until drive()).
   void queue(const Client& c, const Seg& s) { link.queue_inbound(build(c, s)); }
@@ -236,6 +255,7 @@ class Bench {
  private:
   std::string pcap_path_;
   std::unique_ptr<PcapTap> tap_;
+  std::unique_ptr<api::Runtime> owned_;
 };
 
 inline Seg data(std::uint32_t rel_seq, std::string_view payload, std::uint32_t rel_ack = 1,
