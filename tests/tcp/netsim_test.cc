@@ -510,6 +510,33 @@ TEST(NetSim, RandomizedConditions) {
   }
 }
 
+TEST(NetSim, TinyWindowsJumboMtuAndDuplicates) {
+  // Found by a seed sweep: windows of 3000 bytes, 12.5% loss and 16% duplication with no
+  // SACK made both ends find each other's ACKs out of window (a sender that fills the window
+  // sends SEQ = the receiver's right edge) and answer them with ACKs: 1M segments of ACK
+  // storm and no progress.
+  NetOptions o;
+  o.connections = 7;
+  o.bytes = 80'000;
+  o.rx_capacity = 3000;
+  o.tx_capacity = 5000;
+  o.mtu = 9000;
+  o.tcp.sack = false;
+  o.tcp.window_scaling = false;
+  o.to_server = faults(50370);
+  o.to_client = faults(50370 + 10000);
+  for (MemLinkFaults* f : {&o.to_server, &o.to_client}) {
+    f->loss = 0.125;
+    f->duplicate = 0.16;
+    f->jitter = ms(1);
+  }
+  o.iteration_cap = 200'000;
+  NetSim n(o);
+  n.run();
+  EXPECT_LT(n.client().tcp().stats().drop_out_of_window, 1000u);
+  EXPECT_LT(n.server().tcp().stats().drop_out_of_window, 1000u);
+}
+
 // ---- many connections --------------------------------------------------------------------
 
 TEST(NetSim, FiftyConnectionsWithLoss) {
