@@ -1,0 +1,595 @@
+// The XTCP runtime (see runtime.h), part 2: connections. Engine events feed each group's
+// ready list; recv/send keep the ackd bookkeeping.
+//
+// A connection's received bytes stay in its pool from arrival until the application names
+// them in ackd. xtcp_recv always delivers from the oldest unacknowledged byte; `seen` counts
+// how many of those the application has already been shown, so a connection is offered again
+// only when it has something new (more bytes, a complete message, its end) or after an ackd
+// that left bytes behind: an application that acknowledges nothing is never spun on.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "api/src/runtime_internal.h"
+
+namespace xtcp::api {
+
+using internal::header_len;
+using internal::kConnecting;
+using internal::kEnded;
+using internal::kEndReported;
+using internal::kFree;
+using internal::kMaxSlots;
+using internal::kNil;
+using internal::kOpen;
+using internal::kPeerFin;
+using internal::kPending;
+using internal::kQueued;
+using internal::load_be;
+
+// ---- readiness ---------------------------------------------------------------------------
+
+void Runtime::sync_fd(Group& g) {
+  const bool want = g.ready_head != kNil || g.pending_live > 0;
+  if (want == g.signaled) {
+    return;
+  }
+  std::uint64_t v = 1;
+  // The counter is only ever 0 or 1: one write when the group becomes ready, one read
+  // (which resets an eventfd counter) when it is drained.
+  const ssize_t r = want ? ::write(g.efd, &v, sizeof v) : ::read(g.efd, &v, sizeof v);
+  (void)r;
+  g.signaled = want;
+}
+
+void Runtime::ready_push(Group& g, std::uint32_t slot) {
+  Conn& c = conns_[slot];
+  c.prev = g.ready_tail;
+  c.next = kNil;
+  if (g.ready_tail == kNil) {
+    g.ready_head = slot;
+  } else {
+    conns_[g.ready_tail].next = slot;
+  }
+  g.ready_tail = slot;
+  c.flags |= kQueued;
+}
+
+void Runtime::ready_unlink(Group& g, std::uint32_t slot) {
+  Conn& c = conns_[slot];
+  if ((c.flags & kQueued) == 0) {
+    return;
+  }
+  if (c.prev == kNil) {
+    g.ready_head = c.next;
+  } else {
+    conns_[c.prev].next = c.next;
+  }
+  if (c.next == kNil) {
+    g.ready_tail = c.prev;
+  } else {
+    conns_[c.next].prev = c.prev;
+  }
+  c.prev = c.next = kNil;
+  c.flags &= static_cast<std::uint8_t>(~kQueued);
+}
+
+bool Runtime::scan_frames(Conn& c) {
+  const std::size_t held = rx_.held(c.conn);
+  const SharedRxPool* pool = rx_.pool(rx_.slot_of(c.conn));
+  if (pool == nullptr) {
+    return true;
+  }
+  if (c.framing == XTCP_FRAME_DELIMITER) {
+    std::byte tmp[512];
+    const auto delim = static_cast<std::byte>(c.delimiter);
+    while (c.scan_pos < held) {
+      const std::size_t k =
+          pool->peek(c.conn, c.scan_pos, wire::MutableByteSpan(tmp, std::min(sizeof tmp, held - c.scan_pos)));
+      const std::byte* hit = std::find(tmp, tmp + k, delim);
+      if (hit == tmp + k) {
+        c.scan_pos += static_cast<std::uint32_t>(k);
+        continue;
+      }
+      const auto end = static_cast<std::uint32_t>(c.scan_pos + (hit - tmp) + 1);
+      if (end - c.frames_end > c.max_message) {
+        return false;
+      }
+      c.frames_end = c.scan_pos = end;
+    }
+    return held - c.frames_end <= c.max_message;  // a partial message already too long
+  }
+  const std::size_t hdr = header_len(c.framing);
+  while (held - c.frames_end >= hdr) {
+    std::byte h[4];
+    pool->peek(c.conn, c.frames_end, wire::MutableByteSpan(h, hdr));
+    const std::uint64_t total = hdr + static_cast<std::uint64_t>(load_be(h, hdr));
+    if (total > c.max_message) {
+      return false;
+    }
+    if (c.frames_end + total > held) {
+      break;
+    }
+    c.frames_end += static_cast<std::uint32_t>(total);
+  }
+  return true;
+}
+
+// The largest message boundary within the first n bytes of the stream (copied to data).
+std::size_t Runtime::frame_cut(const Conn& c, const std::byte* data, std::size_t n) const {
+  if (n >= c.frames_end) {
+    return c.frames_end;
+  }
+  if (c.framing == XTCP_FRAME_DELIMITER) {
+    const auto delim = static_cast<std::byte>(c.delimiter);
+    for (std::size_t i = n; i > 0; --i) {
+      if (data[i - 1] == delim) {
+        return i;
+      }
+    }
+    return 0;
+  }
+  const std::size_t hdr = header_len(c.framing);
+  std::size_t off = 0;
+  while (off + hdr <= n) {
+    const std::size_t total = hdr + load_be(data + off, hdr);
+    if (off + total > n) {
+      break;
+    }
+    off += total;
+  }
+  return off;
+}
+
+bool Runtime::at_boundary(const Conn& c, std::size_t ackd) const {
+  if (c.framing == XTCP_FRAME_NONE || ackd == 0 || c.conn == kNoConn) {
+    return true;
+  }
+  const SharedRxPool* pool = rx_.pool(rx_.slot_of(c.conn));
+  if (pool == nullptr) {
+    return true;
+  }
+  if (c.framing == XTCP_FRAME_DELIMITER) {
+    std::byte b{};
+    pool->peek(c.conn, ackd - 1, wire::MutableByteSpan(&b, 1));
+    return b == static_cast<std::byte>(c.delimiter);
+  }
+  const std::size_t hdr = header_len(c.framing);
+  std::size_t off = 0;
+  while (off < ackd) {
+    std::byte h[4];
+    if (pool->peek(c.conn, off, wire::MutableByteSpan(h, hdr)) != hdr) {
+      return false;
+    }
+    off += hdr + load_be(h, hdr);
+  }
+  return off == ackd;
+}
+
+void Runtime::kill(Conn& c, int error) {
+  if (c.conn != kNoConn) {
+    engine_to_slot_[c.conn] = kNil;
+    stack_->tcp().abort(c.conn);  // RST; the engine frees the connection and its bytes
+    c.conn = kNoConn;
+  }
+  c.flags |= kEnded;
+  c.error = static_cast<std::int16_t>(error);
+}
+
+bool Runtime::has_news(std::uint32_t slot) {
+  Conn& c = conns_[slot];
+  if ((c.flags & kEndReported) != 0) {
+    return false;
+  }
+  if ((c.flags & kEnded) != 0 && c.error != 0) {
+    return true;  // a reset or timed-out connection is reported before its data
+  }
+  if (c.conn != kNoConn) {
+    std::size_t avail;
+    if (c.framing == XTCP_FRAME_NONE) {
+      avail = rx_.held(c.conn);
+    } else {
+      if (!scan_frames(c)) {
+        kill(c, EPROTO);  // a message larger than XTCP_OPT_MAX_MESSAGE
+        return true;
+      }
+      avail = c.frames_end;
+    }
+    if (avail > c.seen) {
+      return true;
+    }
+  }
+  return (c.flags & (kPeerFin | kEnded)) != 0;
+}
+
+void Runtime::refresh(std::uint32_t slot) {
+  Conn& c = conns_[slot];
+  if (c.state != kOpen) {
+    return;
+  }
+  Group* g = group(c.gd);
+  if (g == nullptr) {
+    return;
+  }
+  const bool want = has_news(slot);
+  if (want && (c.flags & kQueued) == 0) {
+    ready_push(*g, slot);
+  } else if (!want) {
+    ready_unlink(*g, slot);
+  }
+  sync_fd(*g);
+}
+
+// ---- engine events -----------------------------------------------------------------------
+
+void Runtime::process_events() {
+  TcpLayer& tcp = stack_->tcp();
+  // Handling an event can queue more (accept() reports data that came before it).
+  for (int round = 0; round < 8 && tcp.has_events(); ++round) {
+    tcp.poll_events([this](const TcpEvent& e) { on_event(e); });
+  }
+}
+
+void Runtime::on_event(const TcpEvent& e) {
+  if (e.type == TcpEventType::kAcceptable) {
+    take_accepted(e.port);
+    return;
+  }
+  if (e.conn >= engine_to_slot_.size() || engine_to_slot_[e.conn] == kNil) {
+    return;  // a connection the application closed, or one we never took
+  }
+  const std::uint32_t slot = engine_to_slot_[e.conn];
+  Conn& c = conns_[slot];
+  switch (e.type) {
+    case TcpEventType::kConnected:
+      c.flags &= static_cast<std::uint8_t>(~kConnecting);
+      return;
+    case TcpEventType::kWritable:
+      return;
+    case TcpEventType::kReadable:
+      break;
+    case TcpEventType::kPeerClosed:
+      c.flags |= kPeerFin;
+      break;
+    case TcpEventType::kClosed:
+      c.flags |= kEnded;
+      c.error = static_cast<std::int16_t>(e.error);
+      if (c.state == kPending) {
+        // Died before the application accepted it: nobody will ever see it.
+        Group* g = group(c.gd);
+        engine_to_slot_[c.conn] = kNil;
+        stack_->tcp().close(c.conn);
+        if (g != nullptr) {
+          --g->pending_live;
+          if (Pool* p = pool_of(g->pool)) {
+            --p->connections;
+          }
+        }
+        free_slot(slot);
+        if (g != nullptr) {
+          sync_fd(*g);
+        }
+        return;
+      }
+      break;
+    default:
+      return;
+  }
+  refresh(slot);
+}
+
+// The runtime takes every established connection out of the engine's accept queue at once
+// and keeps its own FIFO per group, so it can refuse exactly the ones not accepted in time.
+void Runtime::take_accepted(std::uint16_t port) {
+  TcpLayer& tcp = stack_->tcp();
+  const std::uint16_t gd = port_gd_[port];
+  Group* g = group(gd);
+  Pool* p = g != nullptr ? pool_of(g->pool) : nullptr;
+  const TimeNs now = clock_.now();
+  for (std::uint32_t guard = 0; guard <= tcp.config().accept_backlog + 1024u; ++guard) {
+    const std::int64_t r = tcp.accept(port);
+    if (r < 0) {
+      break;
+    }
+    const auto id = static_cast<ConnId>(r);
+    std::uint32_t slot = kNil;
+    if (g != nullptr && p != nullptr && g->pending_live < tcp.config().accept_backlog) {
+      slot = alloc_slot();
+    }
+    if (slot == kNil) {
+      tcp.abort(id);  // backlog full or no slot: refuse (RST)
+      continue;
+    }
+    Conn& c = conns_[slot];
+    c.conn = id;
+    c.gd = static_cast<std::uint16_t>(gd);
+    c.state = kPending;
+    ConnInfo info{};
+    if (tcp.info(id, &info) == 0) {
+      c.remote_addr = info.key.remote_addr;
+      c.remote_port = info.key.remote_port;
+    }
+    if (id >= engine_to_slot_.size()) {
+      engine_to_slot_.resize(std::max<std::size_t>(static_cast<std::size_t>(id) + 1, engine_to_slot_.size() * 2), kNil);
+    }
+    engine_to_slot_[id] = slot;
+    ++live_conns_;
+    ++p->connections;
+    const TimeNs deadline =
+        g->opts.accept_timeout_ms > 0 ? now + ms(g->opts.accept_timeout_ms) : kNever;
+    g->pending.push_back(Pending{slot, c.gen, deadline});
+    ++g->pending_live;
+  }
+  if (g != nullptr) {
+    sync_fd(*g);
+  }
+}
+
+void Runtime::sweep_accept_timeouts(TimeNs now) {
+  for (auto& gp : groups_) {
+    if (!gp) {
+      continue;
+    }
+    Group& g = *gp;
+    bool changed = false;
+    while (!g.pending.empty()) {
+      const Pending p = g.pending.front();
+      Conn& c = conns_[p.slot];
+      if (c.gen != p.gen || c.state != kPending || c.gd != g.gd) {
+        g.pending.pop_front();  // accepted or died meanwhile
+        continue;
+      }
+      if (p.deadline > now) {
+        break;
+      }
+      // Seed Fig. 6c: a connection request not accepted in time is refused.
+      g.pending.pop_front();
+      engine_to_slot_[c.conn] = kNil;
+      stack_->tcp().abort(c.conn);
+      --g.pending_live;
+      if (Pool* pool = pool_of(g.pool)) {
+        ++pool->accept_timeouts;
+        --pool->connections;
+      }
+      free_slot(p.slot);
+      changed = true;
+    }
+    if (changed) {
+      sync_fd(g);
+    }
+  }
+}
+
+// ---- the calls ---------------------------------------------------------------------------
+
+int Runtime::accept(int pool, int gd) {
+  Group* g = group(gd);
+  if (g == nullptr || (pool != 0 && g->pool != pool)) {
+    return -EBADF;
+  }
+  process_events();
+  while (!g->pending.empty()) {
+    const Pending p = g->pending.front();
+    g->pending.pop_front();
+    Conn& c = conns_[p.slot];
+    if (c.gen != p.gen || c.state != kPending || c.gd != gd) {
+      continue;
+    }
+    --g->pending_live;
+    c.state = kOpen;
+    c.framing = static_cast<std::uint8_t>(g->opts.framing);
+    c.delimiter = static_cast<std::uint8_t>(g->opts.delimiter);
+    c.max_message = static_cast<std::uint32_t>(g->opts.max_message);
+    ++g->connections;
+    if (c.conn != kNoConn) {
+      stack_->tcp().set_nodelay(c.conn, g->opts.nodelay);
+    }
+    refresh(p.slot);  // bytes (or the end) may have come before the accept
+    sync_fd(*g);
+    return make_cd(p.slot);
+  }
+  sync_fd(*g);
+  return -EAGAIN;
+}
+
+int Runtime::pars(int gd, int cd, sockaddr_in* sa) {
+  std::uint32_t slot = 0;
+  const Conn* c = conn(0, gd, cd, &slot);
+  if (c == nullptr) {
+    return -EBADF;
+  }
+  if (sa == nullptr) {
+    return -EINVAL;
+  }
+  std::memset(sa, 0, sizeof *sa);
+  sa->sin_family = AF_INET;
+  sa->sin_port = htons(c->remote_port);
+  sa->sin_addr.s_addr = htonl(c->remote_addr);
+  return 0;
+}
+
+int Runtime::close(int pool, int gd, int cd) {
+  std::uint32_t slot = 0;
+  Conn* c = conn(pool, gd, cd, &slot);
+  if (c == nullptr) {
+    return -EBADF;
+  }
+  Group& g = *group(gd);
+  ready_unlink(g, slot);
+  if (c->conn != kNoConn) {
+    const ConnId id = c->conn;
+    engine_to_slot_[id] = kNil;
+    TcpLayer& tcp = stack_->tcp();
+    if (rx_.held(id) > 0 && (c->flags & kEnded) == 0) {
+      // RFC 2525 2.17: closing with unacknowledged data resets, so the client learns that
+      // its bytes were not processed.
+      tcp.abort(id);
+    } else {
+      rx_.detach(id);  // bytes still arriving before the FIN exchange ends are dropped
+      tcp.close(id);
+    }
+  }
+  --g.connections;
+  if (Pool* p = pool_of(g.pool)) {
+    --p->connections;
+  }
+  free_slot(slot);
+  sync_fd(g);
+  return 0;
+}
+
+int Runtime::recv(int pool, int gd, int* cd, void* buf, std::size_t len) {
+  Group* g = group(gd);
+  if (g == nullptr || (pool != 0 && g->pool != pool)) {
+    return -EBADF;
+  }
+  if (cd == nullptr || buf == nullptr || len == 0) {
+    return -EINVAL;
+  }
+  len = std::min<std::size_t>(len, INT_MAX);
+  process_events();
+  const Pool* p = pool_of(g->pool);
+  // Bounded: every pass either returns or takes one connection off the ready list.
+  for (std::size_t guard = 0; guard <= conns_.size(); ++guard) {
+    const std::uint32_t slot = g->ready_head;
+    if (slot == kNil) {
+      break;
+    }
+    Conn& c = conns_[slot];
+    if (!has_news(slot)) {
+      ready_unlink(*g, slot);
+      continue;
+    }
+    *cd = make_cd(slot);
+    if ((c.flags & kEnded) != 0 && c.error != 0) {
+      c.flags |= kEndReported;
+      ready_unlink(*g, slot);
+      sync_fd(*g);
+      return -c.error;
+    }
+    const std::size_t avail =
+        c.conn == kNoConn ? 0 : (c.framing == XTCP_FRAME_NONE ? rx_.held(c.conn) : c.frames_end);
+    if (avail > c.seen) {
+      auto* out = static_cast<std::byte*>(buf);
+      std::size_t n = p->rx->peek(c.conn, 0, wire::MutableByteSpan(out, std::min(len, avail)));
+      if (c.framing != XTCP_FRAME_NONE) {
+        n = frame_cut(c, out, n);
+        if (n == 0) {
+          return -EMSGSIZE;  // stays first in line for a call with a larger buffer
+        }
+      }
+      c.delivered = static_cast<std::uint32_t>(n);
+      c.seen = std::max(c.seen, c.delivered);
+      ready_unlink(*g, slot);
+      sync_fd(*g);
+      return static_cast<int>(n);
+    }
+    c.flags |= kEndReported;  // orderly end, after all data was shown
+    ready_unlink(*g, slot);
+    sync_fd(*g);
+    return 0;
+  }
+  sync_fd(*g);
+  return -EAGAIN;
+}
+
+int Runtime::send(int pool, int gd, int cd, std::size_t ackd, const void* buf, std::size_t len) {
+  std::uint32_t slot = 0;
+  Conn* c = conn(pool, gd, cd, &slot);
+  if (c == nullptr) {
+    return -EBADF;
+  }
+  if ((buf == nullptr && len > 0) || ackd > c->delivered || !at_boundary(*c, ackd)) {
+    return -EINVAL;
+  }
+  len = std::min<std::size_t>(len, INT_MAX);
+  Group& g = *group(gd);
+  Pool* p = pool_of(g.pool);
+  TcpLayer& tcp = stack_->tcp();
+  if (ackd > 0) {
+    // The acknowledged bytes leave the pool; the engine ACKs what the pool no longer holds.
+    if (c->conn != kNoConn) {
+      p->rx->pop_front(c->conn, ackd);
+    }
+    const auto a = static_cast<std::uint32_t>(ackd);
+    c->delivered -= a;
+    c->seen = 0;  // what is left is offered again first
+    c->frames_end = c->frames_end > a ? c->frames_end - a : 0;
+    c->scan_pos = c->scan_pos > a ? c->scan_pos - a : 0;
+  }
+  int rc = 0;
+  if (c->conn == kNoConn) {
+    rc = c->error != 0 ? -c->error : -ENOTCONN;
+  } else if (len > 0) {
+    const std::int64_t r = tcp.send(c->conn, wire::ByteSpan(static_cast<const std::byte*>(buf), len));
+    if (r > 0) {
+      rc = static_cast<int>(r);
+      if (ackd > 0) {
+        ++p->acks_on_answers;
+      }
+    } else if (r == 0) {
+      rc = -EAGAIN;  // transmit cache full; the ACK went alone
+      if (ackd > 0) {
+        ++p->acks_alone;
+      }
+    } else {
+      rc = static_cast<int>(r);
+      if (ackd > 0) {
+        tcp.consumed(c->conn);  // "irrespective of the success of sending, ackd is ACKed"
+      }
+    }
+  } else if (ackd > 0) {
+    tcp.consumed(c->conn);  // len 0: the ACK alone
+    ++p->acks_alone;
+  }
+  refresh(slot);
+  return rc;
+}
+
+int Runtime::connect(int gd, const sockaddr_in* addr) {
+  Group* g = group(gd);
+  if (g == nullptr) {
+    return -EBADF;
+  }
+  if (addr == nullptr || addr->sin_family != AF_INET) {
+    return -EINVAL;
+  }
+  Pool* p = pool_of(g->pool);
+  const std::uint32_t slot = alloc_slot();
+  if (slot == kNil) {
+    return -ENOMEM;
+  }
+  ++live_conns_;
+  staged_pool_slot_ = p->slot;  // the SYN's window is computed inside connect()
+  const std::int64_t r = stack_->tcp().connect(ntohl(addr->sin_addr.s_addr), ntohs(addr->sin_port), 0);
+  staged_pool_slot_ = -1;
+  if (r < 0) {
+    free_slot(slot);
+    return static_cast<int>(r);
+  }
+  const auto id = static_cast<ConnId>(r);
+  rx_.bind(id, p->slot);
+  Conn& c = conns_[slot];
+  c.conn = id;
+  c.gd = static_cast<std::uint16_t>(gd);
+  c.state = kOpen;
+  c.flags = kConnecting;
+  c.remote_addr = ntohl(addr->sin_addr.s_addr);
+  c.remote_port = ntohs(addr->sin_port);
+  c.framing = static_cast<std::uint8_t>(g->opts.framing);
+  c.delimiter = static_cast<std::uint8_t>(g->opts.delimiter);
+  c.max_message = static_cast<std::uint32_t>(g->opts.max_message);
+  if (id >= engine_to_slot_.size()) {
+    engine_to_slot_.resize(std::max<std::size_t>(static_cast<std::size_t>(id) + 1, engine_to_slot_.size() * 2), kNil);
+  }
+  engine_to_slot_[id] = slot;
+  stack_->tcp().set_nodelay(id, g->opts.nodelay);
+  ++g->connections;
+  ++p->connections;
+  return make_cd(slot);
+}
+
+}  // namespace xtcp::api
