@@ -10,12 +10,13 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 namespace xtcp::test {
 namespace {
 
-// A non-blocking connected socket, or -errno. Bounded by timeout_ms.
-int connect_to(const char* addr, std::uint16_t port, int timeout_ms) {
+// Starts a non-blocking connect; the socket or -errno.
+int start_connect(const char* addr, std::uint16_t port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
     return -errno;
@@ -31,18 +32,6 @@ int connect_to(const char* addr, std::uint16_t port, int timeout_ms) {
     ::close(fd);
     return -err;
   }
-  pollfd p{fd, POLLOUT, 0};
-  if (::poll(&p, 1, timeout_ms) != 1) {
-    ::close(fd);
-    return -ETIMEDOUT;
-  }
-  int soerr = 0;
-  socklen_t len = sizeof soerr;
-  getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
-  if (soerr != 0) {
-    ::close(fd);
-    return -soerr;
-  }
   return fd;
 }
 
@@ -57,15 +46,64 @@ ImClients::~ImClients() {
 }
 
 bool ImClients::connect(const char* addr, std::uint16_t port, int n, std::string* error) {
+  // Up to kWindow handshakes in flight at once (the server's accept queue is finite).
+  constexpr std::size_t kWindow = 128;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  std::vector<int> pending;
+  int started = 0;
   clients_.reserve(clients_.size() + static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) {
-    const int fd = connect_to(addr, port, 15000);
-    if (fd < 0) {
-      *error = "connection " + std::to_string(i) + ": " + std::strerror(-fd);
+  // Bounded by the deadline.
+  while (started < n || !pending.empty()) {
+    while (started < n && pending.size() < kWindow) {
+      const int fd = start_connect(addr, port);
+      if (fd < 0) {
+        *error = "connection " + std::to_string(started) + ": " + std::strerror(-fd);
+        for (const int p : pending) {
+          ::close(p);
+        }
+        return false;
+      }
+      pending.push_back(fd);
+      ++started;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      *error = std::to_string(pending.size()) + " connections still pending after 60 s";
+      for (const int p : pending) {
+        ::close(p);
+      }
       return false;
     }
-    clients_.emplace_back();
-    clients_.back().fd = fd;
+    std::vector<pollfd> fds;
+    for (const int fd : pending) {
+      fds.push_back(pollfd{fd, POLLOUT, 0});
+    }
+    ::poll(fds.data(), fds.size(), 100);
+    std::vector<int> still;
+    int failed = 0;
+    for (const pollfd& p : fds) {
+      if (p.revents == 0) {
+        still.push_back(p.fd);
+        continue;
+      }
+      int soerr = 0;
+      socklen_t len = sizeof soerr;
+      getsockopt(p.fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+      if (soerr != 0) {
+        failed = soerr;
+        ::close(p.fd);
+        continue;
+      }
+      clients_.emplace_back();
+      clients_.back().fd = p.fd;
+    }
+    if (failed != 0) {
+      *error = std::string("connect: ") + std::strerror(failed);
+      for (const int fd : still) {
+        ::close(fd);
+      }
+      return false;
+    }
+    pending.swap(still);
   }
   return true;
 }
@@ -101,7 +139,17 @@ void ImClients::on_line(ImClient& c, std::string line) {
   }
 }
 
+void ImClients::shutdown_ready() {
+  for (ImClient& c : clients_) {
+    if (c.shut_wr_wanted && !c.shut_wr_done && c.out.empty() && !c.eof) {
+      ::shutdown(c.fd, SHUT_WR);
+      c.shut_wr_done = true;
+    }
+  }
+}
+
 void ImClients::pump_once(int timeout_ms) {
+  shutdown_ready();
   std::vector<pollfd> fds;
   std::vector<std::size_t> index;
   fds.reserve(clients_.size());
@@ -131,6 +179,9 @@ void ImClients::pump_once(int timeout_ms) {
       const ssize_t n = ::send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
       if (n > 0) {
         c.out.erase(0, static_cast<std::size_t>(n));
+        if (c.out.empty() && c.shut_wr_wanted) {
+          shutdown_ready();
+        }
       } else if (n < 0 && errno != EAGAIN) {
         c.error = errno;
       }
@@ -157,12 +208,6 @@ void ImClients::pump_once(int timeout_ms) {
         on_line(c, c.in.substr(start, nl - start));
       }
       c.in.erase(0, start);
-    }
-  }
-  for (ImClient& c : clients_) {
-    if (c.shut_wr_wanted && !c.shut_wr_done && c.out.empty() && !c.eof) {
-      ::shutdown(c.fd, SHUT_WR);
-      c.shut_wr_done = true;
     }
   }
 }

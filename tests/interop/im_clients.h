@@ -55,6 +55,8 @@ class ImClients {
  private:
   void on_line(ImClient& c, std::string line);
   void pump_once(int timeout_ms);
+  // Half-closes the clients that asked for it and have written everything.
+  void shutdown_ready();
 
   std::vector<ImClient> clients_;
   std::uint64_t answers_total_ = 0;

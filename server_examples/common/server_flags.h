@@ -1,0 +1,41 @@
+// Command-line flags shared by the example servers on the xtcp API (xtcp-echo, xtcp-im):
+// --tun NAME --ip ADDR [--kernel-ip ADDR/PREFIX] [--port N] [--pcap FILE] [--duration S]
+// [--pool-size BYTES] [--tx-cache BYTES]. Parsed and validated here; a bad flag exits 2 with a clear message.
+#pragma once
+
+#include <xtcp/xtcp.h>
+
+#include <csignal>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+namespace xtcp_examples {
+
+struct ServerFlags {
+  std::string tun;
+  std::string ip;          // dotted quad, validated
+  std::string kernel_ip;   // "ADDR/PREFIX" or empty, validated
+  std::uint16_t port = 0;  // 0: not given
+  std::string pcap;
+  std::uint64_t duration_s = 0;         // 0: until SIGINT/SIGTERM
+  std::size_t pool_size = 4u << 20;     // the pool's shared receive buffer (--pool-size)
+  std::size_t tx_cache_size = 0;        // the shared transmit cache; 0: the API's default
+};
+
+// Parses argv. Exits 0 after printing usage for --help, 2 with "<program>: <why>" and the
+// usage on any bad or missing flag. port_required: --port must be given.
+ServerFlags parse_server_flags(int argc, char** argv, const char* program, const char* usage,
+                               std::uint16_t default_port, bool port_required);
+
+// The xtcp_config for these flags (pointers into flags; keep flags alive).
+xtcp_config make_config(const ServerFlags& flags);
+
+// Installs SIGINT/SIGTERM handlers that set the returned flag (restores default SIGPIPE).
+volatile std::sig_atomic_t* install_stop_signals();
+
+// Prints the pool's counters as "pool.<name> <value>" lines.
+void print_pool_stats(const char* program, std::FILE* out);
+
+}  // namespace xtcp_examples
