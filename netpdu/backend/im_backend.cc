@@ -1,15 +1,35 @@
-// ImBackend: the IM command handlers, per-session line buffering and sequence checks, the
-// CLOSE handshake, presence fan-out and backpressure (stall a session, stop its transport).
+// ImBackend: the IM command handlers (docs/im-protocol.md), per-session line buffering and
+// sequence checks, the CLOSE handshake, presence fan-out and backpressure (a line that
+// cannot be answered yet stalls its session and stops its transport).
 #include "netpdu/backend/im_backend.h"
 
+#include <algorithm>
 #include <cerrno>
 
 namespace xtcp::netpdu {
 
 namespace {
-// Room reserved before each request line: the largest answer (LIST) plus a FROM to the
-// same transport.
+// Room reserved on the requester's transport before each request line: any answer but
+// LIST (checked for its real size) plus a FROM to the same transport.
 constexpr std::size_t kAnswerReserve = 8 * 1024;
+
+// The words of a line: separated by one or more spaces.
+std::vector<std::string_view> words(std::string_view line, std::size_t max_words) {
+  std::vector<std::string_view> w;
+  std::size_t i = 0;
+  while (i < line.size() && w.size() < max_words) {
+    while (i < line.size() && line[i] == ' ') {
+      ++i;
+    }
+    if (i == line.size()) {
+      break;
+    }
+    const std::size_t end = std::min(line.find(' ', i), line.size());
+    w.push_back(line.substr(i, end - i));
+    i = end;
+  }
+  return w;
+}
 }  // namespace
 
 bool valid_im_name(std::string_view name) {
@@ -101,29 +121,31 @@ void ImBackend::process_lines(Conn& c, std::uint64_t sid, Session& s) {
     if (nl == std::string::npos) {
       break;
     }
-    if (nl - start > config_.max_line) {
-      break;  // handled below, with the over-long tail
+    if (nl - start > config_.max_frame) {
+      end_session(c, sid, s);  // cannot be framed: the session ends, as xtcp-im resets it
+      break;
     }
-    if (!has_room(c)) {
-      c.stalled = true;  // the rest waits for room (poll_timers); the transport is not read meanwhile
+    if (!handle_line(c, sid, s, std::string_view(s.buf.data() + start, nl - start))) {
+      // Waits for room (retried by poll_timers); the transport is not read meanwhile.
+      if (!c.stalled) {
+        ++stats_.stalls;
+      }
+      c.stalled = true;
       c.stalled_session = sid;
       s.buf.erase(0, start);
       return;
     }
-    std::string_view line(s.buf.data() + start, nl - start);
     start = nl + 1;
-    handle_line(c, sid, s, line);
   }
+  c.stalled = false;
   if (s.closing) {
     s.buf.clear();
     return;
   }
   s.buf.erase(0, start);
-  const std::size_t nl = s.buf.find('\n');
-  if ((nl == std::string::npos ? s.buf.size() : nl) > config_.max_line) {
-    end_session(c, sid, s, "ERR line-too-long\n");
+  if (s.buf.size() > config_.max_frame) {
+    end_session(c, sid, s);
   }
-  c.stalled = false;
 }
 
 int ImBackend::send(Conn& c, std::uint64_t sid, Session& s, TlpduType type, std::uint8_t flags, std::string text) {
@@ -146,15 +168,22 @@ int ImBackend::send(Conn& c, std::uint64_t sid, Session& s, TlpduType type, std:
 }
 
 void ImBackend::answer(Conn& c, std::uint64_t sid, Session& s, std::string text) {
-  send(c, sid, s, TlpduType::kData, tlpdu_flags::kAnswer, std::move(text));  // room was reserved
+  // Room was checked by the caller. An answer longer than one TLPDU goes in pieces; only
+  // the last carries kAnswer, so "one flagged TLPDU per request line" holds.
+  const std::size_t max = c.ep->max_payload_bytes();
+  while (text.size() > max) {
+    send(c, sid, s, TlpduType::kData, 0, text.substr(0, max));
+    text.erase(0, max);
+  }
+  send(c, sid, s, TlpduType::kData, tlpdu_flags::kAnswer, std::move(text));
 }
 
-void ImBackend::end_session(Conn& c, std::uint64_t sid, Session& s, const std::string& why) {
-  send(c, sid, s, TlpduType::kData, 0, why);
+void ImBackend::end_session(Conn& c, std::uint64_t sid, Session& s) {
   send(c, sid, s, TlpduType::kClose, 0, {});
   logout(s);
   s.closing = true;
   s.buf.clear();
+  ++stats_.sessions_ended;
 }
 
 void ImBackend::logout(Session& s) {
@@ -168,7 +197,7 @@ void ImBackend::logout(Session& s) {
 }
 
 void ImBackend::broadcast_presence(const std::string& name, bool online) {
-  const std::string text = "PRESENCE " + name + (online ? " online\n" : " offline\n");
+  const std::string text = (online ? "ONLINE " : "OFFLINE ") + name + "\n";
   for (auto& [uname, ref] : users_) {
     if (uname == name) {
       continue;
@@ -179,107 +208,142 @@ void ImBackend::broadcast_presence(const std::string& name, bool online) {
     }
     Conn& tc = *cit->second;
     auto sit = tc.sessions.find(ref.session);
-    if (sit == tc.sessions.end() || !tc.ep->can_accept(text.size() + kAnswerReserve, 2)) {
-      ++stats_.presence_dropped;  // never buffered beyond the transport's bound
+    // Keep the transport's reserve for answers; a full transport misses the notification
+    // rather than making the backend buffer without bound.
+    if (sit == tc.sessions.end() || !tc.ep->can_accept(text.size() + kAnswerReserve, 3) ||
+        send(tc, ref.session, sit->second, TlpduType::kData, 0, text) != 0) {
+      ++stats_.presence_dropped;
       continue;
     }
-    if (send(tc, ref.session, sit->second, TlpduType::kData, 0, text) == 0) {
-      ++stats_.presence_sent;
-    } else {
-      ++stats_.presence_dropped;
-    }
+    ++stats_.presence_sent;
   }
 }
 
-void ImBackend::handle_line(Conn& c, std::uint64_t sid, Session& s, std::string_view line) {
-  ++stats_.requests;
+bool ImBackend::handle_line(Conn& c, std::uint64_t sid, Session& s, std::string_view line) {
+  if (!has_room(c)) {
+    return false;
+  }
   if (!line.empty() && line.back() == '\r') {
     line.remove_suffix(1);
   }
-  if (line.empty()) {
-    answer(c, sid, s, {});  // the answer carries no text, only the acknowledgement
-    return;
+  if (line.size() > config_.max_line) {
+    ++stats_.requests;
+    answer(c, sid, s, "ERR line-too-long\n");
+    return true;
   }
-  const std::size_t sp = line.find(' ');
-  const std::string_view cmd = line.substr(0, sp);
-  const std::string_view rest = sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
-
+  const auto w = words(line, 3);
+  if (w.empty()) {
+    ++stats_.requests;
+    answer(c, sid, s, "ERR empty-line\n");
+    return true;
+  }
+  const std::string_view cmd = w[0];
   if (cmd == "LOGIN") {
+    ++stats_.requests;
     if (!s.name.empty()) {
       answer(c, sid, s, "ERR already-logged-in\n");
-    } else if (!valid_im_name(rest)) {
+    } else if (w.size() != 2 || !valid_im_name(w[1])) {
       answer(c, sid, s, "ERR bad-name\n");
-    } else if (users_.count(std::string(rest)) != 0) {
-      answer(c, sid, s, "ERR name-taken " + std::string(rest) + "\n");
+    } else if (users_.count(std::string(w[1])) != 0) {
+      answer(c, sid, s, "ERR name-taken\n");
     } else {
-      s.name = std::string(rest);
+      s.name = std::string(w[1]);
       users_.emplace(s.name, UserRef{c.id, sid});
-      answer(c, sid, s, "OK LOGIN " + s.name + "\n");
+      answer(c, sid, s, "OK\n");
       broadcast_presence(s.name, true);
     }
-    return;
+    return true;
   }
   if (cmd == "MSG") {
     if (s.name.empty()) {
+      ++stats_.requests;
       answer(c, sid, s, "ERR not-logged-in\n");
-      return;
+      return true;
     }
-    const std::size_t sp2 = rest.find(' ');
-    const std::string to(rest.substr(0, sp2));
-    const std::string_view text = sp2 == std::string_view::npos ? std::string_view() : rest.substr(sp2 + 1);
-    if (!valid_im_name(to)) {
-      answer(c, sid, s, "ERR bad-syntax\n");
-      return;
+    // MSG to text: `to` is the second word; the text starts at the next non-space and is
+    // kept as sent from there.
+    std::string_view text;
+    if (w.size() == 3) {
+      text = line.substr(static_cast<std::size_t>(w[2].data() - line.data()));
     }
+    if (w.size() < 3 || text.find_first_not_of(' ') == std::string_view::npos) {
+      ++stats_.requests;
+      answer(c, sid, s, "ERR usage MSG to text\n");
+      return true;
+    }
+    const std::string to(w[1]);
     auto u = users_.find(to);
-    if (u == users_.end()) {
-      answer(c, sid, s, "ERR no-such-user " + to + "\n");
-      return;
-    }
-    auto cit = conns_.find(u->second.conn);
+    Conn* tc = nullptr;
     Session* ts = nullptr;
-    if (cit != conns_.end()) {
-      auto sit = cit->second->sessions.find(u->second.session);
-      ts = sit == cit->second->sessions.end() ? nullptr : &sit->second;
+    if (u != users_.end()) {
+      auto cit = conns_.find(u->second.conn);
+      if (cit != conns_.end()) {
+        auto sit = cit->second->sessions.find(u->second.session);
+        if (sit != cit->second->sessions.end()) {
+          tc = cit->second.get();
+          ts = &sit->second;
+        }
+      }
+    }
+    if (ts == nullptr) {
+      ++stats_.requests;
+      answer(c, sid, s, "ERR offline\n");
+      return true;
     }
     std::string from = "FROM " + s.name + " ";
     from.append(text);
     from.push_back('\n');
-    // The FROM must fit without eating the room reserved for answers on its transport.
-    if (ts == nullptr || !cit->second->ep->can_accept(from.size() + kAnswerReserve, 3) ||
-        send(*cit->second, u->second.session, *ts, TlpduType::kData, 0, std::move(from)) != 0) {
-      ++stats_.busy_refusals;
-      answer(c, sid, s, "ERR busy " + to + "\n");
-      return;
+    // The FROM must fit without eating the room reserved for answers on its transport;
+    // if it does not, the line waits (delivery is promised, buffering is bounded).
+    if (!tc->ep->can_accept(from.size() + kAnswerReserve, 3)) {
+      return false;
     }
+    ++stats_.requests;
+    send(*tc, u->second.session, *ts, TlpduType::kData, 0, std::move(from));
     ++stats_.messages;
-    answer(c, sid, s, "OK MSG " + to + "\n");
-    return;
+    answer(c, sid, s, "OK\n");
+    return true;
   }
-  if (cmd == "LIST" && rest.empty()) {
-    std::string out = "USERS " + std::to_string(users_.size());
-    std::size_t shown = 0;
-    for (const auto& [name, ref] : users_) {
-      if (shown++ == config_.list_limit) {
-        break;
-      }
+  if (cmd == "LIST") {
+    if (s.name.empty()) {
+      ++stats_.requests;
+      answer(c, sid, s, "ERR not-logged-in\n");
+      return true;
+    }
+    if (w.size() != 1) {
+      ++stats_.requests;
+      answer(c, sid, s, "ERR usage LIST\n");
+      return true;
+    }
+    std::string out = "USERS";
+    for (const auto& [name, ref] : users_) {  // std::map: sorted by byte value
       out += ' ';
       out += name;
+      if (out.size() > config_.max_list_bytes) {
+        break;
+      }
     }
     out += '\n';
-    answer(c, sid, s, std::move(out));
-    return;
-  }
-  if (cmd == "LOGOUT" && rest.empty()) {
-    if (s.name.empty()) {
-      answer(c, sid, s, "ERR not-logged-in\n");
-      return;
+    if (out.size() > config_.max_list_bytes) {
+      out = "ERR list-too-long\n";
     }
-    logout(s);
-    answer(c, sid, s, "OK LOGOUT\n");
-    return;
+    const std::size_t pieces = out.size() / c.ep->max_payload_bytes() + 1;
+    if (!c.ep->can_accept(out.size() + kAnswerReserve, pieces + 2)) {
+      return false;
+    }
+    ++stats_.requests;
+    answer(c, sid, s, std::move(out));
+    return true;
   }
+  if (cmd == "QUIT") {
+    ++stats_.requests;
+    answer(c, sid, s, "BYE\n");
+    end_session(c, sid, s);  // logs out (OFFLINE to the others) and closes after BYE
+    return true;
+  }
+  ++stats_.requests;
   answer(c, sid, s, "ERR unknown-command\n");
+  return true;
 }
 
 void ImBackend::handle(int fd, short revents) {
@@ -306,7 +370,7 @@ void ImBackend::poll_timers() {
   for (auto& [id, c] : conns_) {
     // Answers were refused room (the sink said kRetryLater, or a session stalled mid-way):
     // go on once the aggregator has written enough.
-    if ((c->stalled || c->ep->delivery_blocked()) && has_room(*c)) {
+    if ((c->stalled || c->ep->delivery_blocked()) && has_room(*c)) {  // (a MSG may also wait for its target)
       if (c->stalled) {
         auto sit = c->sessions.find(c->stalled_session);
         if (sit == c->sessions.end()) {

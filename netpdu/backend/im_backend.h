@@ -1,12 +1,13 @@
-// The instant-messaging backend behind NetPDU transports (protocol in docs/netpdu.md): each
-// front-end transport carries many client sessions; request lines arrive in DATA TLPDUs and
-// answers, messages and presence notifications leave as TLPDUs on the right session.
+// The instant-messaging backend behind NetPDU transports: the client protocol of
+// docs/im-protocol.md (the one xtcp-im speaks itself), served for client sessions that
+// front ends forward; the NetPDU side is in docs/netpdu.md.
 //
-//   front end --TLPDUs--> Endpoint --sink--> session line buffer --> LOGIN/MSG/LIST/LOGOUT
-//   answer (flag kAnswer) --> same session;  FROM / PRESENCE --> target sessions, any transport
+//   front end --TLPDUs--> Endpoint --sink--> session line buffer --> LOGIN/MSG/LIST/QUIT
+//   answer (last TLPDU flagged kAnswer) --> same session; FROM/ONLINE/OFFLINE --> targets
 //
-// Backpressure: a transport whose answers cannot be queued stops being read (kRetryLater);
-// a message to a congested target transport is refused with "ERR busy", never buffered.
+// Backpressure: a line whose answer (or whose FROM, on the target's transport) cannot be
+// queued waits, and its transport is not read meanwhile (kRetryLater); nothing is buffered
+// beyond the transports' bounds. ONLINE/OFFLINE to a transport that is full are dropped.
 #pragma once
 
 #include <cstddef>
@@ -25,16 +26,18 @@ namespace xtcp::netpdu {
 
 struct ImBackendConfig {
   EndpointConfig endpoint;
-  std::size_t max_line = 4096;   // longer request lines end the session
-  std::size_t list_limit = 100;  // names shown by LIST
+  std::size_t max_line = 1024;               // longer lines: ERR line-too-long (line dropped)
+  std::size_t max_frame = 8192;              // a line longer than this ends the session
+  std::size_t max_list_bytes = 1024 * 1024;  // a longer LIST answer: ERR list-too-long
 };
 
 struct ImBackendStats {
   std::uint64_t requests = 0;
   std::uint64_t messages = 0;           // FROM delivered
   std::uint64_t presence_sent = 0;
-  std::uint64_t presence_dropped = 0;   // target transport congested
-  std::uint64_t busy_refusals = 0;      // MSG refused with ERR busy
+  std::uint64_t presence_dropped = 0;   // target transport full
+  std::uint64_t stalls = 0;             // a line waited for room
+  std::uint64_t sessions_ended = 0;     // QUIT, or a line that cannot be framed
   std::uint64_t transports_failed = 0;
 };
 
@@ -81,12 +84,13 @@ class ImBackend {
   Verdict on_tlpdu(Conn& c, const Tlpdu& t);
   bool has_room(const Conn& c) const;
   void process_lines(Conn& c, std::uint64_t sid, Session& s);
-  void handle_line(Conn& c, std::uint64_t sid, Session& s, std::string_view line);
+  // false: it needs room that is not there; nothing was done, try again later.
+  bool handle_line(Conn& c, std::uint64_t sid, Session& s, std::string_view line);
   int send(Conn& c, std::uint64_t sid, Session& s, TlpduType type, std::uint8_t flags, std::string text);
   void answer(Conn& c, std::uint64_t sid, Session& s, std::string text);
   void broadcast_presence(const std::string& name, bool online);
   void logout(Session& s);
-  void end_session(Conn& c, std::uint64_t sid, Session& s, const std::string& why);
+  void end_session(Conn& c, std::uint64_t sid, Session& s);
   void retire(std::uint32_t id);
 
   ImBackendConfig config_;
