@@ -260,13 +260,17 @@ bool ImBackend::handle_line(Conn& c, std::uint64_t sid, Session& s, std::string_
       answer(c, sid, s, "ERR not-logged-in\n");
       return true;
     }
-    // MSG to text: `to` is the second word; the text starts at the next non-space and is
-    // kept as sent from there.
+    // MSG to text: `to` is the second word; the text is everything after the single space
+    // that follows it, kept as sent, and must not be empty (docs/im-protocol.md).
     std::string_view text;
-    if (w.size() == 3) {
-      text = line.substr(static_cast<std::size_t>(w[2].data() - line.data()));
+    std::size_t to_end = 0;
+    if (w.size() >= 2) {
+      to_end = static_cast<std::size_t>(w[1].data() - line.data()) + w[1].size();
+      if (to_end + 1 < line.size()) {
+        text = line.substr(to_end + 1);
+      }
     }
-    if (w.size() < 3 || text.find_first_not_of(' ') == std::string_view::npos) {
+    if (text.empty()) {
       ++stats_.requests;
       answer(c, sid, s, "ERR usage MSG to text\n");
       return true;

@@ -174,10 +174,11 @@ TEST(NetpduImBackend, ErrorAnswers) {
       {"LIST extra\n", "ERR usage LIST\n"},
       {"MSG\n", "ERR usage MSG to text\n"},
       {"MSG alice\n", "ERR usage MSG to text\n"},
-      {"MSG alice    \n", "ERR usage MSG to text\n"},
+      {"MSG alice \n", "ERR usage MSG to text\n"},
+      {"MSG alice   \n", "FROM alice   \nOK\n"},
       {"MSG nobody hi\n", "ERR offline\n"},
       {"  LIST  \n", "USERS alice\n"},
-      {"MSG alice  hi  there \n", "FROM alice hi  there \nOK\n"},
+      {"MSG  alice  hi  there \n", "FROM alice  hi  there \nOK\n"},
   };
   for (const auto& [req, want] : script) {
     fe.send(s, req);
