@@ -423,12 +423,18 @@ int Runtime::close(int pool, int gd, int cd) {
     const ConnId id = c->conn;
     engine_to_slot_[id] = kNil;
     TcpLayer& tcp = stack_->tcp();
-    if (rx_.held(id) > 0 && (c->flags & kEnded) == 0) {
+    const std::size_t held = rx_.held(id);
+    if (held > 0 && (c->flags & (kEnded | kPeerFin)) == 0) {
       // RFC 2525 2.17: closing with unacknowledged data resets, so the client learns that
       // its bytes were not processed.
       tcp.abort(id);
     } else {
+      // A client that has finished sending gets an orderly close even if it left an
+      // unterminated tail: a RST would also destroy answers still in flight to it.
       rx_.detach(id);  // bytes still arriving before the FIN exchange ends are dropped
+      if (held > 0 && (c->flags & kEnded) == 0) {
+        tcp.consumed(id);  // ACK the dropped tail and the FIN, or the client resends them
+      }
       tcp.close(id);
     }
   }

@@ -162,6 +162,46 @@ TEST(ApiSemantics, OrderlyEndAfterData) {
   EXPECT_SEGMENT(b.sent_one(c), Match().flags(kFin | kAck).rseq(5).rack(5));
 }
 
+// A client that sent an unterminated tail and then its FIN is closed in order: its bytes
+// and FIN are ACKed, no RST (which would also destroy answers still in flight).
+TEST(ApiSemantics, CloseAfterClientEndWithUnacknowledgedTail) {
+  Bench b;
+  const int gd = open_group(b);
+  ASSERT_EQ(b.rt->setopt(gd, XTCP_OPT_FRAMING, XTCP_FRAME_DELIMITER), 0);
+  Client c = client(40000);
+  const int cd = b.open(c, gd);
+  Seg s = data(1, "ok\npartial");
+  s.flags |= kFin;
+  b.inject(c, s);
+  auto r = b.recv(gd);
+  ASSERT_EQ(r.data, "ok\n");
+  ASSERT_EQ(b.send(gd, cd, 3, "fine\n"), 5);
+  EXPECT_SEGMENT(b.sent_one(c), Match().rack(4).payload(bytes_of("fine\n")));
+  r = b.recv(gd);
+  EXPECT_EQ(r.rc, 0) << "the end; the tail never became a message";
+  ASSERT_EQ(b.rt->close(0, gd, cd), 0);
+  bool fin = false;
+  for (const auto& o : b.sent({&c})) {
+    EXPECT_FALSE(o.seg.has(kRst)) << o.seg.describe();
+    EXPECT_EQ(o.seg.rack, 12u) << "tail and FIN acknowledged";
+    fin = fin || o.seg.has(kFin);
+  }
+  EXPECT_TRUE(fin);
+  EXPECT_EQ(b.rt->rx_pool(b.pool)->used(), 0u);
+}
+
+// Closing while the client still sends and we hold its bytes unprocessed: RST.
+TEST(ApiSemantics, CloseWithUnprocessedBytesResets) {
+  Bench b;
+  const int gd = open_group(b);
+  Client c = client(40000);
+  const int cd = b.open(c, gd);
+  b.inject(c, data(1, "unprocessed"));
+  ASSERT_EQ(b.rt->close(0, gd, cd), 0);
+  EXPECT_TRUE(b.sent_one(c).has(kRst));
+  EXPECT_EQ(b.rt->rx_pool(b.pool)->used(), 0u);
+}
+
 TEST(ApiSemantics, ResetIsReported) {
   Bench b;
   const int gd = open_group(b);
