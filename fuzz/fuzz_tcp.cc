@@ -7,8 +7,8 @@
 //   Stack --Link::send--> every packet checked (well formed, MTU, MSS, data = what was queued)
 //   Ipv4Layer --tcp_input--> Tap (records what the peer delivered) --> TcpLayer
 //
-// Input: byte 0 picks a configuration variant (see make_config), then operations until the
-// bytes run out or kMaxOps. Each starts with one selector byte (op % 8):
+// Input: byte 0 picks a configuration variant (see make_config), byte 1 the listener's
+// options (see listen_options), then operations until the bytes run out or kMaxOps. Each starts with one selector byte (op % 8):
 //   0-2 aimed segment: flow (index, or >= 0xf0 for a new 4-tuple), flags, ctl, seq/ack
 //       offsets relative to the connection's real RCV.NXT and SND.UNA/SND.NXT, window,
 //       payload length, optional TS/SACK/SYN/raw options; the checksum is always right, so
@@ -253,6 +253,16 @@ Variant make_config(std::uint8_t v) {
   return c;
 }
 
+// Listener options from 3 bits: bit 0 application-controlled ACKs (XTCP), bits 1-2 their
+// deadline (none, 40 ms, 500 ms, 5 s).
+ListenOptions listen_options(std::uint8_t b) {
+  static constexpr TimeNs kDeadline[4] = {0, ms(40), ms(500), seconds(5)};
+  ListenOptions o;
+  o.app_ack = (b & 1) != 0;
+  o.ack_deadline = kDeadline[(b >> 1) & 3];
+  return o;
+}
+
 // Delivers TCP segments to the TcpLayer after noting what the peer sent.
 class World;
 class Tap final : public IpUpperLayer {
@@ -295,7 +305,7 @@ class World {
   }
   ~World() { stack_->ip().set_upper(&stack_->tcp()); }
 
-  void setup();
+  void setup(std::uint8_t listen_bits);
   void run(Reader& in);
   void finish();
 
@@ -817,8 +827,8 @@ XTCP_HARNESS_ONLY void World::app_read(App& a, std::size_t want, bool consume) {
   }
 }
 
-void World::setup() {
-  CHECK(tcp().listen(kListenPort) == 0);
+void World::setup(std::uint8_t listen_bits) {
+  CHECK(tcp().listen(kListenPort, listen_options(listen_bits)) == 0);
   listening_ = true;
   // 0: passive, Linux's options (TS, SACK, WS 7), idle.
   App* c0 = passive(40000, 1'000'000, syn_options(true, true, true, 7), 1024, true);
@@ -1140,7 +1150,7 @@ void World::op_app(Reader& in) {
       break;
     case 9:
       if (arg & 1) {
-        if (l.listen(kListenPort) == 0) {
+        if (l.listen(kListenPort, listen_options(static_cast<std::uint8_t>(arg >> 1))) == 0) {
           listening_ = true;
         }
       } else if (l.unlisten(kListenPort) == 0) {
@@ -1268,7 +1278,7 @@ extern "C" const char* __asan_default_options() { return "quarantine_size_mb=32"
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   Reader in(data, size);
   World w(in.u8());
-  w.setup();
+  w.setup(in.u8());
   w.run(in);
   w.finish();
   return 0;
