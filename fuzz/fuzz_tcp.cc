@@ -8,7 +8,8 @@
 //   Ipv4Layer --tcp_input--> Tap (records what the peer delivered) --> TcpLayer
 //
 // Input: byte 0 picks a configuration variant (see make_config), byte 1 the listener's
-// options (see listen_options), then operations until the bytes run out or kMaxOps. Each starts with one selector byte (op % 8):
+// options (see listen_options), then operations until the bytes run out or kMaxOps. Each starts
+// with one selector byte (op % 8):
 //   0-2 aimed segment: flow (index, or >= 0xf0 for a new 4-tuple), flags, ctl, seq/ack
 //       offsets relative to the connection's real RCV.NXT and SND.UNA/SND.NXT, window,
 //       payload length, optional TS/SACK/SYN/raw options; the checksum is always right, so
