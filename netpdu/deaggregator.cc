@@ -69,6 +69,7 @@ RxState Deaggregator::on_readable() {
     bool* flag;
     ~Guard() { *flag = false; }
   } guard{&in_call_};
+  yielded_ = false;
 
   if (phase_ == Phase::kDeliver && !deliver()) {
     return state_;
@@ -145,6 +146,7 @@ RxState Deaggregator::on_readable() {
         return state_;
       }
       if (++frames >= config_.max_pdus_per_call) {
+        yielded_ = true;
         return state_;
       }
     }

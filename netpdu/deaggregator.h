@@ -37,6 +37,9 @@ class Deaggregator {
   // the owner should not poll the descriptor for input then.
   bool wants_read() const;
   bool delivery_blocked() const { return phase_ == Phase::kDeliver && state_ == RxState::kOpen; }
+  // The last on_readable() stopped at max_pdus_per_call with work possibly left that no
+  // descriptor will announce: call on_readable() again soon (Endpoint does, via its timers).
+  bool yielded() const { return yielded_ && state_ == RxState::kOpen; }
 
   RxState state() const { return state_; }
   RxError error() const { return error_; }
@@ -63,6 +66,7 @@ class Deaggregator {
   WireError wire_error_ = WireError::kNone;
   std::string error_message_;
   bool in_call_ = false;
+  bool yielded_ = false;
 
   Phase phase_ = Phase::kHeader;
   std::byte header_[kNetPduHeaderLen];

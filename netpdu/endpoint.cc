@@ -66,7 +66,12 @@ class SingleEndpoint final : public Endpoint {
     return tx_.submit(meta, std::move(payload));
   }
   void flush() override { tx_.flush(); }
-  void poll_timers() override { tx_.poll(); }
+  void poll_timers() override {
+    if (rx_.yielded()) {
+      rx_.on_readable();
+    }
+    tx_.poll();
+  }
   void handle(int fd, short revents) override {
     if (fd != fd_) {
       return;
@@ -79,7 +84,7 @@ class SingleEndpoint final : public Endpoint {
     }
   }
   void resume() override { rx_.on_readable(); }
-  TimeNs next_deadline() const override { return tx_.next_deadline(); }
+  TimeNs next_deadline() const override { return rx_.yielded() ? 0 : tx_.next_deadline(); }
   short events_for(int fd) const override {
     if (fd != fd_ || state() != State::kOpen) {
       return 0;
@@ -153,7 +158,12 @@ class SplitEndpoint final : public Endpoint {
     return tx_->submit(meta, std::move(payload));
   }
   void flush() override { tx_->flush(); }
-  void poll_timers() override { tx_->poll(); }
+  void poll_timers() override {
+    if (rx_->yielded()) {
+      rx_->on_readable();
+    }
+    tx_->poll();
+  }
   void handle(int fd, short revents) override {
     const int lane = lane_index(fd);
     if (lane < -1) {
@@ -171,7 +181,7 @@ class SplitEndpoint final : public Endpoint {
     }
   }
   void resume() override { rx_->on_readable(); }
-  TimeNs next_deadline() const override { return tx_->next_deadline(); }
+  TimeNs next_deadline() const override { return rx_->yielded() ? 0 : tx_->next_deadline(); }
   short events_for(int fd) const override {
     const int lane = lane_index(fd);
     if (lane < -1 || state() != State::kOpen) {

@@ -52,13 +52,16 @@ class Endpoint {
   // Aggregator::submit's contract: 0, -EAGAIN (backpressure), -EMSGSIZE, or the failure.
   virtual int submit(const TlpduMeta& meta, Payload payload) = 0;
   virtual void flush() = 0;
-  // Latency bound and pending writes; call once per loop turn.
+  // Latency bound, pending writes, and receive work a fairness cap left over; call once per
+  // loop turn (and at once when next_deadline() has passed).
   virtual void poll_timers() = 0;
   // Readiness of one of this endpoint's descriptors (revents as from poll(2)).
   virtual void handle(int fd, short revents) = 0;
   // Resume delivery after a sink's kRetryLater, or reading after the budget was spent.
   virtual void resume() = 0;
 
+  // When poll_timers() must run next: a latency bound, 0 (now) when the receiver yielded
+  // with work left, or kNever.
   virtual TimeNs next_deadline() const = 0;
   // The events this endpoint wants on fd right now (0: do not poll it).
   virtual short events_for(int fd) const = 0;

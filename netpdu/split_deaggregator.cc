@@ -73,6 +73,7 @@ RxState SplitDeaggregator::on_readable() {
     bool* flag;
     ~Guard() { *flag = false; }
   } guard{&in_call_};
+  yielded_ = false;
 
   if (delivering_ && !deliver()) {
     return state_;
@@ -95,6 +96,7 @@ RxState SplitDeaggregator::on_readable() {
           return state_;
         }
         if (++frames >= config_.max_pdus_per_call) {
+          yielded_ = true;
           return state_;
         }
         continue;

@@ -40,6 +40,9 @@ class SplitDeaggregator {
   bool wants_read_control() const;
   bool wants_read_data(std::size_t lane) const;
   bool delivery_blocked() const { return delivering_ && state_ == RxState::kOpen; }
+  // The last on_readable() stopped at max_pdus_per_call: headers already read may need no
+  // further input (empty payloads), so call on_readable() again soon.
+  bool yielded() const { return yielded_ && state_ == RxState::kOpen; }
 
   RxState state() const { return state_; }
   RxError error() const { return error_; }
@@ -73,6 +76,7 @@ class SplitDeaggregator {
   WireError wire_error_ = WireError::kNone;
   std::string error_message_;
   bool in_call_ = false;
+  bool yielded_ = false;
 
   std::vector<std::byte> ctl_;  // control bytes read, not yet parsed: [ctl_begin_, ctl_end_)
   std::size_t ctl_begin_ = 0;

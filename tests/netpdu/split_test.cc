@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "netpdu/split_aggregator.h"
+#include "netpdu/endpoint.h"
 #include "netpdu/split_deaggregator.h"
 #include "tests/netpdu/test_util.h"
 
@@ -339,6 +340,43 @@ TEST(NetpduSplit, UnknownSessionFromSink) {
   EXPECT_EQ(rx.on_readable(), RxState::kFailed);
   EXPECT_EQ(rx.error(), RxError::kUnknownSession);
   EXPECT_NE(rx.error_message().find("session 0x2"), std::string::npos) << rx.error_message();
+}
+
+}  // namespace
+}  // namespace xtcp::netpdu
+
+namespace xtcp::netpdu {
+namespace {
+
+// Many NetPDUs of empty payloads arrive with one control read; the fairness cap stops the
+// receiver after a few, and nothing is left to read on any descriptor: the endpoint must
+// still finish them (it asks to run again at once instead of waiting for input).
+TEST(NetpduSplit, WorkLeftByTheFairnessCapIsFinishedWithoutNewInput) {
+  SteadyClock clock;
+  auto [c0, c1] = test::socket_pair();
+  auto [d0, d1] = test::socket_pair();
+  Negotiated n;
+  n.role = Role::kControl;
+  n.max_pdu_bytes = 256 * 1024;
+  n.max_tlpdus = 8192;
+  n.data_count = 1;
+  EndpointConfig base;
+  base.rx.max_pdus_per_call = 3;
+  std::size_t got = 0;
+  auto tx = Endpoint::open(Transport{n, c0, {d0}}, base, clock, [](const Tlpdu&) { return Verdict::kAccept; });
+  auto rx = Endpoint::open(Transport{n, c1, {d1}}, base, clock, [&](const Tlpdu&) {
+    ++got;
+    return Verdict::kAccept;
+  });
+  for (std::uint32_t i = 0; i < 100; ++i) {
+    TlpduMeta m;
+    m.type = TlpduType::kOpen;
+    m.session = i + 1;
+    ASSERT_EQ(tx->submit(m, Payload{}), 0);
+    tx->flush();  // one NetPDU each, all written before the receiver runs
+  }
+  ASSERT_TRUE(test::pump({test::node_of(*tx), test::node_of(*rx)}, [&] { return got == 100; }, 5000)) << got;
+  EXPECT_EQ(rx->rx_stats().pdus, 100u);
 }
 
 }  // namespace
