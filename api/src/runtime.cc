@@ -123,11 +123,7 @@ std::unique_ptr<Runtime> Runtime::open(const LinkSetup& setup, int* error, std::
 
 Runtime::~Runtime() {
   // Every connection of every group is reset (the peers must not wait for a timeout).
-  for (auto& g : groups_) {
-    if (g) {
-      destroy_group(*g);
-    }
-  }
+  destroy_groups(std::vector<bool>(groups_.size(), true));
 }
 
 // ---- lookups -----------------------------------------------------------------------------
@@ -230,11 +226,11 @@ int Runtime::pool_destroy(int pool) {
   if (p == nullptr) {
     return -EINVAL;
   }
-  for (auto& g : groups_) {
-    if (g && g->pool == pool) {
-      destroy_group(*g);
-    }
+  std::vector<bool> which(groups_.size(), false);
+  for (std::size_t gd = 1; gd < groups_.size(); ++gd) {
+    which[gd] = groups_[gd] && groups_[gd]->pool == pool;
   }
+  destroy_groups(which);
   rx_.remove_pool(p->slot);
   pools_.erase(pool);
   return 0;
@@ -320,33 +316,45 @@ int Runtime::open_group(int pool, int domain, int type, int protocol, std::uint1
   return gd;
 }
 
-void Runtime::destroy_group(Group& g) {
+// Closes the groups whose descriptor is set in `which`: their listeners first (so nothing new
+// arrives), then one pass over the connection table resets all their connections (finalize
+// with a million connections must not walk the table once per group).
+void Runtime::destroy_groups(const std::vector<bool>& which) {
   TcpLayer& tcp = stack_->tcp();
-  if (g.port != 0) {
-    take_accepted(g.port);  // so every connection is ours to reset below
-    tcp.unlisten(g.port);
-    port_gd_[g.port] = 0;
+  for (std::size_t gd = 1; gd < groups_.size(); ++gd) {
+    Group* g = groups_[gd].get();
+    if (g == nullptr || !which[gd] || g->port == 0) {
+      continue;
+    }
+    take_accepted(g->port);  // so every connection is ours to reset below
+    tcp.unlisten(g->port);
+    port_gd_[g->port] = 0;
   }
-  Pool* p = pool_of(g.pool);
   for (std::uint32_t s = 0; s < conns_.size(); ++s) {
     Conn& c = conns_[s];
-    if (c.gd != g.gd || c.state == kFree) {
+    if (c.state == kFree || !which[c.gd]) {
       continue;
     }
     if (c.conn != kNoConn) {
       engine_to_slot_[c.conn] = kNil;
       tcp.abort(c.conn);
     }
-    if (p != nullptr && p->connections > 0) {
+    if (Pool* p = pool_of(groups_[c.gd]->pool); p != nullptr && p->connections > 0) {
       --p->connections;
     }
     free_slot(s);
   }
-  ::close(g.efd);
-  if (p != nullptr && p->groups > 0) {
-    --p->groups;
+  for (std::size_t gd = 1; gd < groups_.size(); ++gd) {
+    Group* g = groups_[gd].get();
+    if (g == nullptr || !which[gd]) {
+      continue;
+    }
+    ::close(g->efd);
+    if (Pool* p = pool_of(g->pool); p != nullptr && p->groups > 0) {
+      --p->groups;
+    }
+    groups_[gd].reset();
   }
-  groups_[g.gd].reset();  // g is gone after this
 }
 
 int Runtime::close_group(int gd) {
@@ -354,7 +362,9 @@ int Runtime::close_group(int gd) {
   if (g == nullptr) {
     return -EBADF;
   }
-  destroy_group(*g);
+  std::vector<bool> which(groups_.size(), false);
+  which[static_cast<std::size_t>(gd)] = true;
+  destroy_groups(which);
   return 0;
 }
 

@@ -147,7 +147,7 @@ class Runtime {
   void kill(Conn& c, int error);
   void sync_fd(Group& g);
   int relisten(Group& g);
-  void destroy_group(Group& g);
+  void destroy_groups(const std::vector<bool>& which);
 
   RuntimeConfig config_;
   std::unique_ptr<Owned> owned_;
