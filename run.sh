@@ -31,9 +31,11 @@ usage: ./run.sh <command>
 
   deps    install the missing Debian packages (apt-get; needs root)
   build   configure and build build/ (RelWithDebInfo, tests on); programs in build/bin/
-  test    deps + build + ctest, then an ASan/UBSan build + ctest (build-asan/), then a
-          bounded libFuzzer run of every fuzz target (build-fuzz/, needs clang)
-  demo    deps + build + tools/demo.sh (echo server on a TUN in a network namespace)
+  test    deps + build + ctest + tools/check_install.sh (an outside C program built
+          against the installed package, run on a TUN, its capture checked), then an
+          ASan/UBSan build + ctest (build-asan/), then a bounded libFuzzer run of every
+          fuzz target (build-fuzz/, needs clang)
+  demo    deps + build + tools/demo.sh (echo and IM servers on a TUN in a namespace)
 
 Network tests and the demo need root: they create their own network namespaces.
 EOF
@@ -92,6 +94,13 @@ run_ctest() {
   ctest --test-dir "$dir" --output-on-failure
 }
 
+# The outside-program check of issue 3: install, build against the package (pkg-config and
+# find_package), run on a TUN, verify on the captured traffic that ACKs ride on answers.
+stage_check_install() {
+  log "install check: tools/check_install.sh ($BUILD_DIR)"
+  XTCP_BUILD_DIR="$BUILD_DIR" "$ROOT/tools/check_install.sh"
+}
+
 stage_sanitizers() {
   log "sanitizers: ASan + UBSan build in $ASAN_DIR"
   configure_and_build "$ASAN_DIR" -DXTCP_SANITIZE=ON -DXTCP_BENCH=OFF -DXTCP_TESTS=ON
@@ -142,6 +151,7 @@ cmd_test() {
   cmd_deps
   cmd_build
   run_ctest "$BUILD_DIR"
+  stage_check_install
   stage_sanitizers
   stage_fuzz
   log "test: all stages passed"

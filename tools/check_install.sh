@@ -199,7 +199,7 @@ run_one() {
   done
   grep -q '^upper_server: .* on ' "$log" || { cat "$log"; die "$name: no start-up line in 10 s"; }
   # The kernel's side of the TUN is up now: capture what the kernel really sends/receives.
-  env --default-signal=INT ip netns exec "$NS" tcpdump -n -U -i "$TUN" -w "$pcap" \
+  env --default-signal=INT ip netns exec "$NS" tcpdump -n -U --immediate-mode -i "$TUN" -w "$pcap" \
     "tcp port $PORT" >"$dump_log" 2>&1 &
   local dump=$!
   PIDS+=("$dump")

@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# tools/demo.sh: runs the xtcp echo server on a TUN device inside a throwaway network
-# namespace and talks to it with ordinary kernel clients (ping, nc, Python sockets).
+# tools/demo.sh: runs the xtcp echo server (xtcp-echo) and then the instant-messaging
+# server (xtcp-im), both on the xtcp API, on a TUN device inside a throwaway network
+# namespace, and talks to them with ordinary kernel clients (ping, nc, curl, Python).
 # Everything stays inside the namespace (198.18.0.0/24); it is deleted on exit.
-# XTCP_BUILD_DIR picks the build dir (default build/); XTCP_ECHO_BIN another server binary.
+# XTCP_BUILD_DIR picks the build dir (default build/); XTCP_ECHO_BIN / XTCP_IM_BIN other
+# server binaries.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${XTCP_BUILD_DIR:-$ROOT/build}"
 ECHO_BIN="${XTCP_ECHO_BIN:-$BUILD_DIR/bin/xtcp-echo}"
+IM_BIN="${XTCP_IM_BIN:-$BUILD_DIR/bin/xtcp-im}"
 
 NS="xtcp-demo-$$"
 TUN=xtcp0
 STACK_IP=198.18.0.2          # the address xtcp answers on, behind the TUN
 KERNEL_CIDR=198.18.0.1/24    # the kernel's end of the TUN; clients use it as source
 PORT=7
+IM_PORT=5222
 PCAP=/tmp/xtcp-demo.pcap
+IM_PCAP=/tmp/xtcp-demo-im.pcap
 SERVER_LOG="$(mktemp /tmp/xtcp-demo-server.XXXXXX)"
 SERVER_PID=""
 FAILURES=0
@@ -51,25 +56,31 @@ create_namespace() {
 }
 
 check_build() {
-  if [ ! -x "$ECHO_BIN" ]; then
-    echo
-    echo "The echo server is not built yet: $ECHO_BIN does not exist."
-    echo "(The namespace and the TUN device were set up; the demo needs xtcp-echo to go on.)"
-    exit 1
-  fi
+  local bin
+  for bin in "$ECHO_BIN" "$IM_BIN"; do
+    if [ ! -x "$bin" ]; then
+      echo
+      echo "The server is not built yet: $bin does not exist."
+      echo "(The namespace and the TUN device were set up; the demo needs it to go on.)"
+      exit 1
+    fi
+  done
 }
 
+# start_server BINARY PORT PCAP
 start_server() {
-  say "starting $(basename "$ECHO_BIN") on $STACK_IP:$PORT (pcap: $PCAP)"
+  local bin="$1" port="$2" pcap="$3"
+  say "starting $(basename "$bin") on $STACK_IP:$port (pcap: $pcap)"
   # A background job of a script starts with SIGINT ignored; env restores the default so
   # the server can be stopped with SIGINT like from a terminal.
-  env --default-signal=INT ip netns exec "$NS" "$ECHO_BIN" --tun "$TUN" --ip "$STACK_IP" \
-    --kernel-ip "$KERNEL_CIDR" --port "$PORT" --pcap "$PCAP" >"$SERVER_LOG" 2>&1 &
+  env --default-signal=INT ip netns exec "$NS" "$bin" --tun "$TUN" --ip "$STACK_IP" \
+    --kernel-ip "$KERNEL_CIDR" --port "$port" --pcap "$pcap" >"$SERVER_LOG" 2>&1 &
   SERVER_PID=$!
 }
 
-# Waits (up to 10 s) until the server accepts TCP connections.
+# wait_until_up PORT: waits (up to 10 s) until the server accepts TCP connections.
 wait_until_up() {
+  local port="$1"
   local i
   for i in $(seq 1 50); do
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -77,7 +88,7 @@ wait_until_up() {
       cat "$SERVER_LOG"
       exit 1
     fi
-    if in_ns nc -z -w 1 "$STACK_IP" "$PORT" 2>/dev/null; then
+    if in_ns nc -z -w 1 "$STACK_IP" "$port" 2>/dev/null; then
       echo "  up after $i attempt(s)"
       return 0
     fi
@@ -151,7 +162,59 @@ EOF
   fi
 }
 
+# Two Python clients chat through xtcp-im; the conversation is printed as it happens.
+drive_im_clients() {
+  say "python3: alice and bob chat through xtcp-im on $STACK_IP:$IM_PORT"
+  if in_ns python3 - "$STACK_IP" "$IM_PORT" <<'EOF'; then
+import socket, sys
+
+host, port = sys.argv[1], int(sys.argv[2])
+
+class Client:
+    def __init__(self, name):
+        self.name = name
+        self.sock = socket.create_connection((host, port), timeout=5)
+        self.file = self.sock.makefile("rb")
+
+    def send(self, line):
+        print(f"  {self.name:5} > {line}")
+        self.sock.sendall(line.encode() + b"\n")
+
+    def expect(self, want):
+        got = self.file.readline().decode().rstrip("\n")
+        print(f"  {self.name:5} < {got}")
+        if got != want:
+            sys.exit(f"{self.name}: expected {want!r}, got {got!r}")
+
+alice, bob = Client("alice"), Client("bob")
+alice.send("LOGIN alice"); alice.expect("OK")
+bob.send("LOGIN bob");     bob.expect("OK")
+alice.expect("ONLINE bob")
+alice.send("LIST");        alice.expect("USERS alice bob")
+alice.send("MSG bob hi bob, lunch at noon?"); alice.expect("OK")
+bob.expect("FROM alice hi bob, lunch at noon?")
+bob.send("MSG alice yes! see you there"); bob.expect("OK")
+alice.expect("FROM bob yes! see you there")
+bob.send("MSG carol are you there?"); bob.expect("ERR offline")
+bob.send("HELLO");         bob.expect("ERR unknown-command")
+bob.send("QUIT");          bob.expect("BYE")
+alice.expect("OFFLINE bob")
+if bob.file.read() != b"":
+    sys.exit("bob: expected the server to close after BYE")
+alice.sock.shutdown(socket.SHUT_WR)
+if alice.file.read() != b"":
+    sys.exit("alice: expected the server to close after our FIN")
+print("  conversation complete; both connections closed by the server")
+EOF
+    pass "python3 IM chat (LOGIN, presence, LIST, MSG, errors, QUIT)"
+  else
+    fail "python3 IM chat"
+  fi
+}
+
+# stop_server PCAP: SIGINT, the server's counters, the first packets of its capture.
 stop_server() {
+  local pcap="$1"
   say "stopping the server (SIGINT)"
   kill -INT "$SERVER_PID" 2>/dev/null || true
   local i
@@ -168,9 +231,14 @@ stop_server() {
   SERVER_PID=""
   echo "  exit status $rc; server output and counters:"
   sed 's/^/  | /' "$SERVER_LOG"
-  if [ -s "$PCAP" ] && command -v tshark >/dev/null 2>&1; then
-    say "first packets of $PCAP"
-    tshark -n -r "$PCAP" 2>/dev/null | head -n 12 || true
+  if [ "$rc" -eq 0 ]; then
+    pass "server stopped cleanly on SIGINT"
+  else
+    fail "server exit status $rc after SIGINT"
+  fi
+  if [ -s "$pcap" ] && command -v tshark >/dev/null 2>&1; then
+    say "first packets of $pcap"
+    tshark -n -r "$pcap" 2>/dev/null | head -n 12 || true
   fi
 }
 
@@ -186,6 +254,10 @@ print_manual() {
   ip netns exec xtcp-demo nc $STACK_IP $PORT        # type lines, they come back
   kill -INT %1                                       # counters are printed on exit
   tshark -r $PCAP
+  ip netns exec xtcp-demo $IM_BIN --tun $TUN --ip $STACK_IP \\
+      --kernel-ip $KERNEL_CIDR --port $IM_PORT &      # docs/im-protocol.md
+  ip netns exec xtcp-demo nc $STACK_IP $IM_PORT     # LOGIN me, LIST, MSG me hi, QUIT
+  kill -INT %2
   ip netns del xtcp-demo
 EOF
 }
@@ -197,10 +269,14 @@ main() {
   fi
   create_namespace
   check_build
-  start_server
-  wait_until_up
+  start_server "$ECHO_BIN" "$PORT" "$PCAP"
+  wait_until_up "$PORT"
   drive_clients
-  stop_server
+  stop_server "$PCAP"
+  start_server "$IM_BIN" "$IM_PORT" "$IM_PCAP"
+  wait_until_up "$IM_PORT"
+  drive_im_clients
+  stop_server "$IM_PCAP"
   print_manual
   if [ "$FAILURES" -ne 0 ]; then
     say "$FAILURES check(s) failed"

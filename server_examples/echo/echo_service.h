@@ -1,6 +1,7 @@
 // An echo service on the engine's internal API: every byte a client sends comes back, and
 // when the client closes its side the connection is closed after the last echoed byte.
-// Used by xtcp-echo and by the interop tests, which run it in-process on a TUN.
+// Used in-process by the interop tests (on a TUN) and the whole-stack tests (netsim);
+// the xtcp-echo program itself runs on the xtcp API (main.cc).
 #pragma once
 
 #include <cstdint>

@@ -1,193 +1,216 @@
-// xtcp-echo: the echo service on a TUN device.
+// xtcp-echo: an echo server on the xtcp C API.
 //   xtcp-echo --tun NAME --ip ADDR [--kernel-ip ADDR/PREFIX] [--port N] [--pcap FILE]
-// With --kernel-ip the kernel side of the TUN gets that address and the link comes up, so
-// clients in the same network namespace reach the stack at --ip. SIGINT/SIGTERM stop it
-// cleanly and print the counters.
-#include <csignal>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <memory>
-#include <string>
+//             [--rx-buffer BYTES] [--tx-buffer BYTES] [--duration SECONDS]
+// xtcp_recv -> xtcp_send(ackd = bytes echoed, the same bytes): the ACK rides on the echo;
+// after the client's FIN the connection is closed behind the last echoed byte.
+#include <xtcp/xtcp.h>
 
-#include "server_examples/echo/echo_service.h"
-#include "stack/netif/pcap_tap.h"
-#include "stack/netif/tun_link.h"
-#include "stack/wire/ipv4.h"
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "server_examples/common/answer_queue.h"
+#include "server_examples/common/server_flags.h"
 
 namespace {
 
-volatile std::sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
+using xtcp_examples::AnswerQueue;
 
 constexpr const char* kUsage =
     "usage: xtcp-echo --tun NAME --ip ADDR [--kernel-ip ADDR/PREFIX] [--port N] [--pcap FILE]\n"
-    "                 [--rx-buffer BYTES] [--tx-buffer BYTES] [--duration SECONDS]\n";
+    "                 [--rx-buffer BYTES] [--tx-buffer BYTES] [--duration SECONDS]\n"
+    "  Echoes every byte on port N (default 7) of ADDR behind the TUN device NAME, using the\n"
+    "  xtcp API; SIGINT/SIGTERM stop it and print the counters.\n";
 
-[[noreturn]] void usage_error(const std::string& msg) {
-  std::fprintf(stderr, "xtcp-echo: %s\n%s", msg.c_str(), kUsage);
-  std::exit(2);
-}
+constexpr int kMaxAcceptsPerRound = 4096;
+constexpr int kMaxRecvsPerRound = 8192;
+constexpr std::size_t kMaxBacklog = 4u << 20;
 
-bool parse_uint(const char* s, unsigned long long max, unsigned long long* out) {
-  if (s == nullptr || *s == '\0') {
-    return false;
-  }
-  char* end = nullptr;
-  errno = 0;
-  const unsigned long long v = std::strtoull(s, &end, 10);
-  if (errno != 0 || *end != '\0' || v > max || s[0] == '-') {
-    return false;
-  }
-  *out = v;
-  return true;
-}
+class EchoServer {
+ public:
+  explicit EchoServer(int gd) : gd_(gd), answers_(gd, kMaxBacklog), buf_(64 * 1024) {}
 
-struct Options {
-  std::string tun;
-  std::uint32_t ip = 0;
-  bool has_kernel_ip = false;
-  std::uint32_t kernel_ip = 0;
-  int kernel_prefix = 24;
-  std::uint16_t port = 7;
-  std::string pcap;
-  std::size_t rx_buffer = 256 * 1024;
-  std::size_t tx_buffer = 256 * 1024;
-  unsigned long long duration = 0;  // 0 = until a signal
-};
-
-Options parse(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "--help" || flag == "-h") {
-      std::fputs(kUsage, stdout);
-      std::exit(0);
-    }
-    if (i + 1 >= argc) {
-      usage_error("missing value for " + flag);
-    }
-    const char* v = argv[++i];
-    unsigned long long n = 0;
-    if (flag == "--tun") {
-      o.tun = v;
-      if (o.tun.empty() || o.tun.size() >= 16) {
-        usage_error("--tun: interface names have 1 to 15 characters");
-      }
-    } else if (flag == "--ip") {
-      if (!xtcp::wire::parse_ipv4(v, &o.ip)) {
-        usage_error(std::string("--ip: not an IPv4 address: ") + v);
-      }
-    } else if (flag == "--kernel-ip") {
-      std::string s = v;
-      const auto slash = s.find('/');
-      if (slash == std::string::npos || !xtcp::wire::parse_ipv4(s.substr(0, slash), &o.kernel_ip) ||
-          !parse_uint(s.c_str() + slash + 1, 32, &n) || n < 1 || n > 30) {
-        usage_error("--kernel-ip: expected ADDR/PREFIX with prefix 1..30, got " + s);
-      }
-      o.kernel_prefix = static_cast<int>(n);
-      o.has_kernel_ip = true;
-    } else if (flag == "--port") {
-      if (!parse_uint(v, 65535, &n) || n == 0) {
-        usage_error(std::string("--port: expected 1..65535, got ") + v);
-      }
-      o.port = static_cast<std::uint16_t>(n);
-    } else if (flag == "--pcap") {
-      o.pcap = v;
-      if (o.pcap.empty()) {
-        usage_error("--pcap: empty file name");
-      }
-    } else if (flag == "--rx-buffer" || flag == "--tx-buffer") {
-      if (!parse_uint(v, 1ull << 30, &n) || n < 4096) {
-        usage_error(flag + ": expected 4096..1073741824 bytes, got " + v);
-      }
-      (flag == "--rx-buffer" ? o.rx_buffer : o.tx_buffer) = n;
-    } else if (flag == "--duration") {
-      if (!parse_uint(v, 86400ull * 365, &n)) {
-        usage_error(std::string("--duration: expected seconds, got ") + v);
-      }
-      o.duration = n;
+  // One round of xtcp_select, accepts, echoes. 0 or xtcp_select's error.
+  int run_once(int timeout_ms) {
+    const bool was_stalled = stalled_;
+    xtcp_set readable;
+    xtcp_set acceptable;
+    XTCP_ZERO(&readable);
+    XTCP_ZERO(&acceptable);
+    XTCP_SET(gd_, &acceptable);
+    if (was_stalled) {
+      // Only connections whose echo waits for transmit-cache space have data: let the
+      // stack run (ACKs free the cache) instead of reading the same bytes again at once.
+      timeout_ms = std::min(timeout_ms, 2);
     } else {
-      usage_error("unknown flag " + flag);
+      XTCP_SET(gd_, &readable);
+    }
+    timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    const int rc = xtcp_select(gd_ + 1, &readable, &acceptable, &tv);
+    if (rc < 0) {
+      return rc;
+    }
+    if (rc > 0 && XTCP_ISSET(gd_, &acceptable)) {
+      for (int i = 0; i < kMaxAcceptsPerRound && xtcp_accept(gd_) > 0; ++i) {
+        ++accepted_;
+      }
+    }
+    if (answers_.any_pending()) {
+      answers_.flush();
+    }
+    stalled_ = false;
+    if (was_stalled || (rc > 0 && XTCP_ISSET(gd_, &readable))) {
+      serve();
+    }
+    finish_closing();
+    return 0;
+  }
+
+  void print_counters(std::FILE* out) const {
+    std::fprintf(out, "xtcp-echo: stopping: %llu connections accepted, %llu bytes echoed, %zu closing\n",
+                static_cast<unsigned long long>(accepted_), static_cast<unsigned long long>(echoed_),
+                closing_.size());
+    std::fprintf(out, "echo.accepted %llu\necho.bytes_echoed %llu\necho.client_closes %llu\n"
+                 "echo.resets %llu\necho.deferred_sends %llu\n",
+                 static_cast<unsigned long long>(accepted_), static_cast<unsigned long long>(echoed_),
+                 static_cast<unsigned long long>(client_closes_),
+                 static_cast<unsigned long long>(resets_),
+                 static_cast<unsigned long long>(answers_.deferred_sends()));
+  }
+
+ private:
+  void serve() {
+    int only_waiting = 0;
+    int calls = 0;
+    for (; calls < kMaxRecvsPerRound; ++calls) {
+      int cd = -1;
+      const int n = xtcp_recv(gd_, &cd, buf_.data(), buf_.size());
+      if (n == -EAGAIN) {
+        break;
+      }
+      if (n > 0) {
+        if (answers_.pending(cd)) {
+          // Its earlier echo still waits: leave these bytes unacknowledged (delivered
+          // again later) so the client is slowed by TCP, not by our memory.
+          ++only_waiting;
+          if (only_waiting > 64) {
+            break;
+          }
+          continue;
+        }
+        const int s = answers_.send(cd, static_cast<std::size_t>(n),
+                                    std::string_view(buf_.data(), static_cast<std::size_t>(n)));
+        if (s == 0) {
+          echoed_ += static_cast<std::uint64_t>(n);
+        } else if (s == -ENOBUFS) {
+          close_now(cd);
+        }
+        continue;
+      }
+      if (cd > 0 && n == 0) {
+        ++client_closes_;
+        close_when_flushed(cd);
+        continue;
+      }
+      if (cd > 0) {
+        ++resets_;  // -ECONNRESET, -ETIMEDOUT, or a message that cannot be read
+        close_now(cd);
+        continue;
+      }
+      break;
+    }
+    stalled_ = only_waiting > 0 && only_waiting == calls;
+  }
+
+  void close_when_flushed(int cd) {
+    if (answers_.pending(cd)) {
+      closing_.insert(cd);
+    } else {
+      xtcp_close(gd_, cd);
     }
   }
-  if (o.tun.empty()) {
-    usage_error("--tun is required");
+  void close_now(int cd) {
+    answers_.forget(cd);
+    closing_.erase(cd);
+    xtcp_close(gd_, cd);
   }
-  if (o.ip == 0) {
-    usage_error("--ip is required");
+  void finish_closing() {
+    std::vector<int> ready;
+    for (const int cd : closing_) {
+      if (!answers_.pending(cd)) {
+        ready.push_back(cd);
+      }
+    }
+    for (const int cd : ready) {
+      closing_.erase(cd);
+      xtcp_close(gd_, cd);
+    }
   }
-  if (o.has_kernel_ip && o.kernel_ip == o.ip) {
-    usage_error("--kernel-ip must differ from --ip");
-  }
-  return o;
-}
+
+  int gd_;
+  AnswerQueue answers_;
+  std::vector<char> buf_;
+  std::unordered_set<int> closing_;
+  bool stalled_ = false;
+  std::uint64_t accepted_ = 0;
+  std::uint64_t echoed_ = 0;
+  std::uint64_t client_closes_ = 0;
+  std::uint64_t resets_ = 0;
+};
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  using namespace xtcp;
-  const Options opt = parse(argc, argv);
-
-  std::string err;
-  TunOptions tun_opts;
-  tun_opts.name = opt.tun;
-  auto tun = TunLink::open(tun_opts, &err);
-  if (!tun) {
-    std::fprintf(stderr, "xtcp-echo: cannot open TUN %s: %s\n", opt.tun.c_str(), err.c_str());
+  using namespace xtcp_examples;
+  ServerFlags flags = parse_server_flags(argc, argv, "xtcp-echo", kUsage, 7, false);
+  if (flags.pool_size == ServerFlags{}.pool_size) {
+    flags.pool_size = 256 * 1024;  // the engine echo's default receive buffer
+  }
+  const xtcp_config config = make_config(flags);
+  int rc = xtcp_configure(&config);
+  if (rc < 0) {
+    std::fprintf(stderr, "xtcp-echo: xtcp_configure: %s\n", std::strerror(-rc));
     return 1;
   }
-  if (opt.has_kernel_ip &&
-      configure_kernel_side(opt.tun, opt.kernel_ip, opt.kernel_prefix, &err) < 0) {
-    std::fprintf(stderr, "xtcp-echo: cannot configure %s: %s\n", opt.tun.c_str(), err.c_str());
+  rc = xtcp_initialize(flags.pool_size);
+  if (rc < 0) {
+    std::fprintf(stderr, "xtcp-echo: xtcp_initialize(%zu) on %s: %s\n", flags.pool_size,
+                 flags.tun.c_str(), std::strerror(-rc));
     return 1;
   }
-  SteadyClock clock;
-  std::unique_ptr<PcapTap> tap;
-  Link* link = tun.get();
-  if (!opt.pcap.empty()) {
-    tap = PcapTap::open(*tun, clock, opt.pcap, &err);
-    if (!tap) {
-      std::fprintf(stderr, "xtcp-echo: cannot write %s: %s\n", opt.pcap.c_str(), err.c_str());
-      return 1;
-    }
-    link = tap.get();
-  }
-
-  StreamBuffers buffers(opt.rx_buffer, opt.tx_buffer);
-  StackConfig config;
-  config.ip.local_addr = opt.ip;
-  Stack stack(config, *link, clock, buffers.rx(), buffers.tx());
-  EchoService echo(stack, buffers, opt.port);
-  if (echo.listen_result() < 0) {
-    std::fprintf(stderr, "xtcp-echo: cannot listen on port %u: %s\n", opt.port,
-                 std::strerror(-echo.listen_result()));
+  const int gd = xtcp_open_group(PF_INET, SOCK_STREAM, 0, flags.port);
+  if (gd < 0) {
+    std::fprintf(stderr, "xtcp-echo: cannot listen on port %u: %s\n", flags.port, std::strerror(-gd));
+    xtcp_finalize();
     return 1;
   }
-
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-
-  std::printf("xtcp-echo: %s:%u on %s%s%s\n", wire::format_ipv4(opt.ip).c_str(), opt.port,
-              opt.tun.c_str(), opt.pcap.empty() ? "" : ", pcap ", opt.pcap.c_str());
+  volatile std::sig_atomic_t* stop = install_stop_signals();
+  std::printf("xtcp-echo: %s:%u on %s%s%s\n", flags.ip.c_str(), flags.port, flags.tun.c_str(),
+              flags.pcap.empty() ? "" : ", pcap ", flags.pcap.c_str());
   std::fflush(stdout);
-  const TimeNs stop_at = opt.duration > 0 ? clock.now() + seconds(static_cast<std::int64_t>(opt.duration)) : kNever;
-  while (g_stop == 0 && clock.now() < stop_at) {
-    stack.poll();
-    echo.on_events();
-    stack.wait(ms(100));
-  }
 
-  std::printf("xtcp-echo: stopping: %llu connections accepted, %llu bytes echoed, %zu open\n",
-              static_cast<unsigned long long>(echo.accepted()),
-              static_cast<unsigned long long>(echo.echoed_bytes()), echo.open_connections());
-  print_stats(stack, stdout);
-  const TunCounters& tc = tun->counters();
-  std::printf("tun.packets_in %llu\ntun.packets_out %llu\ntun.send_drops %llu\n",
-              static_cast<unsigned long long>(tc.packets_in),
-              static_cast<unsigned long long>(tc.packets_out),
-              static_cast<unsigned long long>(tc.send_drops));
-  return 0;
+  int exit_code = 0;
+  EchoServer echo(gd);
+  const auto start = std::chrono::steady_clock::now();
+  const auto limit = std::chrono::seconds(flags.duration_s);
+  while (*stop == 0 && (flags.duration_s == 0 || std::chrono::steady_clock::now() - start < limit)) {
+    rc = echo.run_once(100);
+    if (rc < 0 && rc != -EINTR) {  // EINTR: a signal; the loop condition looks at it
+      std::fprintf(stderr, "xtcp-echo: xtcp_select: %s\n", std::strerror(-rc));
+      exit_code = 1;
+      break;
+    }
+  }
+  echo.print_counters(stdout);
+  print_pool_stats("xtcp-echo", stdout);
+  xtcp_close_group(gd);
+  xtcp_finalize();
+  return exit_code;
 }

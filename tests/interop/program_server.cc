@@ -1,0 +1,83 @@
+// ProgramServer: NetNs::start of the program, a bounded wait for its start-up line, and
+// SIGINT at the end; see program_server.h.
+#include "tests/interop/program_server.h"
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <sstream>
+#include <thread>
+
+namespace xtcp::test {
+
+std::unique_ptr<ProgramServer> ProgramServer::start(const std::string& binary, const std::string& args,
+                                                    const std::string& ready_prefix,
+                                                    std::string* skip_reason, std::string* error) {
+  if (auto why = netns_unavailable_reason()) {
+    *skip_reason = *why;
+    return nullptr;
+  }
+  std::unique_ptr<ProgramServer> s(new ProgramServer());
+  s->ns_ = NetNs::create(error);
+  if (!s->ns_) {
+    return nullptr;
+  }
+  const std::string command = "exec " + binary + " --tun xtcp0 --ip " + kProgramStackIp +
+                              " --kernel-ip " + kProgramKernelCidr + " " + args;
+  s->cmd_ = s->ns_->start(command, error);
+  if (!s->cmd_) {
+    return nullptr;
+  }
+  // Polls the program's output: bounded to 10 s.
+  for (int i = 0; i < 500; ++i) {
+    const std::string out = s->cmd_->output_so_far();
+    if (out.rfind(ready_prefix, 0) == 0 || out.find("\n" + ready_prefix) != std::string::npos) {
+      return s;
+    }
+    if (!s->cmd_->running()) {
+      *error = "the program exited at start-up: " + s->cmd_->wait().output;
+      return nullptr;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  *error = "no start-up line \"" + ready_prefix + "\" within 10 s: " + s->cmd_->output_so_far();
+  return nullptr;
+}
+
+ProgramServer::~ProgramServer() {
+  cmd_.reset();  // kills the program if it still runs
+  ns_.reset();
+}
+
+void ProgramServer::in_namespace(const std::function<void()>& fn) const {
+  std::string err;
+  if (ns_->run_in_thread(fn, &err) < 0) {
+    ADD_FAILURE() << "cannot enter namespace: " << err;
+  }
+}
+
+CommandResult ProgramServer::stop(std::chrono::milliseconds timeout) {
+  if (!cmd_) {
+    return {};
+  }
+  cmd_->signal(SIGINT);
+  return cmd_->wait(timeout);
+}
+
+std::optional<std::uint64_t> counter_value(const std::string& output, const std::string& name) {
+  std::istringstream in(output);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.size() > name.size() && line.compare(0, name.size(), name) == 0 &&
+        line[name.size()] == ' ') {
+      try {
+        return std::stoull(line.substr(name.size() + 1));
+      } catch (...) {
+        return std::nullopt;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace xtcp::test
