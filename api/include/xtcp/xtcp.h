@@ -49,8 +49,9 @@ int xtcp_initialize(size_t buffer_pool_size);
  * link. 0 or -EINVAL (not initialized). */
 int xtcp_finalize(void);
 
-/* Opens a group bound to port: domain PF_INET, type SOCK_STREAM, protocol 0. Returns a
- * positive group descriptor, or -EAFNOSUPPORT, -EPROTONOSUPPORT, -EINVAL, -EADDRINUSE. */
+/* Opens a group bound to port: domain PF_INET, type SOCK_STREAM, protocol 0 (port 0: no
+ * listener, for xtcp_connect). Returns a positive group descriptor, or -EAFNOSUPPORT,
+ * -EPROTONOSUPPORT, -EINVAL, -EADDRINUSE, -EMFILE. */
 int xtcp_open_group(int domain, int type, int protocol, uint16_t port);
 /* Closes the group: its connections are reset, its port closed. 0 or -EBADF. */
 int xtcp_close_group(int gd);
@@ -69,13 +70,15 @@ int xtcp_close(int gd, int cd);
  * served round-robin. -EAGAIN when no connection has data, -EINVAL (NULL cd or buf, or a
  * framed group whose next message does not fit len: -EMSGSIZE), -EBADF, and for a
  * connection that ended: 0 with *cd set (orderly end) or -ECONNRESET / -ETIMEDOUT with *cd
- * set; then call xtcp_close(gd, *cd). */
+ * set (-EPROTO: a framed message exceeded XTCP_OPT_MAX_MESSAGE); then call
+ * xtcp_close(gd, *cd). */
 int xtcp_recv(int gd, int* cd, void* buf, size_t len);
 /* Acknowledges ackd bytes of what the last xtcp_recv delivered on cd (the rest will be
  * delivered again first), and queues len bytes of answer; the ACK rides on the answer, or
  * goes alone when len is 0. Returns bytes queued (possibly fewer than len when the transmit
- * cache is full), or -EINVAL (ackd > delivered, buf NULL with len > 0), -EBADF, -EPIPE
- * (connection closed for sending), -ECONNRESET, -ETIMEDOUT. */
+ * cache is full), or -EAGAIN (nothing could be queued; the ACK went alone), -EINVAL (ackd >
+ * delivered, ackd not on a message boundary of a framed group, buf NULL with len > 0),
+ * -EBADF, -EPIPE (connection closed for sending), -ECONNRESET, -ETIMEDOUT. */
 int xtcp_send(int gd, int cd, size_t ackd, const void* buf, size_t len);
 
 #define XTCP_SETSIZE 1024
@@ -102,10 +105,11 @@ int xtcp_group_fd(int gd);
 /* Drives the stack once without blocking (for applications that use their own epoll on
  * xtcp_link_fd and the group descriptors). Returns packets processed, or -EINVAL. */
 int xtcp_poll(void);
-/* The link's descriptor (the TUN device), for the application's epoll set. */
+/* The link's descriptor (the TUN device), for the application's epoll set; -EINVAL (not
+ * initialized), -ENODEV (a link without descriptor). */
 int xtcp_link_fd(void);
 
-/* Active open from group gd's port range to addr:port; the connection joins gd. Returns a
+/* Active open from an ephemeral port to addr:port; the connection joins gd. Returns a
  * connection descriptor (usable once xtcp_recv/xtcp_send stop returning -ENOTCONN), or
  * -EINVAL, -EBADF, -EADDRNOTAVAIL, -ENOMEM. */
 int xtcp_connect(int gd, const struct sockaddr_in* addr);
