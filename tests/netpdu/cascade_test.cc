@@ -262,7 +262,7 @@ TEST(NetpduCascade, TwoLevelsMixedVariantsEveryByteAndOrder) {
 TEST(NetpduCascade, IdMappingIsReversible) {
   for (unsigned bits : {1u, 8u, 16u, 32u}) {
     const std::uint64_t leaf = 0x0000'00AB'CDEF'1234ull >> (bits > 16 ? 8 : 0);
-    const std::uint32_t idx = (1u << bits) - 1;
+    const auto idx = static_cast<std::uint32_t>((std::uint64_t{1} << bits) - 1);
     const std::uint64_t down = Concentrator::down_id(leaf, idx, bits);
     EXPECT_EQ(Concentrator::index_of(down, bits), idx);
     EXPECT_EQ(Concentrator::up_id(down, bits), leaf);

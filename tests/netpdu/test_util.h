@@ -254,7 +254,9 @@ inline std::vector<std::byte> bytes_of(std::initializer_list<int> v) {
 
 inline std::vector<std::byte> bytes_of(const std::string& s) {
   std::vector<std::byte> out(s.size());
-  std::memcpy(out.data(), s.data(), s.size());
+  if (!s.empty()) {
+    std::memcpy(out.data(), s.data(), s.size());
+  }
   return out;
 }
 
