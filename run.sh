@@ -115,8 +115,18 @@ stage_fuzz() {
     return 0
   fi
   log "fuzz: libFuzzer build in $FUZZ_DIR"
-  CC=clang CXX=clang++ configure_and_build "$FUZZ_DIR" -DXTCP_FUZZ=ON -DXTCP_TESTS=OFF \
+  # Only the fuzz targets: the rest of the tree (the shared C API library linked with
+  # --no-undefined, the programs) is not meant to link against fuzzer-instrumented objects.
+  CC=clang CXX=clang++ cmake -S "$ROOT" -B "$FUZZ_DIR" -DXTCP_FUZZ=ON -DXTCP_TESTS=OFF \
     -DXTCP_BENCH=OFF
+  local names=()
+  local src
+  for src in "$ROOT"/fuzz/fuzz_*.cc; do
+    [ -f "$src" ] && names+=("$(basename "$src" .cc)")
+  done
+  if [ "${#names[@]}" -gt 0 ]; then
+    cmake --build "$FUZZ_DIR" -j"$JOBS" --target "${names[@]}"
+  fi
 
   local targets=()
   local f
