@@ -562,14 +562,8 @@ bool TcpLayer::process_ack(ConnId conn, Tcb& tcb, const Segment& seg) {
       (static_cast<std::uint32_t>(seg.window) << tcb.snd_wscale) != tcb.snd_wnd;
   // RFC 6675 2: an ACK that brings new SACK information counts as a duplicate even when
   // the window changed (a receiving kernel's window moves with every read).
-  bool new_sack_info = false;
-  if (tcb.has(tcb_flag::kSackOk) && seg.opts.sack_count > 0) {
-    const Extra* before = find_extra(conn, tcb);
-    const std::uint32_t sacked_before = before != nullptr ? before->scoreboard.sacked_bytes() : 0;
-    process_sack(conn, tcb, seg);
-    const Extra* after = find_extra(conn, tcb);
-    new_sack_info = after != nullptr && after->scoreboard.sacked_bytes() > sacked_before;
-  }
+  const bool new_sack_info =
+      tcb.has(tcb_flag::kSackOk) && seg.opts.sack_count > 0 && process_sack(conn, tcb, seg);
   const bool acks_new_data = seg.ack > tcb.snd_una;
   if (acks_new_data) {
     const SeqNum from = tcb.oldest_data();
@@ -667,8 +661,9 @@ bool TcpLayer::process_ack(ConnId conn, Tcb& tcb, const Segment& seg) {
   return true;
 }
 
-void TcpLayer::process_sack(ConnId conn, Tcb& tcb, const Segment& seg) {
+bool TcpLayer::process_sack(ConnId conn, Tcb& tcb, const Segment& seg) {
   Extra* x = nullptr;
+  std::uint32_t sacked_before = 0;
   for (std::size_t i = 0; i < seg.opts.sack_count; ++i) {
     const wire::SackBlock& b = seg.opts.sack[i];
     ++stats_.sack_blocks_in;
@@ -680,9 +675,11 @@ void TcpLayer::process_sack(ConnId conn, Tcb& tcb, const Segment& seg) {
     }
     if (x == nullptr) {
       x = &extra(conn, tcb);
+      sacked_before = x->scoreboard.sacked_bytes();
     }
     x->scoreboard.add(b.left, b.right);
   }
+  return x != nullptr && x->scoreboard.sacked_bytes() > sacked_before;
 }
 
 void TcpLayer::on_new_ack(ConnId conn, Tcb& tcb, std::uint32_t acked) {

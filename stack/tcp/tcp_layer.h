@@ -230,7 +230,8 @@ class TcpLayer final : public IpUpperLayer {
   bool check_sequence(ConnId conn, Tcb& tcb, const Segment& seg);
   bool process_rst(ConnId conn, Tcb& tcb, const Segment& seg);
   bool process_ack(ConnId conn, Tcb& tcb, const Segment& seg);
-  void process_sack(ConnId conn, Tcb& tcb, const Segment& seg);
+  // Merges valid SACK blocks into the scoreboard; true if they reported new data.
+  bool process_sack(ConnId conn, Tcb& tcb, const Segment& seg);
   void process_data(ConnId conn, Tcb& tcb, Segment& seg);
   void process_fin(ConnId conn, Tcb& tcb, const Segment& seg);
   void deliver_in_order(ConnId conn, Tcb& tcb, wire::ByteSpan data);
