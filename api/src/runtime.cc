@@ -484,6 +484,19 @@ TimeNs Runtime::next_deadline() const {
   return t;
 }
 
+int Runtime::next_timeout_ms() const {
+  constexpr TimeNs kCapMs = 60'000;
+  const TimeNs deadline = next_deadline();
+  const TimeNs now = clock_.now();
+  if (deadline <= now) {
+    return 0;
+  }
+  if (deadline == kNever || deadline - now >= kCapMs * kNsPerMs) {
+    return static_cast<int>(kCapMs);
+  }
+  return static_cast<int>((deadline - now + kNsPerMs - 1) / kNsPerMs);
+}
+
 int Runtime::select(int n, xtcp_set* readgds, xtcp_set* acceptgds, const timeval* timeout) {
   if (n < 0 || n > XTCP_SETSIZE) {
     return -EINVAL;

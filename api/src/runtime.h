@@ -98,6 +98,8 @@ class Runtime {
   int drive();
   // The next moment drive() has timer work (engine timers, accept timeouts, delayed packets).
   TimeNs next_deadline() const;
+  // next_deadline() as xtcp_next_timeout reports it: whole ms from now, rounded up, capped.
+  int next_timeout_ms() const;
 
   Stack& stack() { return *stack_; }
   const Stack& stack() const { return *stack_; }

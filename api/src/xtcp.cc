@@ -230,6 +230,10 @@ int xtcp_group_fd(int gd) { return guarded([&] { return rt() != nullptr ? rt()->
 
 int xtcp_poll(void) { return guarded([&] { return rt() != nullptr ? rt()->poll() : -EINVAL; }); }
 
+int xtcp_next_timeout(void) {
+  return guarded([&] { return rt() != nullptr ? rt()->next_timeout_ms() : -EINVAL; });
+}
+
 int xtcp_link_fd(void) {
   if (rt() == nullptr) {
     return -EINVAL;

@@ -28,6 +28,7 @@ TEST(ApiC, CallsWithoutARuntimeAreErrors) {
   EXPECT_EQ(xtcp_select(0, nullptr, nullptr, nullptr), -EINVAL);
   EXPECT_EQ(xtcp_poll(), -EINVAL);
   EXPECT_EQ(xtcp_link_fd(), -EINVAL);
+  EXPECT_EQ(xtcp_next_timeout(), -EINVAL);
   EXPECT_EQ(xtcp_default_pool(), nullptr);
   EXPECT_EQ(xtcp_pool_accept(nullptr, 1), -EINVAL);
   EXPECT_EQ(xtcp_pool_stats(nullptr, nullptr), -EINVAL);
@@ -94,6 +95,15 @@ TEST(ApiC, Figure4CycleOnAnInstalledRuntime) {
   EXPECT_EQ(xtcp_recv(gd, &rcd, buf, sizeof buf), -EAGAIN);
   EXPECT_EQ(xtcp_link_fd(), -ENODEV) << "the scripted link has no descriptor";
   EXPECT_GE(xtcp_poll(), 0);
+  // The answer is unacknowledged: its retransmission timer is the next deadline (initial
+  // RTO 1 s, RFC 6298 2.1), and xtcp_poll is due exactly when it fires.
+  const int wait_ms = xtcp_next_timeout();
+  EXPECT_GT(wait_ms, 0);
+  EXPECT_LE(wait_ms, 1000);
+  b.clock.advance(static_cast<TimeNs>(wait_ms) * kNsPerMs);
+  EXPECT_EQ(xtcp_next_timeout(), 0);
+  EXPECT_GE(xtcp_poll(), 0);
+  EXPECT_SEGMENT(b.sent_one(c), Match().flags(kAck | kPsh).rack(5).payload(bytes_of("ANS1")));  // resent
   // A second pool through the explicit-handle calls.
   int err = 1;
   xtcp_pool* p2 = xtcp_pool_create(64 * 1024, &err);

@@ -108,6 +108,10 @@ int xtcp_poll(void);
 /* The link's descriptor (the TUN device), for the application's epoll set; -EINVAL (not
  * initialized), -ENODEV (a link without descriptor). */
 int xtcp_link_fd(void);
+/* Milliseconds until the stack next needs xtcp_poll for its own timers (retransmissions,
+ * delayed ACKs, accept timeouts): 0 when one is due now, at most 60000 (also when no timer
+ * is armed). Use it as the timeout of your own poll/epoll wait. -EINVAL not initialized. */
+int xtcp_next_timeout(void);
 
 /* Active open from an ephemeral port to addr:port; the connection joins gd. Returns a
  * connection descriptor (usable once xtcp_recv/xtcp_send stop returning -ENOTCONN), or
