@@ -168,6 +168,9 @@ int ImBackend::send(Conn& c, std::uint64_t sid, Session& s, TlpduType type, std:
 }
 
 void ImBackend::answer(Conn& c, std::uint64_t sid, Session& s, std::string text) {
+  if (text.rfind("ERR ", 0) == 0) {
+    ++stats_.errors;
+  }
   // Room was checked by the caller. An answer longer than one TLPDU goes in pieces; only
   // the last carries kAnswer, so "one flagged TLPDU per request line" holds.
   const std::size_t max = c.ep->max_payload_bytes();
@@ -192,6 +195,7 @@ void ImBackend::logout(Session& s) {
   }
   const std::string name = std::move(s.name);
   s.name.clear();
+  ++stats_.logouts;
   users_.erase(name);
   broadcast_presence(name, false);
 }
@@ -249,6 +253,7 @@ bool ImBackend::handle_line(Conn& c, std::uint64_t sid, Session& s, std::string_
     } else {
       s.name = std::string(w[1]);
       users_.emplace(s.name, UserRef{c.id, sid});
+      ++stats_.logins;
       answer(c, sid, s, "OK\n");
       broadcast_presence(s.name, true);
     }
@@ -407,6 +412,7 @@ void ImBackend::retire(std::uint32_t id) {
   for (auto& [sid, s] : c.sessions) {
     if (!s.name.empty()) {
       users_.erase(s.name);
+      ++stats_.logouts;
       names.push_back(std::move(s.name));
     }
   }

@@ -33,6 +33,9 @@ struct ImBackendConfig {
 
 struct ImBackendStats {
   std::uint64_t requests = 0;
+  std::uint64_t logins = 0;
+  std::uint64_t logouts = 0;            // QUIT, session end, or the front end's transport lost
+  std::uint64_t errors = 0;             // ERR answers
   std::uint64_t messages = 0;           // FROM delivered
   std::uint64_t presence_sent = 0;
   std::uint64_t presence_dropped = 0;   // target transport full

@@ -220,5 +220,19 @@ int main(int argc, char** argv) {
     ::unlink(addr->path.c_str());
   }
   std::printf("xtcp-backend: stopped (%llu requests)\n", static_cast<unsigned long long>(backend.stats().requests));
+  const ImBackendStats& st = backend.stats();
+  const struct {
+    const char* name;
+    std::uint64_t value;
+  } rows[] = {
+      {"requests", st.requests},         {"logins", st.logins},
+      {"logouts", st.logouts},           {"errors", st.errors},
+      {"messages", st.messages},         {"presence_sent", st.presence_sent},
+      {"presence_dropped", st.presence_dropped}, {"stalls", st.stalls},
+      {"sessions_ended", st.sessions_ended}, {"transports_failed", st.transports_failed},
+  };
+  for (const auto& r : rows) {
+    std::printf("backend.%s %llu\n", r.name, static_cast<unsigned long long>(r.value));
+  }
   return 0;
 }

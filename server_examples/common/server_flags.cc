@@ -15,11 +15,6 @@ namespace {
 volatile std::sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
 
-[[noreturn]] void usage_error(const char* program, const char* usage, const std::string& msg) {
-  std::fprintf(stderr, "%s: %s\n%s", program, msg.c_str(), usage);
-  std::exit(2);
-}
-
 bool parse_uint(const char* s, unsigned long long max, unsigned long long* out) {
   if (s == nullptr || *s < '0' || *s > '9') {
     return false;
@@ -38,8 +33,13 @@ bool is_ipv4(const std::string& s, in_addr* out) { return inet_pton(AF_INET, s.c
 
 }  // namespace
 
+void usage_error(const char* program, const char* usage, const std::string& msg) {
+  std::fprintf(stderr, "%s: %s\n%s", program, msg.c_str(), usage);
+  std::exit(2);
+}
+
 ServerFlags parse_server_flags(int argc, char** argv, const char* program, const char* usage,
-                               std::uint16_t default_port, bool port_required) {
+                               std::uint16_t default_port, bool port_required, bool backend_flags) {
   ServerFlags f;
   f.port = default_port;
   bool port_given = false;
@@ -102,6 +102,16 @@ ServerFlags parse_server_flags(int argc, char** argv, const char* program, const
         usage_error(program, usage, flag + ": expected 4096..17179869184 bytes, got " + v);
       }
       f.tx_cache_size = static_cast<std::size_t>(n);
+    } else if (backend_flags && flag == "--backend") {
+      if (v.empty()) {
+        usage_error(program, usage, "--backend: expected ADDR:PORT or a socket path");
+      }
+      f.backend = v;
+    } else if (backend_flags && flag == "--backend-data") {
+      if (!parse_uint(v.c_str(), 64, &n)) {
+        usage_error(program, usage, "--backend-data: expected 0..64 data transports, got " + v);
+      }
+      f.backend_data = static_cast<int>(n);
     } else {
       usage_error(program, usage, "unknown flag " + flag);
     }

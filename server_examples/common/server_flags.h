@@ -22,12 +22,19 @@ struct ServerFlags {
   std::uint64_t duration_s = 0;         // 0: until SIGINT/SIGTERM
   std::size_t pool_size = 4u << 20;     // the pool's shared receive buffer (--pool-size)
   std::size_t tx_cache_size = 0;        // the shared transmit cache; 0: the API's default
+  // Only with backend_flags (xtcp-im's forwarding mode); checked by the program.
+  std::string backend;                  // --backend ADDR:PORT or a Unix socket path
+  int backend_data = 0;                 // --backend-data N: variant 2 with N data transports
 };
 
 // Parses argv. Exits 0 after printing usage for --help, 2 with "<program>: <why>" and the
-// usage on any bad or missing flag. port_required: --port must be given.
+// usage on any bad or missing flag. port_required: --port must be given. backend_flags:
+// --backend and --backend-data are accepted.
 ServerFlags parse_server_flags(int argc, char** argv, const char* program, const char* usage,
-                               std::uint16_t default_port, bool port_required);
+                               std::uint16_t default_port, bool port_required, bool backend_flags = false);
+
+// Exits 2 with "<program>: <msg>" and the usage (for checks a program makes itself).
+[[noreturn]] void usage_error(const char* program, const char* usage, const std::string& msg);
 
 // The xtcp_config for these flags (pointers into flags; keep flags alive).
 xtcp_config make_config(const ServerFlags& flags);

@@ -25,14 +25,6 @@ std::string temp_pcap(const char* name) {
   return "/tmp/xtcp-ack-capture-" + std::to_string(::getpid()) + "-" + name + ".pcap";
 }
 
-#define START_PROGRAM(var, binary, args, ready)                                          \
-  std::string skip_reason, start_error;                                                  \
-  auto var = ProgramServer::start(binary, args, ready, &skip_reason, &start_error);     \
-  if (!var && !skip_reason.empty()) {                                                    \
-    GTEST_SKIP() << "interop test needs root and /dev/net/tun: " << skip_reason;        \
-  }                                                                                      \
-  ASSERT_TRUE(var) << start_error
-
 // Audits the pcap; keeps it (and says where) when the test has failed.
 void expect_acks_on_answers(const std::string& pcap, std::uint16_t port, std::uint64_t min_requests) {
   std::uint32_t server_ip = 0;

@@ -10,9 +10,31 @@
 
 namespace xtcp::test {
 
+namespace {
+
+// Polls the program's output for its start-up line: bounded to 10 s.
+bool wait_ready(BackgroundCommand& cmd, const std::string& ready_prefix, std::string* error) {
+  for (int i = 0; i < 500; ++i) {
+    const std::string out = cmd.output_so_far();
+    if (out.rfind(ready_prefix, 0) == 0 || out.find("\n" + ready_prefix) != std::string::npos) {
+      return true;
+    }
+    if (!cmd.running()) {
+      *error = "the program exited at start-up: " + cmd.wait().output;
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  *error = "no start-up line \"" + ready_prefix + "\" within 10 s: " + cmd.output_so_far();
+  return false;
+}
+
+}  // namespace
+
 std::unique_ptr<ProgramServer> ProgramServer::start(const std::string& binary, const std::string& args,
                                                     const std::string& ready_prefix,
-                                                    std::string* skip_reason, std::string* error) {
+                                                    std::string* skip_reason, std::string* error,
+                                                    const std::optional<Companion>& companion) {
   if (auto why = netns_unavailable_reason()) {
     *skip_reason = *why;
     return nullptr;
@@ -22,30 +44,24 @@ std::unique_ptr<ProgramServer> ProgramServer::start(const std::string& binary, c
   if (!s->ns_) {
     return nullptr;
   }
+  if (companion) {
+    s->companion_ = s->ns_->start("exec " + companion->command, error);
+    if (!s->companion_ || !wait_ready(*s->companion_, companion->ready_prefix, error)) {
+      return nullptr;
+    }
+  }
   const std::string command = "exec " + binary + " --tun xtcp0 --ip " + kProgramStackIp +
                               " --kernel-ip " + kProgramKernelCidr + " " + args;
   s->cmd_ = s->ns_->start(command, error);
-  if (!s->cmd_) {
+  if (!s->cmd_ || !wait_ready(*s->cmd_, ready_prefix, error)) {
     return nullptr;
   }
-  // Polls the program's output: bounded to 10 s.
-  for (int i = 0; i < 500; ++i) {
-    const std::string out = s->cmd_->output_so_far();
-    if (out.rfind(ready_prefix, 0) == 0 || out.find("\n" + ready_prefix) != std::string::npos) {
-      return s;
-    }
-    if (!s->cmd_->running()) {
-      *error = "the program exited at start-up: " + s->cmd_->wait().output;
-      return nullptr;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  *error = "no start-up line \"" + ready_prefix + "\" within 10 s: " + s->cmd_->output_so_far();
-  return nullptr;
+  return s;
 }
 
 ProgramServer::~ProgramServer() {
-  cmd_.reset();  // kills the program if it still runs
+  cmd_.reset();  // kills the programs if they still run
+  companion_.reset();
   ns_.reset();
 }
 
@@ -62,6 +78,14 @@ CommandResult ProgramServer::stop(std::chrono::milliseconds timeout) {
   }
   cmd_->signal(SIGINT);
   return cmd_->wait(timeout);
+}
+
+CommandResult ProgramServer::stop_companion(std::chrono::milliseconds timeout) {
+  if (!companion_) {
+    return {};
+  }
+  companion_->signal(SIGINT);
+  return companion_->wait(timeout);
 }
 
 std::optional<std::uint64_t> counter_value(const std::string& output, const std::string& name) {

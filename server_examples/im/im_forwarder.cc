@@ -1,0 +1,468 @@
+// ImForwarder: poll(TUN + backend transports) -> xtcp_poll -> backend answers to clients ->
+// accept -> xtcp_recv -> BackendClient::send; see im_forwarder.h.
+//
+// The ackd bookkeeping rests on one xtcp_recv rule (docs/api.md): every xtcp_recv starts at
+// the connection's oldest unacknowledged byte. Forwarded-but-unanswered bytes therefore come
+// again at the head of every later xtcp_recv; Conn::forwarded says how many to skip. They
+// always fit in one xtcp_recv: they were delivered by one, and acknowledgements only shrink
+// them, so the `ackd` of every answer is within what the last xtcp_recv delivered.
+#include "server_examples/im/im_forwarder.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <xtcp/xtcp.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <string_view>
+
+#include "server_examples/im/im_server.h"
+
+namespace xtcp_examples {
+namespace {
+
+namespace np = xtcp::netpdu;
+
+constexpr int kMaxAcceptsPerRound = 4096;
+constexpr int kMaxRecvsPerRound = 8192;
+constexpr std::size_t kRecvBuffer = 64 * 1024;
+constexpr std::int64_t kForwardAckDeadlineMs = 200;
+
+std::size_t count_lines(const char* p, std::size_t n) {
+  return static_cast<std::size_t>(std::count(p, p + n, '\n'));
+}
+
+}  // namespace
+
+int ImForwarder::open(std::uint16_t port, const ImForwarderConfig& config, std::string* what) {
+  np::BackendClientCallbacks cb;
+  cb.on_data = [this](std::uint64_t s, const np::Payload& b, std::size_t answered) {
+    on_backend_data(s, b, answered);
+  };
+  cb.on_close = [this](std::uint64_t s) { on_backend_close(s); };
+  std::string err;
+  backend_ = np::BackendClient::connect(config.backend, config.data_transports, config.limits, config.endpoint,
+                                        clock_, std::move(cb), &err);
+  if (!backend_) {
+    *what = "backend " + config.backend.text() + ": " + err;
+    return -ECONNREFUSED;
+  }
+  const int gd = xtcp_open_group(PF_INET, SOCK_STREAM, 0, port);
+  if (gd < 0) {
+    *what = "xtcp_open_group";
+    backend_.reset();
+    return gd;
+  }
+  const struct {
+    int option;
+    std::int64_t value;
+    const char* name;
+  } opts[] = {
+      {XTCP_OPT_FRAMING, XTCP_FRAME_DELIMITER, "xtcp_setopt(XTCP_OPT_FRAMING)"},
+      {XTCP_OPT_DELIMITER, '\n', "xtcp_setopt(XTCP_OPT_DELIMITER)"},
+      {XTCP_OPT_MAX_MESSAGE, static_cast<std::int64_t>(kImMaxMessage), "xtcp_setopt(XTCP_OPT_MAX_MESSAGE)"},
+      // Answers take a trip to the backend; when it is slow or paused, requests already in
+      // the pool are ACKed after this long so clients do not retransmit them meanwhile.
+      {XTCP_OPT_ACK_DEADLINE_MS, kForwardAckDeadlineMs, "xtcp_setopt(XTCP_OPT_ACK_DEADLINE_MS)"},
+  };
+  for (const auto& o : opts) {
+    const int rc = xtcp_setopt(gd, o.option, o.value);
+    if (rc < 0) {
+      *what = o.name;
+      xtcp_close_group(gd);
+      backend_.reset();
+      return rc;
+    }
+  }
+  gd_ = gd;
+  answers_.emplace(gd, kImMaxBacklog);
+  buf_.resize(kRecvBuffer);
+  return 0;
+}
+
+void ImForwarder::close() {
+  if (gd_ >= 0) {
+    xtcp_close_group(gd_);
+    gd_ = -1;
+  }
+  conns_.clear();
+  cd_of_session_.clear();
+  closing_.clear();
+  unopened_.clear();
+  unsent_closes_.clear();
+  stalled_.reset();
+  backend_.reset();
+}
+
+int ImForwarder::poll_wait_ms(int timeout_ms) const {
+  if (more_work_) {
+    return 0;
+  }
+  int wait = std::min(timeout_ms, std::max(0, xtcp_next_timeout()));
+  const np::TimeNs deadline = backend_->endpoint().next_deadline();
+  if (deadline != np::kNever) {
+    const np::TimeNs left = deadline - clock_.now();
+    wait = std::min<np::TimeNs>(wait, left <= 0 ? 0 : left / 1'000'000 + 1);
+  }
+  // Answers waiting for transmit-cache space, or work held back by backpressure, are
+  // retried soon rather than after a long sleep.
+  if (answers_->any_pending() || reading_stopped() || !unsent_closes_.empty()) {
+    wait = std::min(wait, 2);
+  }
+  return wait;
+}
+
+int ImForwarder::run_once(int timeout_ms) {
+  if (gd_ < 0 || !backend_) {
+    return -EBADF;
+  }
+  pfds_.clear();
+  pfds_.push_back({xtcp_link_fd(), POLLIN, 0});
+  backend_->endpoint().pollfds(&pfds_);
+  if (::poll(pfds_.data(), pfds_.size(), poll_wait_ms(timeout_ms)) < 0) {
+    if (errno == EINTR) {
+      return -EINTR;
+    }
+    return -errno;
+  }
+  more_work_ = false;
+  xtcp_poll();
+  // The backend's answers first: they free client buffer space and backend queue room.
+  for (std::size_t i = 1; i < pfds_.size(); ++i) {
+    if (pfds_[i].revents != 0) {
+      backend_->endpoint().handle(pfds_[i].fd, pfds_[i].revents);
+    }
+  }
+  backend_->poll_timers();
+  if (backend_->endpoint().state() != np::Endpoint::State::kOpen) {
+    lose_backend(backend_->endpoint().error_message());
+    return -EPIPE;
+  }
+  while (!unsent_closes_.empty()) {
+    const int rc = backend_->close_session(unsent_closes_.front());
+    if (rc == -EAGAIN) {
+      break;
+    }
+    unsent_closes_.pop_front();  // sent, or -ENOENT: the backend ended it meanwhile
+  }
+  retry_stalled();
+  accept_all();
+  serve_requests();
+  if (answers_->any_pending()) {
+    answers_->flush();
+  }
+  finish_closing();
+  // Everything read this turn leaves in as few NetPDUs as fit: one gather write.
+  backend_->endpoint().flush();
+  if (backend_->endpoint().state() != np::Endpoint::State::kOpen) {
+    lose_backend(backend_->endpoint().error_message());
+    return -EPIPE;
+  }
+  return 0;
+}
+
+void ImForwarder::retry_stalled() {
+  while (!unopened_.empty()) {
+    const int cd = unopened_.front();
+    auto it = conns_.find(cd);
+    if (it != conns_.end() && !open_session(cd, it->second)) {
+      return;
+    }
+    unopened_.pop_front();
+  }
+  if (!stalled_) {
+    return;
+  }
+  auto it = conns_.find(stalled_->cd);
+  if (it == conns_.end() || it->second.session == 0) {
+    stalled_.reset();  // the client or its session went away meanwhile
+    return;
+  }
+  Conn& c = it->second;
+  const std::size_t size = stalled_->bytes.size();
+  const int rc = backend_->send(c.session, stalled_->bytes);
+  if (rc == -EAGAIN) {
+    return;
+  }
+  if (rc == 0) {
+    c.forwarded += size;
+    c.open_lines += stalled_->lines;
+    stats_.forwarded_bytes += size;
+    stats_.forwarded_lines += stalled_->lines;
+  }
+  stalled_.reset();
+}
+
+bool ImForwarder::open_session(int cd, Conn& c) {
+  std::uint64_t id = 0;
+  const int rc = backend_->open_session(&id);
+  if (rc == -EAGAIN) {
+    return false;
+  }
+  if (rc == 0) {
+    c.session = id;
+    cd_of_session_.emplace(id, cd);
+  }
+  // Any other error means the link failed: run_once notices the endpoint's state.
+  return true;
+}
+
+void ImForwarder::accept_all() {
+  for (int i = 0; i < kMaxAcceptsPerRound; ++i) {
+    if (reading_stopped()) {
+      return;
+    }
+    const int cd = xtcp_accept(gd_);
+    if (cd < 0) {
+      return;
+    }
+    ++stats_.accepted;
+    Conn& c = conns_.emplace(cd, Conn{}).first->second;
+    if (!open_session(cd, c)) {
+      ++stats_.stalls;
+      unopened_.push_back(cd);
+    }
+  }
+  more_work_ = true;
+}
+
+void ImForwarder::serve_requests() {
+  for (int i = 0; i < kMaxRecvsPerRound; ++i) {
+    if (reading_stopped()) {
+      return;
+    }
+    int cd = -1;
+    const int n = xtcp_recv(gd_, &cd, buf_.data(), buf_.size());
+    if (n == -EAGAIN) {
+      return;
+    }
+    if (n > 0) {
+      ++stats_.recv_calls;
+      on_request_bytes(cd, static_cast<std::size_t>(n));
+      continue;
+    }
+    if (cd > 0 && conns_.count(cd) != 0) {
+      on_client_end(cd, n);  // 0 (FIN), a reset, -EPROTO (over-long message), ...
+      continue;
+    }
+    return;
+  }
+  more_work_ = true;
+}
+
+void ImForwarder::on_request_bytes(int cd, std::size_t n) {
+  auto it = conns_.find(cd);
+  if (it == conns_.end()) {
+    return;  // not accepted through us: nothing to forward it to
+  }
+  Conn& c = it->second;
+  if (c.session == 0) {
+    // The backend ended the session (QUIT): what follows is dropped, and acknowledged.
+    answers_->send(cd, n, {});
+    return;
+  }
+  if (n <= c.forwarded) {
+    return;  // offered again after an answer acknowledged part of it: nothing new
+  }
+  const char* fresh = buf_.data() + c.forwarded;
+  const std::size_t size = n - c.forwarded;
+  stats_.bytes_in += size;
+  const std::size_t lines = count_lines(fresh, size);
+  np::Payload bytes = np::copy_payload(np::ByteSpan(reinterpret_cast<const std::byte*>(fresh), size));
+  const int rc = backend_->send(c.session, bytes);
+  if (rc == -EAGAIN) {
+    ++stats_.stalls;
+    stalled_ = Stalled{cd, std::move(bytes), lines};
+    return;
+  }
+  if (rc == 0) {
+    c.forwarded += size;
+    c.open_lines += lines;
+    stats_.forwarded_bytes += size;
+    stats_.forwarded_lines += lines;
+  }
+}
+
+void ImForwarder::on_client_end(int cd, int rc) {
+  Conn& c = conns_.at(cd);
+  if (rc == 0) {
+    c.client_done = true;
+    if (c.open_lines == 0) {
+      ++stats_.client_closes;
+      end_session(c);
+      close_when_flushed(cd);  // our FIN follows the last answer
+    }
+    return;  // else on_backend_data finishes it after the last answer
+  }
+  ++stats_.resets;
+  close_now(cd);
+}
+
+void ImForwarder::on_backend_data(std::uint64_t session, const np::Payload& bytes, std::size_t answered) {
+  const auto sit = cd_of_session_.find(session);
+  if (sit == cd_of_session_.end()) {
+    ++stats_.orphans;
+    return;
+  }
+  const int cd = sit->second;
+  Conn& c = conns_.at(cd);
+  if (answered > 0) {
+    ++stats_.answers;
+    answered = std::min(answered, c.forwarded);  // BackendClient counts exactly what we sent
+    c.forwarded -= answered;
+    if (c.open_lines > 0) {
+      --c.open_lines;
+    }
+  } else {
+    ++stats_.pushes;
+  }
+  const std::string_view text(reinterpret_cast<const char*>(bytes.bytes.data()), bytes.size());
+  if (answers_->send(cd, answered, text) == -ENOBUFS) {
+    ++stats_.slow_consumers;
+    close_now(cd);
+    return;
+  }
+  if (c.client_done && c.open_lines == 0) {
+    ++stats_.client_closes;
+    end_session(c);
+    close_when_flushed(cd);
+  }
+}
+
+void ImForwarder::on_backend_close(std::uint64_t session) {
+  const auto sit = cd_of_session_.find(session);
+  if (sit == cd_of_session_.end()) {
+    return;
+  }
+  const int cd = sit->second;
+  cd_of_session_.erase(sit);
+  Conn& c = conns_.at(cd);
+  c.session = 0;  // BackendClient already answered the CLOSE
+  ++stats_.backend_closes;
+  if (stalled_ && stalled_->cd == cd) {
+    stalled_.reset();
+  }
+  // Lines after QUIT were forwarded but will never be answered: acknowledge them, as local
+  // mode does, so the close is orderly rather than a reset for unread data.
+  if (c.forwarded > 0) {
+    answers_->send(cd, c.forwarded, {});
+    c.forwarded = 0;
+    c.open_lines = 0;
+  }
+  close_when_flushed(cd);
+}
+
+void ImForwarder::end_session(Conn& c) {
+  if (c.session == 0) {
+    return;
+  }
+  cd_of_session_.erase(c.session);
+  if (backend_->close_session(c.session) == -EAGAIN) {
+    unsent_closes_.push_back(c.session);
+  }
+  c.session = 0;
+}
+
+void ImForwarder::close_when_flushed(int cd) {
+  if (answers_->pending(cd)) {
+    closing_.insert(cd);
+  } else {
+    close_now(cd);
+  }
+}
+
+void ImForwarder::close_now(int cd) {
+  auto it = conns_.find(cd);
+  if (it == conns_.end()) {
+    return;
+  }
+  end_session(it->second);
+  answers_->forget(cd);
+  closing_.erase(cd);
+  if (stalled_ && stalled_->cd == cd) {
+    stalled_.reset();
+  }
+  conns_.erase(it);
+  xtcp_close(gd_, cd);
+}
+
+void ImForwarder::finish_closing() {
+  std::vector<int> ready;
+  for (const int cd : closing_) {
+    if (!answers_->pending(cd)) {
+      ready.push_back(cd);
+    }
+  }
+  for (const int cd : ready) {
+    close_now(cd);
+  }
+}
+
+void ImForwarder::lose_backend(const std::string& why) {
+  backend_error_ = why.empty() ? "the backend closed the link" : why;
+  // Sessions live in the backend: without it every client's state is gone. Close them all
+  // (a reset where requests were never answered) rather than leave them hanging.
+  std::vector<int> cds;
+  cds.reserve(conns_.size());
+  for (const auto& [cd, c] : conns_) {
+    cds.push_back(cd);
+  }
+  for (const int cd : cds) {
+    answers_->forget(cd);
+    xtcp_close(gd_, cd);
+  }
+  conns_.clear();
+  cd_of_session_.clear();
+  closing_.clear();
+  unopened_.clear();
+  unsent_closes_.clear();
+  stalled_.reset();
+}
+
+void ImForwarder::print_counters(std::FILE* out) const {
+  const struct {
+    const char* name;
+    std::uint64_t value;
+  } rows[] = {
+      {"im.accepted", stats_.accepted},
+      {"im.open", conns_.size()},
+      {"im.client_closes", stats_.client_closes},
+      {"im.resets", stats_.resets},
+      {"im.backend_closes", stats_.backend_closes},
+      {"im.slow_consumers", stats_.slow_consumers},
+      {"im.recv_calls", stats_.recv_calls},
+      {"im.bytes_in", stats_.bytes_in},
+      {"im.forwarded_bytes", stats_.forwarded_bytes},
+      {"im.forwarded_lines", stats_.forwarded_lines},
+      {"im.answers", stats_.answers},
+      {"im.pushes", stats_.pushes},
+      {"im.orphans", stats_.orphans},
+      {"im.stalls", stats_.stalls},
+      {"im.bytes_out", !answers_ ? 0 : answers_->bytes_sent()},
+      {"im.deferred_sends", !answers_ ? 0 : answers_->deferred_sends()},
+  };
+  for (const auto& r : rows) {
+    std::fprintf(out, "%s %llu\n", r.name, static_cast<unsigned long long>(r.value));
+  }
+  if (!backend_) {
+    return;
+  }
+  const np::AggregatorStats& tx = backend_->endpoint().tx_stats();
+  const np::RxStats& rx = backend_->endpoint().rx_stats();
+  const struct {
+    const char* name;
+    std::uint64_t value;
+  } link[] = {
+      {"netpdu.tx_tlpdus", tx.tlpdus},         {"netpdu.tx_pdus", tx.pdus},
+      {"netpdu.tx_writev_calls", tx.gather_calls}, {"netpdu.tx_header_bytes", tx.header_bytes},
+      {"netpdu.tx_payload_bytes", tx.payload_bytes}, {"netpdu.tx_would_block", tx.would_block},
+      {"netpdu.rx_pdus", rx.pdus},             {"netpdu.rx_tlpdus", rx.tlpdus},
+      {"netpdu.rx_read_calls", rx.read_calls}, {"netpdu.rx_payload_bytes", rx.payload_bytes},
+  };
+  for (const auto& r : link) {
+    std::fprintf(out, "%s %llu\n", r.name, static_cast<unsigned long long>(r.value));
+  }
+}
+
+}  // namespace xtcp_examples

@@ -1,0 +1,234 @@
+// xtcp-im in forwarding mode (--backend): kernel clients in a namespace talk to xtcp-im over
+// TUN; xtcp-im forwards their request lines in NetPDUs to xtcp-backend (in the same
+// namespace, on its loopback or a Unix socket) and returns the answers with the clients'
+// ACKs on them. Both NetPDU variants, the protocol's error answers, a paused backend
+// (backpressure: nothing lost, nothing unbounded), a lost backend, and bad flags.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/interop/im_chat.h"
+#include "tests/interop/im_clients.h"
+#include "tests/interop/program_server.h"
+
+namespace xtcp::test {
+namespace {
+
+constexpr const char* kBackendTcp = "127.0.0.1:7400";  // the namespace's own loopback
+
+std::string unix_socket_path(const char* name) {
+  return "/tmp/xtcp-forward-" + std::to_string(::getpid()) + "-" + name + ".sock";
+}
+
+Companion backend_on(const std::string& where, const std::string& extra = "") {
+  const bool is_unix = where.find('/') != std::string::npos;
+  return Companion{std::string(XTCP_BACKEND_BIN) + (is_unix ? " --unix " : " --listen ") + where + " " + extra,
+                   "xtcp-backend: listening"};
+}
+
+std::uint64_t counter(const std::string& output, const std::string& name) {
+  const auto v = counter_value(output, name);
+  EXPECT_TRUE(v.has_value()) << "no counter " << name << " in:\n" << output;
+  return v.value_or(~0ull);
+}
+
+// Stops both programs and checks what a clean chat of `plan` must leave in their counters.
+void expect_clean_chat(ProgramServer& server, const ChatPlan& plan) {
+  const CommandResult im = server.stop();
+  const CommandResult be = server.stop_companion();
+  ASSERT_EQ(im.exit_code, 0) << im.output;
+  ASSERT_EQ(be.exit_code, 0) << be.output;
+  const auto n = static_cast<std::uint64_t>(plan.clients);
+  const auto messages = n * static_cast<std::uint64_t>(plan.messages);
+  // The backend did the work...
+  EXPECT_EQ(counter(be.output, "backend.logins"), n);
+  EXPECT_EQ(counter(be.output, "backend.logouts"), n);
+  EXPECT_EQ(counter(be.output, "backend.messages"), messages);
+  EXPECT_EQ(counter(be.output, "backend.errors"), 0u);
+  // ... every forwarded line got its answer, and every answer carried the client's ACK.
+  const std::uint64_t lines = counter(im.output, "im.forwarded_lines");
+  EXPECT_EQ(lines, n + 2 + messages) << "LOGIN, LIST x2, MSG";
+  EXPECT_EQ(counter(im.output, "im.answers"), lines);
+  EXPECT_EQ(counter(im.output, "im.resets"), 0u);
+  EXPECT_EQ(counter(im.output, "im.slow_consumers"), 0u);
+  EXPECT_EQ(counter(im.output, "im.orphans"), 0u);
+  EXPECT_EQ(counter(im.output, "im.client_closes"), n);
+  EXPECT_EQ(counter(im.output, "pool.acks_alone"), 0u) << im.output;
+  EXPECT_GE(counter(im.output, "pool.acks_on_answers"), 2 * n);
+  // Aggregation happened: many TLPDUs per NetPDU and per writev.
+  const std::uint64_t tlpdus = counter(im.output, "netpdu.tx_tlpdus");
+  const std::uint64_t writes = counter(im.output, "netpdu.tx_writev_calls");
+  // OPEN and CLOSE per client, and DATA per xtcp_recv (which may hold several lines).
+  EXPECT_GE(tlpdus, 3 * n);
+  EXPECT_LE(tlpdus, lines + 2 * n);
+  EXPECT_LT(writes * 4, tlpdus) << "fewer than one writev per 4 TLPDUs";
+  std::printf("[ forward  ] %llu TLPDUs in %llu NetPDUs, %llu writev calls; %llu answers, %llu ACKs on answers\n",
+              static_cast<unsigned long long>(tlpdus),
+              static_cast<unsigned long long>(counter(im.output, "netpdu.tx_pdus")),
+              static_cast<unsigned long long>(writes), static_cast<unsigned long long>(lines),
+              static_cast<unsigned long long>(counter(im.output, "pool.acks_on_answers")));
+}
+
+TEST(ImForward, ThousandKernelClientsChatThroughTheBackend) {
+  START_PROGRAM_WITH(server, XTCP_IM_BIN, std::string("--port 5222 --backend ") + kBackendTcp,
+                     "xtcp-im: ", backend_on(kBackendTcp));
+  EXPECT_NE(server->output_so_far().find("(variant 1)"), std::string::npos) << server->output_so_far();
+  const ChatPlan plan;
+  server->in_namespace([&] { chat(plan); });
+  expect_clean_chat(*server, plan);
+}
+
+TEST(ImForward, ChatThroughVariantTwoOverUnixSockets) {
+  const std::string path = unix_socket_path("v2");
+  START_PROGRAM_WITH(server, XTCP_IM_BIN, "--port 5222 --backend-data 3 --backend " + path, "xtcp-im: ",
+                     backend_on(path));
+  EXPECT_NE(server->output_so_far().find("(variant 2)"), std::string::npos) << server->output_so_far();
+  ChatPlan plan;
+  plan.clients = 300;
+  server->in_namespace([&] { chat(plan); });
+  expect_clean_chat(*server, plan);
+}
+
+TEST(ImForward, ErrorsLimitsAndQuit) {
+  START_PROGRAM_WITH(server, XTCP_IM_BIN, std::string("--port 5222 --backend ") + kBackendTcp, "xtcp-im: ",
+                     backend_on(kBackendTcp));
+  server->in_namespace([&] { errors_limits_and_quit(); });
+  const CommandResult im = server->stop();
+  const CommandResult be = server->stop_companion();
+  EXPECT_EQ(im.exit_code, 0) << im.output;
+  EXPECT_EQ(counter(im.output, "im.backend_closes"), 1u) << "QUIT: the backend ends the session";
+  EXPECT_EQ(counter(im.output, "im.resets"), 1u) << "the unframeable line";
+  EXPECT_EQ(counter(be.output, "backend.logins"), 2u) << be.output;
+}
+
+// The backend stops (SIGSTOP) while 200 clients send 40,000 requests. xtcp-im's link to it
+// fills, xtcp-im stops reading clients (their bytes wait unacknowledged in the pool, the
+// ACK deadline keeps them from being resent) instead of queueing without bound; once the
+// backend continues, every message arrives exactly once and in order.
+TEST(ImForward, PausedBackendThrottlesClientsAndLosesNothing) {
+  const std::string path = unix_socket_path("paused");
+  START_PROGRAM_WITH(server, XTCP_IM_BIN, "--port 5222 --pool-size 67108864 --backend " + path, "xtcp-im: ",
+                     backend_on(path));
+  constexpr int kClients = 200;
+  constexpr int kMessages = 200;
+  const std::string filler(120, 'z');
+  server->in_namespace([&] {
+    ImClients c;
+    std::string err;
+    ASSERT_TRUE(c.connect(kProgramStackIp, kImPort, kClients, &err)) << err;
+    for (int i = 0; i < kClients; ++i) {
+      c.send(i, "LOGIN " + im_user(i));
+    }
+    ASSERT_TRUE(c.pump_until([&] { return c.answers_received() >= kClients; }, std::chrono::seconds(60)));
+    ASSERT_TRUE(c.pump_until([&] { return c.online_received() >= kClients * (kClients - 1) / 2; },
+                             std::chrono::seconds(60)));
+    const std::uint64_t answers_before = c.answers_received();
+    ASSERT_EQ(server->signal_companion(SIGSTOP), 0);
+    for (int k = 0; k < kMessages; ++k) {
+      for (int i = 0; i < kClients; ++i) {
+        c.send(i, "MSG " + im_user((i + 1) % kClients) + " " + std::to_string(k) + " " + filler);
+      }
+    }
+    c.pump_until([] { return false; }, std::chrono::milliseconds(2500));
+    EXPECT_EQ(c.answers_received(), answers_before) << "answers while the backend was stopped";
+    ASSERT_EQ(server->signal_companion(SIGCONT), 0);
+    const std::uint64_t total = static_cast<std::uint64_t>(kClients) * kMessages;
+    ASSERT_TRUE(c.pump_until(
+        [&] { return c.answers_received() >= answers_before + total && c.from_received() >= total; },
+        std::chrono::seconds(120)))
+        << (c.answers_received() - answers_before) << " of " << total << " answers, " << c.from_received()
+        << " of " << total << " messages";
+    for (int i = 0; i < kClients; ++i) {
+      const ImClient& ci = c.at(i);
+      ASSERT_EQ(ci.from.size(), static_cast<std::size_t>(kMessages)) << "client " << i;
+      for (int k = 0; k < kMessages; ++k) {
+        ASSERT_EQ(ci.from[k].first, im_user((i + kClients - 1) % kClients));
+        ASSERT_EQ(ci.from[k].second, std::to_string(k) + " " + filler) << "client " << i << " message " << k;
+      }
+    }
+    c.pump_until([] { return false; }, std::chrono::milliseconds(200));
+    EXPECT_EQ(c.from_received(), total) << "duplicates";
+  });
+  const CommandResult im = server->stop();
+  ASSERT_EQ(im.exit_code, 0) << im.output;
+  if (::testing::Test::HasFailure()) {
+    std::printf("%s\n", im.output.c_str());
+  }
+  EXPECT_GT(counter(im.output, "im.stalls"), 0u) << "the backend link never refused: no backpressure tested";
+  EXPECT_EQ(counter(im.output, "pool.rx_dropped_full"), 0u) << "the pool overflowed: the backend link should have throttled reading first";
+  EXPECT_EQ(counter(im.output, "im.resets"), 0u);
+  EXPECT_EQ(counter(im.output, "im.slow_consumers"), 0u);
+  const CommandResult be = server->stop_companion();
+  EXPECT_EQ(counter(be.output, "backend.messages"), static_cast<std::uint64_t>(kClients) * kMessages);
+}
+
+// The backend dies: its sessions are gone, so xtcp-im closes every client and exits 1
+// saying why (a supervisor restarts the pair).
+TEST(ImForward, LostBackendClosesClientsAndExits) {
+  START_PROGRAM_WITH(server, XTCP_IM_BIN, std::string("--port 5222 --backend ") + kBackendTcp, "xtcp-im: ",
+                     backend_on(kBackendTcp));
+  server->in_namespace([&] {
+    ImClients c;
+    std::string err;
+    ASSERT_TRUE(c.connect(kProgramStackIp, kImPort, 5, &err)) << err;
+    for (int i = 0; i < 5; ++i) {
+      c.send(i, "LOGIN " + im_user(i));
+    }
+    ASSERT_TRUE(c.pump_until([&] { return c.answers_received() >= 5; }, std::chrono::seconds(10)));
+    ASSERT_EQ(server->signal_companion(SIGKILL), 0);
+    EXPECT_TRUE(c.pump_until([&] { return c.eofs() >= 5; }, std::chrono::seconds(10)))
+        << c.eofs() << " of 5 clients closed";
+  });
+  // The program ends by itself; bounded wait.
+  for (int i = 0; i < 250 && server->running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_FALSE(server->running());
+  const CommandResult im = server->stop();
+  EXPECT_EQ(im.exit_code, 1) << im.output;
+  EXPECT_NE(im.output.find("xtcp-im: backend lost"), std::string::npos) << im.output;
+}
+
+TEST(ImForward, UnreachableBackendExitsOne) {
+  std::string skip_reason, error;
+  auto server = ProgramServer::start(XTCP_IM_BIN, std::string("--port 5222 --backend ") + kBackendTcp,
+                                     "xtcp-im: ", &skip_reason, &error);
+  if (!server && !skip_reason.empty()) {
+    GTEST_SKIP() << "interop test needs root and /dev/net/tun: " << skip_reason;
+  }
+  ASSERT_FALSE(server) << "started without a backend";
+  EXPECT_NE(error.find("backend 127.0.0.1:7400"), std::string::npos) << error;
+}
+
+TEST(ImForward, BadBackendFlagsExitTwo) {
+  const char* bin = XTCP_IM_BIN;
+  const std::vector<std::vector<std::string>> cases = {
+      {bin, "--tun", "x0", "--ip", "198.18.0.2", "--port", "1", "--backend", "127.0.0.1"},
+      {bin, "--tun", "x0", "--ip", "198.18.0.2", "--port", "1", "--backend", "127.0.0.300:7400"},
+      {bin, "--tun", "x0", "--ip", "198.18.0.2", "--port", "1", "--backend", "127.0.0.1:70000"},
+      {bin, "--tun", "x0", "--ip", "198.18.0.2", "--port", "1", "--backend", ""},
+      {bin, "--tun", "x0", "--ip", "198.18.0.2", "--port", "1", "--backend-data", "2"},
+      {bin, "--tun", "x0", "--ip", "198.18.0.2", "--port", "1", "--backend", "/tmp/s", "--backend-data", "65"},
+      {bin, "--tun", "x0", "--ip", "198.18.0.2", "--port", "1", "--backend", "/" + std::string(120, 'p')},
+      {XTCP_ECHO_BIN, "--tun", "x0", "--ip", "198.18.0.2", "--backend", "127.0.0.1:7400"},
+  };
+  for (const auto& argv : cases) {
+    const CommandResult r = run_command(argv, std::chrono::seconds(10));
+    std::string line;
+    for (const auto& a : argv) {
+      line += a + " ";
+    }
+    EXPECT_EQ(r.exit_code, 2) << line << "\n" << r.output;
+    EXPECT_NE(r.output.find("usage:"), std::string::npos) << line << "\n" << r.output;
+  }
+}
+
+}  // namespace
+}  // namespace xtcp::test
