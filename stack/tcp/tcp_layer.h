@@ -265,6 +265,8 @@ class TcpLayer final : public IpUpperLayer {
   SeqNum ack_point(const Tcb& tcb) const;
   bool refresh_app_ack(ConnId conn, Tcb& tcb);
   void arm_ack_deadline(Tcb& tcb);
+  // Bookkeeping after any segment carrying our ACK left (delayed-ACK state, ACK deadline).
+  void ack_sent(Tcb& tcb);
   std::uint32_t receive_window(ConnId conn, const Tcb& tcb) const;
   void fill_ack_options(ConnId conn, Tcb& tcb, wire::TcpOptions* opts);
   std::uint32_t payload_room(ConnId conn, Tcb& tcb);

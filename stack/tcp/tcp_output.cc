@@ -165,9 +165,7 @@ bool TcpLayer::send_data_segment(ConnId conn, Tcb& tcb, SeqNum seq, std::uint32_
   const auto offset = static_cast<std::size_t>(seq - oldest);
   transmit(tcb.key, f, o, {}, conn, offset, len);
   tcb.last_ack_sent = ack_point(tcb);
-  tcb.delack_at = 0;
-  tcb.unacked_segments = 0;
-  tcb.clear(tcb_flag::kAckNow);
+  ack_sent(tcb);
   stats_.bytes_out += len;
   if (retransmission) {
     ++stats_.retransmits;
@@ -320,9 +318,18 @@ SeqNum TcpLayer::acceptable_seq(const Tcb& tcb) const {
 
 void TcpLayer::send_ack(ConnId conn, Tcb& tcb) {
   send_control(conn, tcb, acceptable_seq(tcb), kAck);
-  tcb.delack_at = 0;
+  ack_sent(tcb);
+}
+
+void TcpLayer::ack_sent(Tcb& tcb) {
   tcb.unacked_segments = 0;
   tcb.clear(tcb_flag::kAckNow);
+  // XTCP: a segment that left without acknowledging held bytes (a push, a duplicate ACK for
+  // out-of-order data) does not cancel their ACK deadline: without it a client whose data
+  // waits behind a hole, or behind a slow answer, would only ever see its RTO.
+  if (!tcb.has(tcb_flag::kAppAck) || tcb.rcv_ack == tcb.rcv_nxt) {
+    tcb.delack_at = 0;
+  }
 }
 
 void TcpLayer::send_syn(ConnId conn, Tcb& tcb, bool with_ack) {

@@ -130,6 +130,24 @@ TEST(AppAck, DeadlineAcksAnywayWhenTheAnswerIsSlow) {
   EXPECT_SEGMENT(h.sent_one(), Match().rack(5).payload(bytes_of("ANS1")));
 }
 
+// Segments the server sends meanwhile (a push, a duplicate ACK for out-of-order data) do
+// not cancel the deadline of the bytes the application holds.
+TEST(AppAck, DeadlineSurvivesPushesAndDuplicateAcks) {
+  TcpHarness h;
+  const ConnId c = open_app_ack(h, ms(100));
+  h.inject(data_seg(1, bytes_of("REQ1")));
+  h.advance(ms(10));
+  ASSERT_EQ(h.tcp().send(c, bytes_of("PUSH")), 4);  // a notification, ACKs nothing
+  EXPECT_SEGMENT(h.sent_one(), Match().rack(1).payload(bytes_of("PUSH")));
+  h.inject(data_seg(9, bytes_of("LATER")));  // a hole at 5..8: duplicate ACK with SACK
+  EXPECT_SEGMENT(h.sent_one(), Match().flags(kAck).rack(1).len(0));
+  h.advance(ms(80));
+  h.expect_silence();
+  h.advance(ms(11));
+  EXPECT_SEGMENT(h.sent_one(), Match().flags(kAck).rack(5).len(0)) << "the deadline ACKs the held request";
+  EXPECT_EQ(h.tcp().stats().ack_deadlines, 1u);
+}
+
 TEST(AppAck, WindowCountsHeldBytes) {
   HarnessOptions o;
   o.rx_capacity = 8192;  // no window scaling needed at this size
