@@ -201,26 +201,41 @@ void ImBackend::logout(Session& s) {
 }
 
 void ImBackend::broadcast_presence(const std::string& name, bool online) {
-  const std::string text = (online ? "ONLINE " : "OFFLINE ") + name + "\n";
-  for (auto& [uname, ref] : users_) {
-    if (uname == name) {
-      continue;
+  presence_.push_back(PresenceEvent{name, online, std::string()});
+  pump_presence();
+}
+
+bool ImBackend::pump_presence() {
+  while (!presence_.empty()) {
+    PresenceEvent& e = presence_.front();
+    const std::string text = (e.online ? "ONLINE " : "OFFLINE ") + e.name + "\n";
+    // users_ is ordered by name: e.next is where an interrupted fan-out goes on. Users who
+    // left meanwhile are simply not there; nobody can have arrived (LOGIN waits for this).
+    for (auto it = users_.lower_bound(e.next); it != users_.end(); ++it) {
+      if (it->first == e.name) {
+        continue;
+      }
+      auto cit = conns_.find(it->second.conn);
+      if (cit == conns_.end()) {
+        continue;
+      }
+      Conn& tc = *cit->second;
+      auto sit = tc.sessions.find(it->second.session);
+      if (sit == tc.sessions.end()) {
+        continue;
+      }
+      // Keep the transport's reserve for answers; without room the fan-out waits here.
+      if (!tc.ep->can_accept(text.size() + kAnswerReserve, 3) ||
+          send(tc, it->second.session, sit->second, TlpduType::kData, 0, text) != 0) {
+        e.next = it->first;
+        ++stats_.presence_waits;
+        return false;
+      }
+      ++stats_.presence_sent;
     }
-    auto cit = conns_.find(ref.conn);
-    if (cit == conns_.end()) {
-      continue;
-    }
-    Conn& tc = *cit->second;
-    auto sit = tc.sessions.find(ref.session);
-    // Keep the transport's reserve for answers; a full transport misses the notification
-    // rather than making the backend buffer without bound.
-    if (sit == tc.sessions.end() || !tc.ep->can_accept(text.size() + kAnswerReserve, 3) ||
-        send(tc, ref.session, sit->second, TlpduType::kData, 0, text) != 0) {
-      ++stats_.presence_dropped;
-      continue;
-    }
-    ++stats_.presence_sent;
+    presence_.pop_front();
   }
+  return true;
 }
 
 bool ImBackend::handle_line(Conn& c, std::uint64_t sid, Session& s, std::string_view line) {
@@ -243,6 +258,11 @@ bool ImBackend::handle_line(Conn& c, std::uint64_t sid, Session& s, std::string_
   }
   const std::string_view cmd = w[0];
   if (cmd == "LOGIN") {
+    if (!presence_.empty()) {
+      // Presence is delivered in order and to exactly the users online at the time: a
+      // new user waits until every earlier ONLINE/OFFLINE has gone out.
+      return false;
+    }
     ++stats_.requests;
     if (!s.name.empty()) {
       answer(c, sid, s, "ERR already-logged-in\n");
@@ -376,6 +396,7 @@ void ImBackend::poll_timers() {
   for (auto id : dead) {
     retire(id);
   }
+  pump_presence();
   for (auto& [id, c] : conns_) {
     // Answers were refused room (the sink said kRetryLater, or a session stalled mid-way):
     // go on once the aggregator has written enough.

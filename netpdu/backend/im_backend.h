@@ -7,11 +7,12 @@
 //
 // Backpressure: a line whose answer (or whose FROM, on the target's transport) cannot be
 // queued waits, and its transport is not read meanwhile (kRetryLater); nothing is buffered
-// beyond the transports' bounds. ONLINE/OFFLINE to a transport that is full are dropped.
+// beyond the transports' bounds. ONLINE/OFFLINE wait for room too (a LOGIN waits for them).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -38,7 +39,7 @@ struct ImBackendStats {
   std::uint64_t errors = 0;             // ERR answers
   std::uint64_t messages = 0;           // FROM delivered
   std::uint64_t presence_sent = 0;
-  std::uint64_t presence_dropped = 0;   // target transport full
+  std::uint64_t presence_waits = 0;     // a fan-out paused for a full target transport
   std::uint64_t stalls = 0;             // a line waited for room
   std::uint64_t sessions_ended = 0;     // QUIT, or a line that cannot be framed
   std::uint64_t transports_failed = 0;
@@ -91,7 +92,11 @@ class ImBackend {
   bool handle_line(Conn& c, std::uint64_t sid, Session& s, std::string_view line);
   int send(Conn& c, std::uint64_t sid, Session& s, TlpduType type, std::uint8_t flags, std::string text);
   void answer(Conn& c, std::uint64_t sid, Session& s, std::string text);
+  // Queues ONLINE/OFFLINE name for every other logged-in user and sends what fits.
   void broadcast_presence(const std::string& name, bool online);
+  // Sends queued presence in order while the targets' transports have room; true when
+  // nothing is left (a LOGIN waits until then).
+  bool pump_presence();
   void logout(Session& s);
   void end_session(Conn& c, std::uint64_t sid, Session& s);
   void retire(std::uint32_t id);
@@ -102,6 +107,12 @@ class ImBackend {
   std::unordered_map<std::uint32_t, std::unique_ptr<Conn>> conns_;
   std::unordered_map<int, std::uint32_t> fd_conn_;
   std::map<std::string, UserRef> users_;  // ordered: LIST shows names sorted
+  struct PresenceEvent {
+    std::string name;
+    bool online = false;
+    std::string next;  // the fan-out goes on at the first user not before this name
+  };
+  std::deque<PresenceEvent> presence_;  // at most one per user plus one ONLINE
   std::vector<std::string> log_;
   ImBackendStats stats_;
 };

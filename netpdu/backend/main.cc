@@ -228,7 +228,7 @@ int main(int argc, char** argv) {
       {"requests", st.requests},         {"logins", st.logins},
       {"logouts", st.logouts},           {"errors", st.errors},
       {"messages", st.messages},         {"presence_sent", st.presence_sent},
-      {"presence_dropped", st.presence_dropped}, {"stalls", st.stalls},
+      {"presence_waits", st.presence_waits}, {"stalls", st.stalls},
       {"sessions_ended", st.sessions_ended}, {"transports_failed", st.transports_failed},
   };
   for (const auto& r : rows) {
