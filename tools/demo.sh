@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # tools/demo.sh: runs the xtcp echo server (xtcp-echo) and then the instant-messaging
 # server (xtcp-im), both on the xtcp API, on a TUN device inside a throwaway network
-# namespace, and talks to them with ordinary kernel clients (ping, nc, curl, Python).
-# Everything stays inside the namespace (198.18.0.0/24); it is deleted on exit.
-# XTCP_BUILD_DIR picks the build dir (default build/); XTCP_ECHO_BIN / XTCP_IM_BIN other
-# server binaries.
+# namespace, and talks to them with ordinary kernel clients (ping, nc, curl, Python); then
+# xtcp-im again in forwarding mode, its clients' requests answered by xtcp-backend through
+# NetPDU over the namespace's loopback. Everything stays inside the namespace
+# (198.18.0.0/24 and its own 127.0.0.1); it is deleted on exit. XTCP_BUILD_DIR picks the
+# build dir (default build/); XTCP_ECHO_BIN / XTCP_IM_BIN / XTCP_BACKEND_BIN other binaries.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${XTCP_BUILD_DIR:-$ROOT/build}"
 ECHO_BIN="${XTCP_ECHO_BIN:-$BUILD_DIR/bin/xtcp-echo}"
 IM_BIN="${XTCP_IM_BIN:-$BUILD_DIR/bin/xtcp-im}"
+BACKEND_BIN="${XTCP_BACKEND_BIN:-$BUILD_DIR/bin/xtcp-backend}"
 
 NS="xtcp-demo-$$"
 TUN=xtcp0
@@ -20,8 +22,12 @@ PORT=7
 IM_PORT=5222
 PCAP=/tmp/xtcp-demo.pcap
 IM_PCAP=/tmp/xtcp-demo-im.pcap
+FORWARD_PCAP=/tmp/xtcp-demo-im-forward.pcap
+BACKEND_ADDR=127.0.0.1:7400  # the namespace's own loopback
 SERVER_LOG="$(mktemp /tmp/xtcp-demo-server.XXXXXX)"
+BACKEND_LOG="$(mktemp /tmp/xtcp-demo-backend.XXXXXX)"
 SERVER_PID=""
+BACKEND_PID=""
 FAILURES=0
 
 say() { printf '\n--- %s\n' "$*"; }
@@ -38,8 +44,12 @@ cleanup() {
     kill -KILL "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
   fi
+  if [ -n "$BACKEND_PID" ] && kill -0 "$BACKEND_PID" 2>/dev/null; then
+    kill -KILL "$BACKEND_PID" 2>/dev/null || true
+    wait "$BACKEND_PID" 2>/dev/null || true
+  fi
   ip netns del "$NS" 2>/dev/null || true
-  rm -f "$SERVER_LOG"
+  rm -f "$SERVER_LOG" "$BACKEND_LOG"
   exit "$rc"
 }
 trap cleanup EXIT
@@ -57,7 +67,7 @@ create_namespace() {
 
 check_build() {
   local bin
-  for bin in "$ECHO_BIN" "$IM_BIN"; do
+  for bin in "$ECHO_BIN" "$IM_BIN" "$BACKEND_BIN"; do
     if [ ! -x "$bin" ]; then
       echo
       echo "The server is not built yet: $bin does not exist."
@@ -67,15 +77,51 @@ check_build() {
   done
 }
 
-# start_server BINARY PORT PCAP
+# start_server BINARY PORT PCAP [MORE FLAGS...]
 start_server() {
   local bin="$1" port="$2" pcap="$3"
-  say "starting $(basename "$bin") on $STACK_IP:$port (pcap: $pcap)"
+  shift 3
+  say "starting $(basename "$bin") $* on $STACK_IP:$port (pcap: $pcap)"
   # A background job of a script starts with SIGINT ignored; env restores the default so
   # the server can be stopped with SIGINT like from a terminal.
   env --default-signal=INT ip netns exec "$NS" "$bin" --tun "$TUN" --ip "$STACK_IP" \
-    --kernel-ip "$KERNEL_CIDR" --port "$port" --pcap "$pcap" >"$SERVER_LOG" 2>&1 &
+    --kernel-ip "$KERNEL_CIDR" --port "$port" --pcap "$pcap" "$@" >"$SERVER_LOG" 2>&1 &
   SERVER_PID=$!
+}
+
+# The IM backend on the namespace's loopback; waits (up to 10 s) for its start-up line.
+start_backend() {
+  say "starting xtcp-backend on $BACKEND_ADDR (inside the namespace)"
+  env --default-signal=INT ip netns exec "$NS" "$BACKEND_BIN" --listen "$BACKEND_ADDR" \
+    >"$BACKEND_LOG" 2>&1 &
+  BACKEND_PID=$!
+  local i
+  for i in $(seq 1 50); do
+    if grep -q '^xtcp-backend: listening' "$BACKEND_LOG"; then
+      return 0
+    fi
+    if ! kill -0 "$BACKEND_PID" 2>/dev/null; then
+      break
+    fi
+    sleep 0.2
+  done
+  echo "xtcp-backend did not start; its output:"
+  cat "$BACKEND_LOG"
+  exit 1
+}
+
+stop_backend() {
+  say "stopping xtcp-backend (SIGINT)"
+  kill -INT "$BACKEND_PID" 2>/dev/null || true
+  local rc=0
+  wait "$BACKEND_PID" || rc=$?
+  BACKEND_PID=""
+  sed 's/^/  | /' "$BACKEND_LOG"
+  if [ "$rc" -eq 0 ]; then
+    pass "backend stopped cleanly on SIGINT"
+  else
+    fail "backend exit status $rc after SIGINT"
+  fi
 }
 
 # wait_until_up PORT: waits (up to 10 s) until the server accepts TCP connections.
@@ -258,6 +304,11 @@ print_manual() {
       --kernel-ip $KERNEL_CIDR --port $IM_PORT &      # docs/im-protocol.md
   ip netns exec xtcp-demo nc $STACK_IP $IM_PORT     # LOGIN me, LIST, MSG me hi, QUIT
   kill -INT %2
+  ip netns exec xtcp-demo $BACKEND_BIN --listen $BACKEND_ADDR &
+  ip netns exec xtcp-demo $IM_BIN --tun $TUN --ip $STACK_IP \\
+      --kernel-ip $KERNEL_CIDR --port $IM_PORT --backend $BACKEND_ADDR &   # forwarding mode
+  ip netns exec xtcp-demo nc $STACK_IP $IM_PORT     # the same protocol, answered by the backend
+  kill -INT %4; kill -INT %3
   ip netns del xtcp-demo
 EOF
 }
@@ -277,6 +328,12 @@ main() {
   wait_until_up "$IM_PORT"
   drive_im_clients
   stop_server "$IM_PCAP"
+  start_backend
+  start_server "$IM_BIN" "$IM_PORT" "$FORWARD_PCAP" --backend "$BACKEND_ADDR"
+  wait_until_up "$IM_PORT"
+  drive_im_clients
+  stop_server "$FORWARD_PCAP"
+  stop_backend
   print_manual
   if [ "$FAILURES" -ne 0 ]; then
     say "$FAILURES check(s) failed"
