@@ -89,6 +89,9 @@ Verdict ImBackend::on_tlpdu(Conn& c, const Tlpdu& t) {
     if (!s.closing) {
       // The client went away: log out, answer with our CLOSE, forget the id.
       if (!c.ep->can_accept(0, 1)) {
+        if (!c.stalled) {
+          c.waits_for = Wait{Wait::kTransport, c.id};
+        }
         return Verdict::kRetryLater;
       }
       logout(s);
@@ -106,6 +109,9 @@ Verdict ImBackend::on_tlpdu(Conn& c, const Tlpdu& t) {
     return Verdict::kAccept;
   }
   if (c.stalled || !has_room(c)) {
+    if (!c.stalled) {
+      c.waits_for = Wait{Wait::kTransport, c.id};
+    }
     return Verdict::kRetryLater;
   }
   ++s.rx_seq;
@@ -228,6 +234,7 @@ bool ImBackend::pump_presence() {
       if (!tc.ep->can_accept(text.size() + kAnswerReserve, 3) ||
           send(tc, it->second.session, sit->second, TlpduType::kData, 0, text) != 0) {
         e.next = it->first;
+        presence_waits_for_ = tc.id;
         ++stats_.presence_waits;
         return false;
       }
@@ -239,6 +246,7 @@ bool ImBackend::pump_presence() {
 }
 
 bool ImBackend::handle_line(Conn& c, std::uint64_t sid, Session& s, std::string_view line) {
+  c.waits_for = Wait{Wait::kTransport, c.id};
   if (!has_room(c)) {
     return false;
   }
@@ -261,6 +269,7 @@ bool ImBackend::handle_line(Conn& c, std::uint64_t sid, Session& s, std::string_
     if (!presence_.empty()) {
       // Presence is delivered in order and to exactly the users online at the time: a
       // new user waits until every earlier ONLINE/OFFLINE has gone out.
+      c.waits_for = Wait{Wait::kPresence, 0};
       return false;
     }
     ++stats_.requests;
@@ -325,6 +334,7 @@ bool ImBackend::handle_line(Conn& c, std::uint64_t sid, Session& s, std::string_
     // The FROM must fit without eating the room reserved for answers on its transport;
     // if it does not, the line waits (delivery is promised, buffering is bounded).
     if (!tc->ep->can_accept(from.size() + kAnswerReserve, 3)) {
+      c.waits_for = Wait{Wait::kTransport, tc->id};
       return false;
     }
     ++stats_.requests;
@@ -399,8 +409,8 @@ void ImBackend::poll_timers() {
   pump_presence();
   for (auto& [id, c] : conns_) {
     // Answers were refused room (the sink said kRetryLater, or a session stalled mid-way):
-    // go on once the aggregator has written enough.
-    if ((c->stalled || c->ep->delivery_blocked()) && has_room(*c)) {  // (a MSG may also wait for its target)
+    // go on once what it waits for is there.
+    if (can_go_on(*c)) {
       if (c->stalled) {
         auto sit = c->sessions.find(c->stalled_session);
         if (sit == c->sessions.end()) {
@@ -415,6 +425,33 @@ void ImBackend::poll_timers() {
     }
     c->ep->poll_timers();
   }
+}
+
+bool ImBackend::room_on(std::uint32_t conn) const {
+  auto it = conns_.find(conn);
+  return it == conns_.end() || has_room(*it->second);  // a transport gone waits for nothing
+}
+
+bool ImBackend::can_go_on(const Conn& c) const {
+  if (!c.stalled && !c.ep->delivery_blocked()) {
+    return false;
+  }
+  if (!has_room(c)) {
+    return false;
+  }
+  return c.waits_for.what == Wait::kPresence ? presence_.empty() : room_on(c.waits_for.conn);
+}
+
+bool ImBackend::work_ready() const {
+  if (!presence_.empty() && room_on(presence_waits_for_)) {
+    return true;
+  }
+  for (const auto& [id, c] : conns_) {
+    if (c->ep->state() != Endpoint::State::kOpen || can_go_on(*c)) {
+      return true;
+    }
+  }
+  return false;
 }
 
 void ImBackend::retire(std::uint32_t id) {
@@ -450,6 +487,11 @@ void ImBackend::pollfds(std::vector<pollfd>* out) const {
 }
 
 TimeNs ImBackend::next_deadline() const {
+  // Work that waits for room, a resume or a retire is done by poll_timers, and nothing may
+  // wake the caller's poll for it (a blocked receiver and an empty queue poll for nothing).
+  if (work_ready()) {
+    return 0;
+  }
   TimeNs t = kNever;
   for (const auto& [id, c] : conns_) {
     t = std::min(t, c->ep->next_deadline());

@@ -73,12 +73,19 @@ class ImBackend {
     std::uint32_t tx_seq = 0;
     bool closing = false;  // we sent CLOSE; waiting for the front end's
   };
+  // What a stalled line waits for: room on a transport (its own, or a MSG target's) or the
+  // presence queue to empty (a LOGIN).
+  struct Wait {
+    enum What : std::uint8_t { kTransport, kPresence } what = kTransport;
+    std::uint32_t conn = 0;
+  };
   struct Conn {
     std::uint32_t id = 0;
     std::unique_ptr<Endpoint> ep;
     std::unordered_map<std::uint64_t, Session> sessions;
     bool stalled = false;  // stalled_session has complete lines waiting for room
     std::uint64_t stalled_session = 0;
+    Wait waits_for;        // what the stalled line needs besides room for its answer
   };
   struct UserRef {
     std::uint32_t conn;
@@ -97,6 +104,11 @@ class ImBackend {
   // Sends queued presence in order while the targets' transports have room; true when
   // nothing is left (a LOGIN waits until then).
   bool pump_presence();
+  bool room_on(std::uint32_t conn) const;
+  // A stalled or blocked transport whose wait is over: poll_timers would go on with it.
+  bool can_go_on(const Conn& c) const;
+  // poll_timers has something to do now (a wait ended, a transport to retire).
+  bool work_ready() const;
   void logout(Session& s);
   void end_session(Conn& c, std::uint64_t sid, Session& s);
   void retire(std::uint32_t id);
@@ -113,6 +125,7 @@ class ImBackend {
     std::string next;  // the fan-out goes on at the first user not before this name
   };
   std::deque<PresenceEvent> presence_;  // at most one per user plus one ONLINE
+  std::uint32_t presence_waits_for_ = 0;  // the transport the fan-out waits for
   std::vector<std::string> log_;
   ImBackendStats stats_;
 };

@@ -12,6 +12,7 @@
 #include <map>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "tests/interop/im_chat.h"
@@ -40,9 +41,22 @@ std::uint64_t counter(const std::string& output, const std::string& name) {
 }
 
 // Stops both programs and checks what a clean chat of `plan` must leave in their counters.
+// Stops xtcp-im, then the backend once it has seen the front end's transport end (bounded):
+// users still logged in are logged out then, and counted.
+std::pair<CommandResult, CommandResult> stop_both(ProgramServer& server) {
+  CommandResult im = server.stop();
+  auto transport_ended = [&] {
+    const std::string out = server.companion_output_so_far();
+    return out.find(" closed, ") != std::string::npos || out.find(" failed: ") != std::string::npos;
+  };
+  for (int i = 0; i < 500 && !transport_ended(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return {std::move(im), server.stop_companion()};
+}
+
 void expect_clean_chat(ProgramServer& server, const ChatPlan& plan) {
-  const CommandResult im = server.stop();
-  const CommandResult be = server.stop_companion();
+  const auto [im, be] = stop_both(server);
   ASSERT_EQ(im.exit_code, 0) << im.output;
   ASSERT_EQ(be.exit_code, 0) << be.output;
   const auto n = static_cast<std::uint64_t>(plan.clients);
@@ -72,6 +86,9 @@ void expect_clean_chat(ProgramServer& server, const ChatPlan& plan) {
   // it); that several share NetPDUs and gather writes does not.
   EXPECT_LT(counter(im.output, "netpdu.tx_pdus") * 2, tlpdus);
   EXPECT_LT(writes, tlpdus);
+  if (::testing::Test::HasFailure()) {  // show both sides' counters
+    std::printf("xtcp-im:\n%s\nxtcp-backend:\n%s\n", im.output.c_str(), be.output.c_str());
+  }
   std::printf("[ forward  ] %llu TLPDUs in %llu NetPDUs, %llu writev calls; %llu answers, %llu ACKs on answers\n",
               static_cast<unsigned long long>(tlpdus),
               static_cast<unsigned long long>(counter(im.output, "netpdu.tx_pdus")),
@@ -103,8 +120,7 @@ TEST(ImForward, ErrorsLimitsAndQuit) {
   START_PROGRAM_WITH(server, XTCP_IM_BIN, std::string("--port 5222 --backend ") + kBackendTcp, "xtcp-im: ",
                      backend_on(kBackendTcp));
   server->in_namespace([&] { errors_limits_and_quit(); });
-  const CommandResult im = server->stop();
-  const CommandResult be = server->stop_companion();
+  const auto [im, be] = stop_both(*server);
   EXPECT_EQ(im.exit_code, 0) << im.output;
   EXPECT_EQ(counter(im.output, "im.backend_closes"), 1u) << "QUIT: the backend ends the session";
   EXPECT_EQ(counter(im.output, "im.resets"), 1u) << "the unframeable line";

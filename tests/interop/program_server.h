@@ -47,6 +47,7 @@ class ProgramServer {
   // The same for the companion (stop the server first).
   CommandResult stop_companion(std::chrono::milliseconds timeout = std::chrono::seconds(15));
   bool companion_running() const { return companion_ && companion_->running(); }
+  std::string companion_output_so_far() const { return companion_ ? companion_->output_so_far() : std::string(); }
   // Sends sig to the companion (SIGSTOP/SIGCONT to pause it); 0 or a negative errno.
   int signal_companion(int sig) const { return companion_ ? companion_->signal(sig) : -ESRCH; }
 
