@@ -83,7 +83,29 @@ void AnswerQueue::flush() {
   }
 }
 
+bool AnswerQueue::close_when_flushed(int cd) {
+  if (!pending(cd)) {
+    return true;
+  }
+  closing_.insert(cd);
+  return false;
+}
+
+std::vector<int> AnswerQueue::take_flushed() {
+  std::vector<int> ready;
+  for (const int cd : closing_) {
+    if (!pending(cd)) {
+      ready.push_back(cd);
+    }
+  }
+  for (const int cd : ready) {
+    closing_.erase(cd);
+  }
+  return ready;
+}
+
 void AnswerQueue::forget(int cd) {
+  closing_.erase(cd);
   const auto it = backlog_.find(cd);
   if (it != backlog_.end()) {
     backlog_bytes_ -= it->second.size();

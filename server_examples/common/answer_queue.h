@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 namespace xtcp_examples {
 
@@ -25,8 +27,13 @@ class AnswerQueue {
   void flush();
   bool pending(int cd) const { return backlog_.count(cd) != 0; }
   bool any_pending() const { return !backlog_.empty(); }
-  // Drops what waits for cd (the connection is gone).
+  // Drops what waits for cd (the connection is gone), and any close_when_flushed mark.
   void forget(int cd);
+  // The server wants to close cd after its answers (its FIN follows the last one): true
+  // when nothing waits, so close now; else cd is marked and returned by take_flushed().
+  bool close_when_flushed(int cd);
+  // Marked connections whose answers have all left: close them now.
+  std::vector<int> take_flushed();
 
   std::uint64_t bytes_sent() const { return bytes_sent_; }  // accepted by xtcp_send
   std::uint64_t deferred_sends() const { return deferred_; }  // sends that left a backlog
@@ -39,6 +46,7 @@ class AnswerQueue {
   int gd_;
   std::size_t max_backlog_;
   std::unordered_map<int, std::string> backlog_;
+  std::unordered_set<int> closing_;  // close_when_flushed marks
   std::size_t backlog_bytes_ = 0;
   std::uint64_t bytes_sent_ = 0;
   std::uint64_t deferred_ = 0;

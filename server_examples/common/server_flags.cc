@@ -4,6 +4,7 @@
 #include "server_examples/common/server_flags.h"
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -149,6 +150,42 @@ volatile std::sig_atomic_t* install_stop_signals() {
   return &g_stop;
 }
 
+void print_counter_rows(std::FILE* out, const char* prefix, const CounterRow* rows, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    std::fprintf(out, "%s%s %llu\n", prefix, rows[i].name, static_cast<unsigned long long>(rows[i].value));
+  }
+}
+
+int open_line_group(std::uint16_t port, std::size_t max_message, std::int64_t ack_deadline_ms, std::string* what) {
+  const int gd = xtcp_open_group(PF_INET, SOCK_STREAM, 0, port);
+  if (gd < 0) {
+    *what = "xtcp_open_group";
+    return gd;
+  }
+  const struct {
+    int option;
+    std::int64_t value;
+    const char* name;
+  } opts[] = {
+      {XTCP_OPT_FRAMING, XTCP_FRAME_DELIMITER, "xtcp_setopt(XTCP_OPT_FRAMING)"},
+      {XTCP_OPT_DELIMITER, '\n', "xtcp_setopt(XTCP_OPT_DELIMITER)"},
+      {XTCP_OPT_MAX_MESSAGE, static_cast<std::int64_t>(max_message), "xtcp_setopt(XTCP_OPT_MAX_MESSAGE)"},
+      {XTCP_OPT_ACK_DEADLINE_MS, ack_deadline_ms, "xtcp_setopt(XTCP_OPT_ACK_DEADLINE_MS)"},
+  };
+  for (const auto& o : opts) {
+    if (o.option == XTCP_OPT_ACK_DEADLINE_MS && ack_deadline_ms <= 0) {
+      continue;
+    }
+    const int rc = xtcp_setopt(gd, o.option, o.value);
+    if (rc < 0) {
+      *what = o.name;
+      xtcp_close_group(gd);
+      return rc;
+    }
+  }
+  return gd;
+}
+
 void print_pool_stats(const char* program, std::FILE* out) {
   struct xtcp_pool_stats st {};
   const int rc = xtcp_pool_stats(xtcp_default_pool(), &st);
@@ -156,10 +193,7 @@ void print_pool_stats(const char* program, std::FILE* out) {
     std::fprintf(out, "%s: no pool statistics: %s\n", program, std::strerror(-rc));
     return;
   }
-  const struct {
-    const char* name;
-    std::uint64_t value;
-  } rows[] = {
+  const CounterRow rows[] = {
       {"connections", st.connections},       {"groups", st.groups},
       {"rx_buffer_size", st.rx_buffer_size}, {"rx_buffer_used", st.rx_buffer_used},
       {"rx_bytes", st.rx_bytes},             {"rx_dropped_full", st.rx_dropped_full},
@@ -167,9 +201,7 @@ void print_pool_stats(const char* program, std::FILE* out) {
       {"acks_on_answers", st.acks_on_answers}, {"acks_alone", st.acks_alone},
       {"answers_from_cache", st.answers_from_cache}, {"accept_timeouts", st.accept_timeouts},
   };
-  for (const auto& r : rows) {
-    std::fprintf(out, "pool.%s %llu\n", r.name, static_cast<unsigned long long>(r.value));
-  }
+  print_counter_rows(out, "pool.", rows);
 }
 
 }  // namespace xtcp_examples

@@ -42,6 +42,22 @@ xtcp_config make_config(const ServerFlags& flags);
 // Installs SIGINT/SIGTERM handlers that set the returned flag (restores default SIGPIPE).
 volatile std::sig_atomic_t* install_stop_signals();
 
+// A named counter, printed as "<prefix><name> <value>".
+struct CounterRow {
+  const char* name;
+  std::uint64_t value;
+};
+void print_counter_rows(std::FILE* out, const char* prefix, const CounterRow* rows, std::size_t n);
+template <std::size_t N>
+void print_counter_rows(std::FILE* out, const char* prefix, const CounterRow (&rows)[N]) {
+  print_counter_rows(out, prefix, rows, N);
+}
+
+// A group on port whose xtcp_recv returns whole lines (delimiter '\n', at most max_message
+// bytes); ack_deadline_ms > 0 also sets XTCP_OPT_ACK_DEADLINE_MS. The group descriptor, or
+// a negative errno with *what naming the call that failed (nothing stays open then).
+int open_line_group(std::uint16_t port, std::size_t max_message, std::int64_t ack_deadline_ms, std::string* what);
+
 // Prints the pool's counters as "pool.<name> <value>" lines.
 void print_pool_stats(const char* program, std::FILE* out);
 

@@ -48,32 +48,12 @@ int ImForwarder::open(std::uint16_t port, const ImForwarderConfig& config, std::
     *what = "backend " + config.backend.text() + ": " + err;
     return -ECONNREFUSED;
   }
-  const int gd = xtcp_open_group(PF_INET, SOCK_STREAM, 0, port);
+  // Answers take a trip to the backend; when it is slow or paused, requests already in the
+  // pool are ACKed after kForwardAckDeadlineMs so clients do not retransmit them meanwhile.
+  const int gd = open_line_group(port, kImMaxMessage, kForwardAckDeadlineMs, what);
   if (gd < 0) {
-    *what = "xtcp_open_group";
     backend_.reset();
     return gd;
-  }
-  const struct {
-    int option;
-    std::int64_t value;
-    const char* name;
-  } opts[] = {
-      {XTCP_OPT_FRAMING, XTCP_FRAME_DELIMITER, "xtcp_setopt(XTCP_OPT_FRAMING)"},
-      {XTCP_OPT_DELIMITER, '\n', "xtcp_setopt(XTCP_OPT_DELIMITER)"},
-      {XTCP_OPT_MAX_MESSAGE, static_cast<std::int64_t>(kImMaxMessage), "xtcp_setopt(XTCP_OPT_MAX_MESSAGE)"},
-      // Answers take a trip to the backend; when it is slow or paused, requests already in
-      // the pool are ACKed after this long so clients do not retransmit them meanwhile.
-      {XTCP_OPT_ACK_DEADLINE_MS, kForwardAckDeadlineMs, "xtcp_setopt(XTCP_OPT_ACK_DEADLINE_MS)"},
-  };
-  for (const auto& o : opts) {
-    const int rc = xtcp_setopt(gd, o.option, o.value);
-    if (rc < 0) {
-      *what = o.name;
-      xtcp_close_group(gd);
-      backend_.reset();
-      return rc;
-    }
   }
   gd_ = gd;
   answers_.emplace(gd, kImMaxBacklog);
@@ -86,13 +66,16 @@ void ImForwarder::close() {
     xtcp_close_group(gd_);
     gd_ = -1;
   }
+  forget_clients();
+  backend_.reset();
+}
+
+void ImForwarder::forget_clients() {
   conns_.clear();
   cd_of_session_.clear();
-  closing_.clear();
   unopened_.clear();
   unsent_closes_.clear();
   stalled_.reset();
-  backend_.reset();
 }
 
 int ImForwarder::poll_wait_ms(int timeout_ms) const {
@@ -365,9 +348,7 @@ void ImForwarder::end_session(Conn& c) {
 }
 
 void ImForwarder::close_when_flushed(int cd) {
-  if (answers_->pending(cd)) {
-    closing_.insert(cd);
-  } else {
+  if (answers_->close_when_flushed(cd)) {
     close_now(cd);
   }
 }
@@ -379,7 +360,6 @@ void ImForwarder::close_now(int cd) {
   }
   end_session(it->second);
   answers_->forget(cd);
-  closing_.erase(cd);
   if (stalled_ && stalled_->cd == cd) {
     stalled_.reset();
   }
@@ -388,13 +368,7 @@ void ImForwarder::close_now(int cd) {
 }
 
 void ImForwarder::finish_closing() {
-  std::vector<int> ready;
-  for (const int cd : closing_) {
-    if (!answers_->pending(cd)) {
-      ready.push_back(cd);
-    }
-  }
-  for (const int cd : ready) {
+  for (const int cd : answers_->take_flushed()) {
     close_now(cd);
   }
 }
@@ -412,19 +386,11 @@ void ImForwarder::lose_backend(const std::string& why) {
     answers_->forget(cd);
     xtcp_close(gd_, cd);
   }
-  conns_.clear();
-  cd_of_session_.clear();
-  closing_.clear();
-  unopened_.clear();
-  unsent_closes_.clear();
-  stalled_.reset();
+  forget_clients();
 }
 
 void ImForwarder::print_counters(std::FILE* out) const {
-  const struct {
-    const char* name;
-    std::uint64_t value;
-  } rows[] = {
+  const CounterRow rows[] = {
       {"im.accepted", stats_.accepted},
       {"im.open", conns_.size()},
       {"im.client_closes", stats_.client_closes},
@@ -442,27 +408,20 @@ void ImForwarder::print_counters(std::FILE* out) const {
       {"im.bytes_out", !answers_ ? 0 : answers_->bytes_sent()},
       {"im.deferred_sends", !answers_ ? 0 : answers_->deferred_sends()},
   };
-  for (const auto& r : rows) {
-    std::fprintf(out, "%s %llu\n", r.name, static_cast<unsigned long long>(r.value));
-  }
+  print_counter_rows(out, "", rows);
   if (!backend_) {
     return;
   }
   const np::AggregatorStats& tx = backend_->endpoint().tx_stats();
   const np::RxStats& rx = backend_->endpoint().rx_stats();
-  const struct {
-    const char* name;
-    std::uint64_t value;
-  } link[] = {
+  const CounterRow link[] = {
       {"netpdu.tx_tlpdus", tx.tlpdus},         {"netpdu.tx_pdus", tx.pdus},
       {"netpdu.tx_writev_calls", tx.gather_calls}, {"netpdu.tx_header_bytes", tx.header_bytes},
       {"netpdu.tx_payload_bytes", tx.payload_bytes}, {"netpdu.tx_would_block", tx.would_block},
       {"netpdu.rx_pdus", rx.pdus},             {"netpdu.rx_tlpdus", rx.tlpdus},
       {"netpdu.rx_read_calls", rx.read_calls}, {"netpdu.rx_payload_bytes", rx.payload_bytes},
   };
-  for (const auto& r : link) {
-    std::fprintf(out, "%s %llu\n", r.name, static_cast<unsigned long long>(r.value));
-  }
+  print_counter_rows(out, "", link);
 }
 
 }  // namespace xtcp_examples

@@ -20,12 +20,12 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "netpdu/backend_client.h"
 #include "netpdu/clock.h"
 #include "server_examples/common/answer_queue.h"
+#include "server_examples/common/server_flags.h"
 
 namespace xtcp_examples {
 
@@ -107,6 +107,7 @@ class ImForwarder {
   void close_now(int cd);
   void finish_closing();
   void lose_backend(const std::string& why);
+  void forget_clients();
   int poll_wait_ms(int timeout_ms) const;
 
   int gd_ = -1;
@@ -116,7 +117,6 @@ class ImForwarder {
   std::optional<AnswerQueue> answers_;
   std::unordered_map<int, Conn> conns_;
   std::unordered_map<std::uint64_t, int> cd_of_session_;
-  std::unordered_set<int> closing_;
   std::deque<int> unopened_;               // accepted; OPEN refused by backpressure
   std::deque<std::uint64_t> unsent_closes_;  // CLOSE refused by backpressure
   std::optional<Stalled> stalled_;

@@ -2,11 +2,12 @@
 // ImCore -> AnswerQueue (xtcp_send with ackd). See im_server.h and docs/im-protocol.md.
 #include "server_examples/im/im_server.h"
 
-#include <sys/socket.h>
 #include <xtcp/xtcp.h>
 
 #include <cerrno>
 #include <string_view>
+
+#include "server_examples/common/server_flags.h"
 
 namespace xtcp_examples {
 namespace {
@@ -18,28 +19,9 @@ constexpr std::size_t kRecvBuffer = 64 * 1024;
 }  // namespace
 
 int ImServer::open(std::uint16_t port, std::string* what) {
-  const int gd = xtcp_open_group(PF_INET, SOCK_STREAM, 0, port);
+  const int gd = open_line_group(port, kImMaxMessage, 0, what);
   if (gd < 0) {
-    *what = "xtcp_open_group";
     return gd;
-  }
-  const struct {
-    int option;
-    std::int64_t value;
-    const char* name;
-  } opts[] = {
-      {XTCP_OPT_FRAMING, XTCP_FRAME_DELIMITER, "xtcp_setopt(XTCP_OPT_FRAMING)"},
-      {XTCP_OPT_DELIMITER, '\n', "xtcp_setopt(XTCP_OPT_DELIMITER)"},
-      {XTCP_OPT_MAX_MESSAGE, static_cast<std::int64_t>(kImMaxMessage),
-       "xtcp_setopt(XTCP_OPT_MAX_MESSAGE)"},
-  };
-  for (const auto& o : opts) {
-    const int rc = xtcp_setopt(gd, o.option, o.value);
-    if (rc < 0) {
-      *what = o.name;
-      xtcp_close_group(gd);
-      return rc;
-    }
   }
   gd_ = gd;
   answers_.emplace(gd, kImMaxBacklog);
@@ -54,7 +36,6 @@ void ImServer::close() {
   xtcp_close_group(gd_);
   gd_ = -1;
   conns_.clear();
-  closing_.clear();
 }
 
 int ImServer::run_once(int timeout_ms) {
@@ -215,39 +196,27 @@ void ImServer::send_pushes() {
 }
 
 void ImServer::close_when_flushed(int cd) {
-  if (answers_->pending(cd)) {
-    closing_.insert(cd);
-  } else {
+  if (answers_->close_when_flushed(cd)) {
     close_now(cd);
   }
 }
 
 void ImServer::close_now(int cd) {
   answers_->forget(cd);
-  closing_.erase(cd);
   if (conns_.erase(cd) != 0) {
     xtcp_close(gd_, cd);
   }
 }
 
 void ImServer::finish_closing() {
-  std::vector<int> ready;
-  for (const int cd : closing_) {
-    if (!answers_->pending(cd)) {
-      ready.push_back(cd);
-    }
-  }
-  for (const int cd : ready) {
+  for (const int cd : answers_->take_flushed()) {
     close_now(cd);
   }
 }
 
 void ImServer::print_counters(std::FILE* out) const {
   const ImCounters& c = core_.counters();
-  const struct {
-    const char* name;
-    std::uint64_t value;
-  } rows[] = {
+  const CounterRow rows[] = {
       {"accepted", stats_.accepted},
       {"open", conns_.size()},
       {"online", core_.online()},
@@ -269,9 +238,7 @@ void ImServer::print_counters(std::FILE* out) const {
       {"bytes_out", !answers_ ? 0 : answers_->bytes_sent()},
       {"deferred_sends", !answers_ ? 0 : answers_->deferred_sends()},
   };
-  for (const auto& r : rows) {
-    std::fprintf(out, "im.%s %llu\n", r.name, static_cast<unsigned long long>(r.value));
-  }
+  print_counter_rows(out, "im.", rows);
 }
 
 }  // namespace xtcp_examples

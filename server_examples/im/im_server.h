@@ -9,7 +9,6 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "server_examples/common/answer_queue.h"
@@ -77,7 +76,6 @@ class ImServer {
   ImCore core_;
   std::optional<AnswerQueue> answers_;  // set once the group is open
   std::unordered_map<int, Conn> conns_;
-  std::unordered_set<int> closing_;
   std::vector<char> buf_;
   std::string reply_;
   std::vector<ImPush> pushes_;

@@ -241,15 +241,7 @@ TEST(ImForward, BadBackendFlagsExitTwo) {
       {bin, "--tun", "x0", "--ip", "198.18.0.2", "--port", "1", "--backend", "/" + std::string(120, 'p')},
       {XTCP_ECHO_BIN, "--tun", "x0", "--ip", "198.18.0.2", "--backend", "127.0.0.1:7400"},
   };
-  for (const auto& argv : cases) {
-    const CommandResult r = run_command(argv, std::chrono::seconds(10));
-    std::string line;
-    for (const auto& a : argv) {
-      line += a + " ";
-    }
-    EXPECT_EQ(r.exit_code, 2) << line << "\n" << r.output;
-    EXPECT_NE(r.output.find("usage:"), std::string::npos) << line << "\n" << r.output;
-  }
+  expect_usage_errors(cases);
 }
 
 }  // namespace

@@ -109,15 +109,7 @@ TEST(ImProgram, BadFlagsExitTwo) {
       {XTCP_ECHO_BIN, "--tun", "x0"},
       {XTCP_ECHO_BIN, "--tun", "x0", "--ip", "198.18.0.2", "--port", "abc"},
   };
-  for (const auto& argv : cases) {
-    const CommandResult r = run_command(argv, std::chrono::seconds(10));
-    std::string line;
-    for (const auto& a : argv) {
-      line += a + " ";
-    }
-    EXPECT_EQ(r.exit_code, 2) << line << "\n" << r.output;
-    EXPECT_NE(r.output.find("usage:"), std::string::npos) << line << "\n" << r.output;
-  }
+  expect_usage_errors(cases);
 }
 
 // xtcp-im's server loop in this process behind a FaultLink (user-space netem: this kernel

@@ -88,6 +88,18 @@ CommandResult ProgramServer::stop_companion(std::chrono::milliseconds timeout) {
   return companion_->wait(timeout);
 }
 
+void expect_usage_errors(const std::vector<std::vector<std::string>>& command_lines) {
+  for (const auto& argv : command_lines) {
+    const CommandResult r = run_command(argv, std::chrono::seconds(10));
+    std::string line;
+    for (const auto& a : argv) {
+      line += a + " ";
+    }
+    EXPECT_EQ(r.exit_code, 2) << line << "\n" << r.output;
+    EXPECT_NE(r.output.find("usage:"), std::string::npos) << line << "\n" << r.output;
+  }
+}
+
 std::optional<std::uint64_t> counter_value(const std::string& output, const std::string& name) {
   std::istringstream in(output);
   std::string line;

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "tests/support/netns.h"
 
@@ -68,6 +69,10 @@ class ProgramServer {
   }                                                                                            \
   ASSERT_TRUE(var) << start_error
 #define START_PROGRAM(var, binary, args, ready) START_PROGRAM_WITH(var, binary, args, ready, std::nullopt)
+
+// Runs each command line (no namespace needed: flags are checked first) and expects exit
+// status 2 with the usage text: a bad flag must be explained, not acted upon.
+void expect_usage_errors(const std::vector<std::vector<std::string>>& command_lines);
 
 // The value of a "name value" counter line in a program's output, or nullopt.
 std::optional<std::uint64_t> counter_value(const std::string& output, const std::string& name);
