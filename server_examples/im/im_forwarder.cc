@@ -88,9 +88,10 @@ int ImForwarder::poll_wait_ms(int timeout_ms) const {
     const np::TimeNs left = deadline - clock_.now();
     wait = std::min<np::TimeNs>(wait, left <= 0 ? 0 : left / 1'000'000 + 1);
   }
-  // Answers waiting for transmit-cache space, or work held back by backpressure, are
-  // retried soon rather than after a long sleep.
-  if (answers_->any_pending() || reading_stopped() || !unsent_closes_.empty()) {
+  // Answers waiting for transmit-cache space are retried soon rather than after a long
+  // sleep. Work the backend link refused needs no such timer: a refusal means the link
+  // has queued bytes, so its descriptor is polled for POLLOUT and wakes us as it drains.
+  if (answers_->any_pending()) {
     wait = std::min(wait, 2);
   }
   return wait;
