@@ -88,6 +88,9 @@ void TcpLayer::adopt_syn_options(Tcb& tcb, const wire::TcpOptions& opts, bool /*
   // announcing MSS 1 would make us send a segment per byte; Linux clamps to 48).
   std::uint16_t mss = opts.has_mss ? opts.mss : 536;
   mss = std::clamp<std::uint16_t>(mss, 64, config_.mss);
+  // An active open may have learned a smaller path MTU while its SYN was out (see connect()).
+  const std::uint16_t path_limit = tcb.state == TcpState::kSynSent ? tcb.snd_mss : config_.mss;
+  mss = std::min(mss, path_limit);
   if (config_.window_scaling && opts.has_window_scale) {
     tcb.set(tcb_flag::kWindowScaleOk);
     tcb.snd_wscale = opts.window_scale;
@@ -103,7 +106,8 @@ void TcpLayer::adopt_syn_options(Tcb& tcb, const wire::TcpOptions& opts, bool /*
     tcb.set(tcb_flag::kTimestampsOk);
     tcb.ts_recent = opts.ts_val;
     tcb.ts_recent_tick = now_tick();
-    mss = static_cast<std::uint16_t>(mss - 12);  // every segment carries the 12-byte option
+    // Every segment carries the 12-byte option (off a path limit too: it counts packets).
+    mss = static_cast<std::uint16_t>(mss - 12);
   }
   tcb.snd_mss = mss;
   // RFC 6928 initial window; RFC 5681 ssthresh starts arbitrarily high.

@@ -404,7 +404,9 @@ std::int64_t TcpLayer::connect(std::uint32_t remote_addr, std::uint16_t remote_p
   tcb.snd_nxt = tcb.iss;
   tcb.snd_max = tcb.iss;
   tcb.snd_end = tcb.iss + 1;
-  tcb.snd_mss = 536;
+  // Until the SYN-ACK says what the peer takes, snd_mss holds the path's limit: our own
+  // ceiling, lowered by an ICMP "fragmentation needed" that arrives meanwhile (RFC 1191).
+  tcb.snd_mss = config_.mss;
   set_state(tcb, TcpState::kSynSent);
   ++stats_.active_opens;
   send_syn(conn, tcb, false);

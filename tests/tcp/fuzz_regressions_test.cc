@@ -160,6 +160,45 @@ TEST(FuzzRegressions, FragNeededQuotingOurSynDoesNotRewindIntoIt) {
   EXPECT_EQ(info.snd_nxt.raw() - h.iss, 101u);
 }
 
+// A path MTU learned while our SYN is out (RFC 1191) survives the SYN-ACK: the peer's larger
+// MSS does not undo it, and the timestamp option comes off it as off any MSS.
+TEST(FuzzRegressions, PathMtuLearnedInSynSentCapsTheNegotiatedMss) {
+  for (const bool timestamps : {false, true}) {
+    TcpHarness h;
+    h.stack_port = 50000;
+    h.peer_port = 80;
+    const std::int64_t c = h.tcp().connect(kPeerAddr, h.peer_port, h.stack_port);
+    ASSERT_GE(c, 0);
+    const ConnId conn = static_cast<ConnId>(c);
+    h.sent();
+    h.inject_raw(frag_needed(h, h.iss, 1000));  // MSS 960 on this path
+    Seg synack;
+    synack.flags = kSyn | kAck;
+    synack.seq = 0;
+    synack.ack = 1;
+    synack.opts = no_ts_options();
+    synack.opts.has_mss = true;
+    synack.opts.mss = 1460;
+    if (timestamps) {
+      synack.opts.has_timestamp = true;
+      synack.opts.ts_val = 7;
+      synack.opts.ts_ecr = 0;
+    }
+    h.inject(synack);
+    ConnInfo info{};
+    ASSERT_EQ(h.tcp().info(conn, &info), 0);
+    EXPECT_EQ(info.snd_mss, timestamps ? 948u : 960u) << "timestamps " << timestamps;
+    h.sent();
+    ASSERT_EQ(h.tcp().send(conn, pattern_bytes(3000)), 3000);
+    const auto sent = h.sent();
+    ASSERT_FALSE(sent.empty());
+    for (const auto& s : sent) {
+      EXPECT_LE(s.payload.size(), info.snd_mss);
+    }
+    EXPECT_EQ(sent.front().payload.size(), info.snd_mss);
+  }
+}
+
 TEST(FuzzRegressions, FragNeededInSynReceivedThenCloseSendsFinAfterSyn) {
   TcpHarness h;
   h.stack_port = 50000;
