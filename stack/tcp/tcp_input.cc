@@ -122,7 +122,9 @@ void TcpLayer::listen_input(Listener& l, std::uint16_t port, const Segment& seg,
     return;
   }
   if (seg.has(kAck)) {
-    if (!seg.has(kSyn) && config_.syn_cookies) {
+    // Only a listener that sent cookies lately checks an ACK as one (as Linux): any other
+    // stray ACK is answered with a RST without computing a hash.
+    if (!seg.has(kSyn) && config_.syn_cookies && cookies_outstanding(l)) {
       const std::int64_t conn = open_from_cookie(port, l, seg);
       if (conn >= 0) {
         Segment rest = seg;
@@ -139,7 +141,7 @@ void TcpLayer::listen_input(Listener& l, std::uint16_t port, const Segment& seg,
   if (l.syn_received >= config_.syn_backlog || l.accept_len >= config_.accept_backlog) {
     // RFC 4987 3.6: keep no state; the cookie in our ISN lets the final ACK rebuild it.
     if (config_.syn_cookies && l.accept_len < config_.accept_backlog) {
-      send_cookie_synack(seg, port);
+      send_cookie_synack(seg, l);
     } else {
       ++stats_.drop_listen_overflow;
     }
@@ -177,8 +179,17 @@ void TcpLayer::listen_input(Listener& l, std::uint16_t port, const Segment& seg,
   send_syn(conn, tcb, true);
 }
 
-void TcpLayer::send_cookie_synack(const Segment& seg, std::uint16_t port) {
-  (void)port;
+bool TcpLayer::cookies_outstanding(const Listener& l) const {
+  // SynCookies accepts a cookie for two 64-second periods: at most 128 s after it was made.
+  constexpr Tick kCookieLifetimeMs = 128'000;
+  return l.last_cookie_at != 0 && tick_before_eq(now_tick(), l.last_cookie_at + kCookieLifetimeMs);
+}
+
+void TcpLayer::send_cookie_synack(const Segment& seg, Listener& l) {
+  l.last_cookie_at = now_tick();
+  if (l.last_cookie_at == 0) {
+    l.last_cookie_at = 1;  // 0 means never
+  }
   const std::uint16_t peer_mss = seg.opts.has_mss ? seg.opts.mss : 536;
   const SeqNum cookie = cookies_.make(seg.key, seg.seq, std::min(peer_mss, config_.mss), clock_.now());
   ++stats_.syn_cookies_sent;

@@ -186,6 +186,7 @@ class TcpLayer final : public IpUpperLayer {
     ConnId accept_tail = kNoConn;
     std::uint32_t accept_len = 0;
     std::uint32_t syn_received = 0;
+    Tick last_cookie_at = 0;  // when this listener last answered a SYN with a cookie (0: never)
     ListenOptions options;
   };
   // Parts of a connection that only some connections need, kept out of the Tcb.
@@ -272,7 +273,9 @@ class TcpLayer final : public IpUpperLayer {
   std::uint32_t payload_room(ConnId conn, Tcb& tcb);
   void start_rto(Tcb& tcb);
   void schedule_delayed_ack(ConnId conn, Tcb& tcb);
-  void send_cookie_synack(const Segment& seg, std::uint16_t port);
+  void send_cookie_synack(const Segment& seg, Listener& l);
+  // Could an ACK to l complete a cookie handshake? Only while its cookies are still valid.
+  bool cookies_outstanding(const Listener& l) const;
 
   TcpConfig config_;
   Ipv4Layer& ip_;

@@ -692,6 +692,44 @@ TEST(StateMachine, SynCookieWithTimestampsKeepsOptions) {
   expect_flow_works(h, f);
 }
 
+// A listener that has sent no cookie (no recent overflow) does not treat a stray ACK as
+// one: RST at once, no hash computed, nothing counted as a bad cookie (Linux does the same).
+TEST(StateMachine, StrayAckToAListenerWithoutCookiesGetsRst) {
+  TcpHarness h(cookie_options());
+  ASSERT_EQ(h.tcp().listen(kServerPort), 0);
+  h.peer_port = 40001;
+  Seg stray = seg(kAck, 1, 12345);
+  stray.absolute_ack = true;
+  h.inject(stray);
+  const Sent rst = h.sent_one();
+  EXPECT_EQ(rst.flags, kRst);
+  EXPECT_EQ(rst.seq, 12345u);
+  EXPECT_EQ(h.tcp().stats().syn_cookies_bad, 0u);
+  EXPECT_EQ(h.tcp().connection_count(), 0u);
+}
+
+// Cookies are checked only while they can be valid: two 64-second periods after the last.
+TEST(StateMachine, CookiesAreCheckedOnlyWhileOutstanding) {
+  TcpHarness h(cookie_options());
+  ASSERT_EQ(h.tcp().listen(kServerPort), 0);
+  h.peer_port = 40000;
+  h.inject(syn_at(0));
+  h.sent_one();
+  h.peer_port = 40001;
+  h.inject(syn_at(0));
+  h.sent_one();  // the cookie SYN-ACK
+  Seg forged = seg(kAck, 1, 12345);
+  forged.absolute_ack = true;
+  h.inject(forged);
+  EXPECT_EQ(h.sent_one().flags, kRst);
+  EXPECT_EQ(h.tcp().stats().syn_cookies_bad, 1u) << "checked: a cookie was sent just now";
+  h.advance(seconds(129));
+  h.sent();  // retransmitted SYN-ACKs of the queued half-open connection, if any
+  h.inject(forged);
+  EXPECT_EQ(h.sent_one().flags, kRst);
+  EXPECT_EQ(h.tcp().stats().syn_cookies_bad, 1u) << "no cookie of this listener is still valid";
+}
+
 TEST(StateMachine, BadCookieAckGetsRst) {
   TcpHarness h(cookie_options());
   ASSERT_EQ(h.tcp().listen(kServerPort), 0);
