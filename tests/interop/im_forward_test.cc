@@ -4,6 +4,7 @@
 // ACKs on them. Both NetPDU variants, the protocol's error answers, a paused backend
 // (backpressure: nothing lost, nothing unbounded), a lost backend, and bad flags.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -186,6 +187,77 @@ TEST(ImForward, PausedBackendThrottlesClientsAndLosesNothing) {
   EXPECT_EQ(counter(im.output, "im.slow_consumers"), 0u);
   const CommandResult be = server->stop_companion();
   EXPECT_EQ(counter(be.output, "backend.messages"), static_cast<std::uint64_t>(kClients) * kMessages);
+}
+
+// Fifty clients log in, then pipeline 20 messages each and reset at once (SO_LINGER 0) while
+// their requests and answers are in flight between xtcp-im and the backend. Every session ends at
+// the backend (their users are logged out), answers for the gone clients are dropped, and
+// what the watcher received is, per sender, an in-order prefix of what was sent.
+TEST(ImForward, ClientsResettingMidConversationLeaveNothingBehind) {
+  START_PROGRAM_WITH(server, XTCP_IM_BIN, std::string("--port 5222 --backend ") + kBackendTcp, "xtcp-im: ",
+                     backend_on(kBackendTcp));
+  constexpr int kSenders = 50;
+  constexpr int kMessages = 20;
+  server->in_namespace([&] {
+    ImClients c;
+    std::string err;
+    ASSERT_TRUE(c.connect(kProgramStackIp, kImPort, kSenders + 1, &err)) << err;
+    c.send(0, "LOGIN watcher");
+    ASSERT_TRUE(c.pump_until([&] { return !c.at(0).answers.empty(); }, std::chrono::seconds(10)));
+    c.at(0).answers.clear();
+    for (int i = 1; i <= kSenders; ++i) {
+      c.send(i, "LOGIN " + im_user(i));
+    }
+    ASSERT_TRUE(c.pump_until([&] { return c.answers_received() >= kSenders + 1; }, std::chrono::seconds(10)));
+    for (int i = 1; i <= kSenders; ++i) {
+      for (int k = 0; k < kMessages; ++k) {
+        c.send(i, "MSG watcher " + std::to_string(k));
+      }
+    }
+    ASSERT_TRUE(c.pump_until(
+        [&] {
+          for (int i = 1; i <= kSenders; ++i) {
+            if (!c.at(i).out.empty()) {
+              return false;
+            }
+          }
+          return true;
+        },
+        std::chrono::seconds(10)));
+    for (int i = 1; i <= kSenders; ++i) {
+      const linger abort_on_close{1, 0};
+      ASSERT_EQ(::setsockopt(c.at(i).fd, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close), 0);
+      ::close(c.at(i).fd);
+      c.at(i).fd = -1;
+      c.at(i).eof = true;
+    }
+    // Bounded: ask LIST until only the watcher is left.
+    std::string users;
+    for (int attempt = 0; attempt < 100 && users != "USERS watcher"; ++attempt) {
+      c.send(0, "LIST");
+      ASSERT_TRUE(c.pump_until([&] { return !c.at(0).answers.empty(); }, std::chrono::seconds(10)));
+      users = c.at(0).answers.front();
+      c.at(0).answers.pop_front();
+      if (users != "USERS watcher") {
+        c.pump_until([] { return false; }, std::chrono::milliseconds(100));
+      }
+    }
+    EXPECT_EQ(users, "USERS watcher");
+    std::map<std::string, int> next;  // sender -> the message number expected next
+    for (const auto& [from, text] : c.at(0).from) {
+      EXPECT_EQ(text, std::to_string(next[from])) << "from " << from;
+      ++next[from];
+    }
+    c.shutdown_write(0);
+    ASSERT_TRUE(c.pump_until([&] { return c.at(0).eof; }, std::chrono::seconds(10)));
+  });
+  const auto [im, be] = stop_both(*server);
+  EXPECT_EQ(im.exit_code, 0) << im.output;
+  EXPECT_EQ(counter(im.output, "im.open"), 0u) << im.output;
+  EXPECT_EQ(counter(im.output, "im.resets") + counter(im.output, "im.client_closes"),
+            static_cast<std::uint64_t>(kSenders) + 1);
+  EXPECT_EQ(counter(be.output, "backend.logins"), static_cast<std::uint64_t>(kSenders) + 1) << be.output;
+  EXPECT_EQ(counter(be.output, "backend.logouts"), static_cast<std::uint64_t>(kSenders) + 1) << be.output;
 }
 
 // The backend dies: its sessions are gone, so xtcp-im closes every client and exits 1
