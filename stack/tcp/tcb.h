@@ -59,6 +59,9 @@ inline constexpr std::uint32_t kEventDone = 1u << 19;    // kClosed event alread
 inline constexpr std::uint32_t kSynFromCookie = 1u << 20;
 inline constexpr std::uint32_t kInAcceptQueue = 1u << 21;
 inline constexpr std::uint32_t kAppAck = 1u << 22;       // ACKs follow the application (XTCP)
+inline constexpr std::uint32_t kTlpArmed = 1u << 23;     // rto_at is a tail loss probe timeout
+inline constexpr std::uint32_t kTlpOut = 1u << 24;       // a probe went out, not yet answered
+inline constexpr std::uint32_t kTlpResent = 1u << 25;    // ... and it resent the last segment
 }  // namespace tcb_flag
 
 struct Tcb {

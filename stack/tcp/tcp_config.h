@@ -24,6 +24,9 @@ struct TcpConfig {
   TimeNs min_rto = ms(200);
   TimeNs max_rto = seconds(60);
   int max_retransmits = 15;         // data: Linux tcp_retries2
+  // RFC 8985 section 7 tail loss probe (with SACK): a lost last segment is resent after
+  // about two round trips instead of waiting for the RTO; Linux does the same.
+  bool tail_loss_probe = true;
   int max_syn_retransmits = 6;      // Linux tcp_syn_retries
   int max_synack_retransmits = 5;   // Linux tcp_synack_retries
 

@@ -605,12 +605,15 @@ bool TcpLayer::process_ack(ConnId conn, Tcb& tcb, const Segment& seg) {
     if (Extra* x = find_extra(conn, tcb)) {
       x->scoreboard.trim(tcb.snd_una);
     }
+    end_probe_episode(tcb);
     on_new_ack(conn, tcb, acked_total);
-    // RFC 6298 5.2/5.3: stop the timer when all is acknowledged, else restart it.
+    // RFC 6298 5.2/5.3: stop the timer when all is acknowledged, else restart it (or the
+    // tail loss probe timeout, RFC 8985 7.2).
     if (tcb.snd_una == tcb.snd_max) {
       tcb.rto_at = 0;
+      tcb.clear(tcb_flag::kTlpArmed);
     } else {
-      start_rto(tcb);
+      arm_rto_or_probe(tcb);
     }
     if (tcb.has(tcb_flag::kWritableWanted) && tx_.free_space(conn) > 0) {
       tcb.clear(tcb_flag::kWritableWanted);

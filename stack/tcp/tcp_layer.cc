@@ -668,6 +668,16 @@ void TcpLayer::on_timer(ConnId conn) {
   }
   if (tcb->rto_at != 0 && tick_before_eq(tcb->rto_at, now)) {
     tcb->rto_at = 0;
+    if (tcb->has(tcb_flag::kTlpArmed)) {
+      tcb->clear(tcb_flag::kTlpArmed);
+      if (probe_allowed(*tcb)) {
+        send_loss_probe(conn, *tcb);
+      } else {
+        start_rto(*tcb);  // recovery began since the PTO was armed: the RTO takes over
+      }
+      rearm(conn, *tcb);
+      return;
+    }
     on_rto(conn, *tcb);
     if (lookup(conn) == nullptr || tcbs_[conn].state == TcpState::kClosed) {
       return;

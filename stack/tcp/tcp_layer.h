@@ -36,6 +36,7 @@ namespace xtcp {
   X(retransmits)         /* segments sent again */                                          \
   X(fast_retransmits)                                                                       \
   X(rto_expirations)                                                                        \
+  X(tlp_probes)          /* RFC 8985 tail loss probes sent */                               \
   X(drop_malformed)      /* truncated or bad data offset */                                 \
   X(drop_bad_checksum)                                                                      \
   X(drop_bad_options)    /* zero/overlong option length, wrong size for a known option */   \
@@ -268,6 +269,14 @@ class TcpLayer final : public IpUpperLayer {
   void arm_ack_deadline(Tcb& tcb);
   // Bookkeeping after any segment carrying our ACK left (delayed-ACK state, ACK deadline).
   void ack_sent(Tcb& tcb);
+  // RFC 8985 7: the retransmission timer after new data was sent or acknowledged: a tail
+  // loss probe timeout when one may be sent and comes before the RTO, else the RTO.
+  void arm_rto_or_probe(Tcb& tcb);
+  bool probe_allowed(const Tcb& tcb) const;
+  void send_loss_probe(ConnId conn, Tcb& tcb);
+  // An ACK of new data ends a probe episode (RFC 8985 7.4): a resent segment that was
+  // needed is a repaired loss, answered like one.
+  void end_probe_episode(Tcb& tcb);
   std::uint32_t receive_window(ConnId conn, const Tcb& tcb) const;
   void fill_ack_options(ConnId conn, Tcb& tcb, wire::TcpOptions* opts);
   std::uint32_t payload_room(ConnId conn, Tcb& tcb);

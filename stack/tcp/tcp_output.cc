@@ -138,6 +138,80 @@ void TcpLayer::start_rto(Tcb& tcb) {
   TimeNs rto = static_cast<TimeNs>(tcb.rto_us) * kNsPerUs;
   rto = std::min(rto << std::min<int>(tcb.backoff, 16), config_.max_rto);
   tcb.rto_at = deadline_tick(rto);
+  tcb.clear(tcb_flag::kTlpArmed);
+}
+
+bool TcpLayer::probe_allowed(const Tcb& tcb) const {
+  // RFC 8985 7.2: not in fast recovery or RTO recovery, one probe per episode, and only
+  // with SACK (which tells what the probe repaired) and an RTT sample to scale it.
+  return config_.tail_loss_probe && tcb.has(tcb_flag::kSackOk) && tcb.srtt_us != 0 &&
+         (tcb.state == TcpState::kEstablished || tcb.state == TcpState::kCloseWait) &&
+         !tcb.has(tcb_flag::kInRecovery) && !tcb.has(tcb_flag::kPersist) && !tcb.has(tcb_flag::kTlpOut) &&
+         tcb.backoff == 0 && tcb.snd_max > tcb.snd_una;
+}
+
+void TcpLayer::arm_rto_or_probe(Tcb& tcb) {
+  if (!probe_allowed(tcb)) {
+    start_rto(tcb);
+    return;
+  }
+  // RFC 8985 7.2: PTO = 2 * SRTT, plus the peer's worst-case delayed-ACK time when a single
+  // segment is out (its ACK may be held back); never later than the RTO would fire.
+  TimeNs pto = 2 * static_cast<TimeNs>(tcb.srtt_us) * kNsPerUs;
+  if (tcb.snd_max - tcb.snd_una <= tcb.snd_mss) {
+    pto += ms(200);
+  }
+  pto = std::max(pto, ms(10));
+  const TimeNs rto = static_cast<TimeNs>(tcb.rto_us) * kNsPerUs;
+  if (pto >= rto) {
+    start_rto(tcb);
+    return;
+  }
+  tcb.rto_at = deadline_tick(pto);
+  tcb.set(tcb_flag::kTlpArmed);
+}
+
+// RFC 8985 7.3: send one segment of new data if the peer's window takes it, else resend
+// the last segment sent, so that its ACK (with SACK) shows what is missing at the tail.
+void TcpLayer::send_loss_probe(ConnId conn, Tcb& tcb) {
+  const std::uint32_t flight = static_cast<std::uint32_t>(tcb.snd_max - tcb.snd_una);
+  const std::uint32_t unsent =
+      tcb.snd_end > tcb.snd_max ? static_cast<std::uint32_t>(tcb.snd_end - tcb.snd_max) : 0;
+  const std::uint32_t window_room = tcb.snd_wnd > flight ? tcb.snd_wnd - flight : 0;
+  const std::uint32_t fresh = std::min({unsent, window_room, payload_room(conn, tcb)});
+  ++stats_.tlp_probes;
+  tcb.set(tcb_flag::kTlpOut);
+  if (fresh > 0 && tcb.snd_nxt == tcb.snd_max) {
+    tcb.clear(tcb_flag::kTlpResent);
+    const bool fin = tcb.has(tcb_flag::kFinQueued) && tcb.snd_max + fresh == tcb.snd_end;
+    send_data_segment(conn, tcb, tcb.snd_max, fresh, fin, false);
+    tcb.snd_max += fresh + (fin ? 1 : 0);
+    tcb.snd_nxt = tcb.snd_max;
+  } else {
+    tcb.set(tcb_flag::kTlpResent);
+    tcb.clear(tcb_flag::kRttTiming);  // Karn: never time a resent segment
+    // The last segment sent: its data end, and the FIN if the FIN is out.
+    const bool fin_out = tcb.has(tcb_flag::kFinQueued) && tcb.snd_max == tcb.snd_end + 1;
+    const SeqNum data_end = fin_out ? tcb.snd_end : tcb.snd_max;
+    const std::uint32_t data = data_end > tcb.snd_una ? static_cast<std::uint32_t>(data_end - tcb.snd_una) : 0;
+    const std::uint32_t len = std::min(data, payload_room(conn, tcb));
+    send_data_segment(conn, tcb, data_end - len, len, fin_out, true);
+  }
+  start_rto(tcb);
+}
+
+void TcpLayer::end_probe_episode(Tcb& tcb) {
+  if (!tcb.has(tcb_flag::kTlpOut)) {
+    return;
+  }
+  if (tcb.has(tcb_flag::kTlpResent)) {
+    // Without DSACK we cannot tell whether the original arrived too: assume the probe
+    // repaired a loss and reduce as fast recovery would (RFC 8985 7.4.2; Linux does so).
+    const std::uint32_t flight = static_cast<std::uint32_t>(tcb.snd_max - tcb.snd_una);
+    tcb.ssthresh = std::max(std::max(flight, tcb.cwnd) / 2, 2u * tcb.snd_mss);
+    tcb.cwnd = tcb.ssthresh;
+  }
+  tcb.clear(tcb_flag::kTlpOut | tcb_flag::kTlpResent);
 }
 
 void TcpLayer::schedule_delayed_ack(ConnId /*conn*/, Tcb& tcb) {
@@ -174,7 +248,10 @@ bool TcpLayer::send_data_segment(ConnId conn, Tcb& tcb, SeqNum seq, std::uint32_
     tcb.rtt_seq = seq;
     tcb.rtt_start = now_tick();
   }
-  if (tcb.rto_at == 0 || tcb.has(tcb_flag::kPersist)) {
+  if (!retransmission && probe_allowed(tcb)) {
+    tcb.clear(tcb_flag::kPersist);
+    arm_rto_or_probe(tcb);  // RFC 8985 7.2: (re)start the PTO after new data
+  } else if (tcb.rto_at == 0 || tcb.has(tcb_flag::kPersist)) {
     tcb.clear(tcb_flag::kPersist);
     start_rto(tcb);
   }

@@ -12,6 +12,7 @@ using dp::ack_seg;
 using dp::info_of;
 using dp::open_with_rtt;
 using dp::peer_options;
+using dp::slice;
 using dp::with_sack;
 constexpr std::uint32_t kMss = 1460;
 
@@ -77,6 +78,91 @@ TEST(LossRecovery, ZeroWindowAcksAreNotDuplicateAcks) {
   EXPECT_EQ(h.tcp().stats().dup_acks, 0u);
   EXPECT_EQ(h.tcp().stats().fast_retransmits, 0u);
   (void)c;
+}
+
+
+// RFC 8985 section 7, tail loss probe. The RTT is 50 ms, so PTO = 2 * SRTT = 100 ms while
+// the RTO is 200 ms (the minimum).
+namespace tlp {
+
+// Sends `segments` full segments and lets the peer acknowledge the first `acked` of them
+// 50 ms later; returns the connection.
+ConnId tail(TcpHarness& h, bool sack, int segments, int acked) {
+  const ConnId c = open_with_rtt(h, peer_options(sack), ms(50));
+  EXPECT_EQ(h.tcp().send(c, pattern_bytes(segments * kMss)), segments * kMss);
+  EXPECT_EQ(h.sent().size(), static_cast<std::size_t>(segments));
+  h.advance(ms(50));
+  h.inject(ack_seg(1 + acked * kMss));
+  h.expect_silence();
+  return c;
+}
+
+}  // namespace tlp
+
+TEST(LossRecovery, TailLossProbeResendsTheLastSegmentAfterTwoRoundTrips) {
+  TcpHarness h;
+  tlp::tail(h, true, 4, 2);  // segments 3 and 4 outstanding; 4 (the tail) is lost
+  h.advance(ms(99));
+  h.expect_silence();
+  h.advance(ms(2));
+  EXPECT_SEGMENT(h.sent_one(), Match().rseq(1 + 3 * kMss).len(kMss).payload(slice(pattern_bytes(4 * kMss), 3 * kMss, kMss)));
+  EXPECT_EQ(h.tcp().stats().tlp_probes, 1u);
+  EXPECT_EQ(h.tcp().stats().rto_expirations, 0u);
+  // The probe's ACK SACKs segment 4: segment 3 is the hole, resent at once (RFC 5827).
+  h.inject(with_sack(ack_seg(1 + 2 * kMss), {{1 + 3 * kMss, 1 + 4 * kMss}}, h.iss));
+  EXPECT_SEGMENT(h.sent_one(), Match().rseq(1 + 2 * kMss).len(kMss));
+  h.inject(ack_seg(1 + 4 * kMss));
+  h.advance(seconds(5));
+  h.expect_silence();
+  EXPECT_EQ(h.tcp().stats().rto_expirations, 0u) << "recovered without a timeout";
+}
+
+TEST(LossRecovery, TailLossProbeSendsNewDataWhenThePeerWindowTakesIt) {
+  TcpHarness h;
+  const ConnId c = open_with_rtt(h, peer_options(true), ms(50));
+  ASSERT_EQ(h.tcp().send(c, pattern_bytes(20 * kMss)), 20 * kMss);
+  ASSERT_EQ(h.sent().size(), 10u) << "the initial window";
+  h.advance(ms(101));  // no ACK at all: the probe is a new segment beyond cwnd
+  EXPECT_SEGMENT(h.sent_one(), Match().rseq(1 + 10 * kMss).len(kMss));
+  EXPECT_EQ(h.tcp().stats().tlp_probes, 1u);
+  EXPECT_EQ(h.tcp().stats().retransmits, 0u);
+  h.advance(ms(200));  // one probe per episode: then the RTO, from the first segment
+  EXPECT_SEGMENT(h.sent_one(), Match().rseq(1).len(kMss));
+  EXPECT_EQ(h.tcp().stats().rto_expirations, 1u);
+  EXPECT_EQ(h.tcp().stats().tlp_probes, 1u);
+}
+
+TEST(LossRecovery, NoTailLossProbeWithoutSack) {
+  TcpHarness h;
+  tlp::tail(h, false, 4, 2);
+  h.advance(ms(199));
+  h.expect_silence();
+  h.advance(ms(2));
+  EXPECT_SEGMENT(h.sent_one(), Match().rseq(1 + 2 * kMss).len(kMss)) << "the RTO resends the first";
+  EXPECT_EQ(h.tcp().stats().tlp_probes, 0u);
+}
+
+// One segment out: its ACK may be a delayed one, so the PTO waits 200 ms more (RFC 8985
+// 7.2), which here is later than the RTO: the RTO comes first.
+TEST(LossRecovery, SingleSegmentTailWaitsForTheRto) {
+  TcpHarness h;
+  tlp::tail(h, true, 3, 2);
+  h.advance(ms(199));
+  h.expect_silence();
+  h.advance(ms(2));
+  EXPECT_SEGMENT(h.sent_one(), Match().rseq(1 + 2 * kMss).len(kMss));
+  EXPECT_EQ(h.tcp().stats().tlp_probes, 0u);
+  EXPECT_EQ(h.tcp().stats().rto_expirations, 1u);
+}
+
+TEST(LossRecovery, TailLossProbeCanBeTurnedOff) {
+  HarnessOptions o;
+  o.tcp.tail_loss_probe = false;
+  TcpHarness h(o);
+  tlp::tail(h, true, 4, 2);
+  h.advance(ms(150));
+  h.expect_silence();
+  EXPECT_EQ(h.tcp().stats().tlp_probes, 0u);
 }
 
 }  // namespace
