@@ -130,17 +130,22 @@ TEST(FuzzRegressions, HandshakeCompletedAfterUnlistenIsResetNotOrphaned) {
 // below SND.UNA made the flight look like 4 GB), and after close() in SYN-RECEIVED the FIN
 // went out at the ISS. The SYN is not data; its retransmission is the RTO's job (RFC 1191
 // shrinks the MSS of data segments only).
-TEST(FuzzRegressions, FragNeededQuotingOurSynDoesNotRewindIntoIt) {
-  TcpHarness h;
+// Active open from port 50000 to port 80; the SYN has been sent (and checked).
+ConnId open_active(TcpHarness& h) {
   h.stack_port = 50000;
   h.peer_port = 80;
   const std::int64_t c = h.tcp().connect(kPeerAddr, h.peer_port, h.stack_port);
-  ASSERT_GE(c, 0);
-  const ConnId conn = static_cast<ConnId>(c);
+  EXPECT_GE(c, 0);
   EXPECT_SEGMENT(h.sent_one(), Match().flags(kSyn).rseq(0));
+  return static_cast<ConnId>(c);
+}
+
+TEST(FuzzRegressions, FragNeededQuotingOurSynDoesNotRewindIntoIt) {
+  TcpHarness h;
+  const ConnId conn = open_active(h);
   const auto data = pattern_bytes(100);
   ASSERT_EQ(h.tcp().send(conn, data), 100);
-  h.inject_raw(frag_needed(h, h.iss, 300));  // MSS 260, below the 536 assumed in SYN-SENT
+  h.inject_raw(frag_needed(h, h.iss, 300));  // MSS 260 on this path
   h.expect_silence();
   EXPECT_EQ(h.stack->ip().stats().icmp_errors_delivered, 1u);
 
@@ -165,12 +170,7 @@ TEST(FuzzRegressions, FragNeededQuotingOurSynDoesNotRewindIntoIt) {
 TEST(FuzzRegressions, PathMtuLearnedInSynSentCapsTheNegotiatedMss) {
   for (const bool timestamps : {false, true}) {
     TcpHarness h;
-    h.stack_port = 50000;
-    h.peer_port = 80;
-    const std::int64_t c = h.tcp().connect(kPeerAddr, h.peer_port, h.stack_port);
-    ASSERT_GE(c, 0);
-    const ConnId conn = static_cast<ConnId>(c);
-    h.sent();
+    const ConnId conn = open_active(h);
     h.inject_raw(frag_needed(h, h.iss, 1000));  // MSS 960 on this path
     Seg synack;
     synack.flags = kSyn | kAck;

@@ -603,6 +603,22 @@ HarnessOptions cookie_options() {
   return o;
 }
 
+// Listens with a one-slot SYN queue, fills it from port 40000 and has the listener answer
+// a SYN from port 40001 with a cookie; peer_port is 40001 afterwards. Returns an ACK from
+// there with a wrong cookie (SEG.ACK 12345).
+Seg overflow_into_cookie(TcpHarness& h) {
+  EXPECT_EQ(h.tcp().listen(kServerPort), 0);
+  h.peer_port = 40000;
+  h.inject(syn_at(0));
+  h.sent_one();
+  h.peer_port = 40001;
+  h.inject(syn_at(0));
+  h.sent_one();  // the cookie SYN-ACK
+  Seg forged = seg(kAck, 1, 12345);
+  forged.absolute_ack = true;
+  return forged;
+}
+
 TEST(StateMachine, SynCookieWhenBacklogFullCompletesAndCarriesData) {
   TcpHarness h(cookie_options());
   ASSERT_EQ(h.tcp().listen(kServerPort), 0);
@@ -711,15 +727,7 @@ TEST(StateMachine, StrayAckToAListenerWithoutCookiesGetsRst) {
 // Cookies are checked only while they can be valid: two 64-second periods after the last.
 TEST(StateMachine, CookiesAreCheckedOnlyWhileOutstanding) {
   TcpHarness h(cookie_options());
-  ASSERT_EQ(h.tcp().listen(kServerPort), 0);
-  h.peer_port = 40000;
-  h.inject(syn_at(0));
-  h.sent_one();
-  h.peer_port = 40001;
-  h.inject(syn_at(0));
-  h.sent_one();  // the cookie SYN-ACK
-  Seg forged = seg(kAck, 1, 12345);
-  forged.absolute_ack = true;
+  const Seg forged = overflow_into_cookie(h);
   h.inject(forged);
   EXPECT_EQ(h.sent_one().flags, kRst);
   EXPECT_EQ(h.tcp().stats().syn_cookies_bad, 1u) << "checked: a cookie was sent just now";
@@ -732,17 +740,7 @@ TEST(StateMachine, CookiesAreCheckedOnlyWhileOutstanding) {
 
 TEST(StateMachine, BadCookieAckGetsRst) {
   TcpHarness h(cookie_options());
-  ASSERT_EQ(h.tcp().listen(kServerPort), 0);
-  h.peer_port = 40000;
-  h.inject(syn_at(0));
-  h.sent_one();
-  h.peer_port = 40001;
-  h.inject(syn_at(0));
-  h.sent_one();  // the cookie SYN-ACK
-
-  // Right 4-tuple, wrong cookie.
-  Seg forged = seg(kAck, 1, 12345);
-  forged.absolute_ack = true;
+  const Seg forged = overflow_into_cookie(h);  // right 4-tuple, wrong cookie
   h.inject(forged);
   const Sent rst = h.sent_one();
   EXPECT_EQ(rst.flags, kRst);
