@@ -26,8 +26,8 @@
 namespace xtcp::test {
 namespace {
 
-constexpr std::uint32_t kClientAddr = 0x0A000001;  // 10.0.0.1
-constexpr std::uint32_t kServerAddr = 0x0A000002;  // 10.0.0.2
+constexpr std::uint32_t kClientAddr = 0xC6120001;  // 198.18.0.1 (in-memory link only)
+constexpr std::uint32_t kServerAddr = 0xC6120002;  // 198.18.0.2
 constexpr std::uint16_t kEchoPort = 7;
 
 struct NetOptions {
