@@ -700,7 +700,11 @@ void TcpLayer::on_timer(ConnId conn) {
 }
 
 void TcpLayer::on_keepalive(ConnId conn, Tcb& tcb) {
-  if (!tcb.has(tcb_flag::kKeepalive) || tcb.state != TcpState::kEstablished) {
+  // Like Linux, also in CLOSE-WAIT: a peer that half-closed and then died would otherwise
+  // hold the connection for ever while the application has nothing to send. (FIN-WAIT-2 has
+  // its own timeout; the other states have a FIN on the retransmission timer.)
+  if (!tcb.has(tcb_flag::kKeepalive) ||
+      (tcb.state != TcpState::kEstablished && tcb.state != TcpState::kCloseWait)) {
     return;
   }
   // RFC 1122 4.2.3.6: probe only after keepalive_idle with nothing received; traffic or an

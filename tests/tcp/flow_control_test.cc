@@ -478,6 +478,28 @@ TEST(Keepalive, AnsweredProbeKeepsConnectionAndRestartsIdleTime) {
   EXPECT_EQ(h.tcp().stats().conn_timeouts, 0u);
 }
 
+// The peer half-closed (FIN) and then vanished: keepalive still finds out (as Linux).
+TEST(Keepalive, ProbesInCloseWaitToo) {
+  TcpHarness h;
+  const ConnId c = open_with_rtt(h, peer_options(false), 0);
+  ASSERT_EQ(h.tcp().set_keepalive(c, true), 0);
+  Seg fin = ack_seg(1);
+  fin.flags = kFin | kAck;
+  h.inject(fin);
+  h.sent();  // the ACK of the FIN
+  ASSERT_EQ(info_of(h, c).state, TcpState::kCloseWait);
+  h.advance(seconds(7200));
+  EXPECT_SEGMENT(h.sent_one(), Match().flags(kAck).rseq(0).len(0));
+  for (int i = 1; i < 9; ++i) {
+    h.advance_to_next_deadline();
+    h.sent();
+  }
+  EXPECT_EQ(h.tcp().stats().keepalive_probes, 9u);
+  h.advance_to_next_deadline();
+  EXPECT_SEGMENT(h.sent_one(), Match().flags(kRst | kAck));
+  EXPECT_EQ(h.tcp().stats().conn_timeouts, 1u);
+}
+
 TEST(Keepalive, TrafficPostponesFirstProbe) {
   TcpHarness h;
   const ConnId c = open_with_rtt(h, peer_options(false), 0);
