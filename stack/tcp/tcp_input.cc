@@ -620,9 +620,11 @@ bool TcpLayer::process_ack(ConnId conn, Tcb& tcb, const Segment& seg) {
       emit(TcpEventType::kWritable, conn);
     }
   } else if (seg.ack == tcb.snd_una && seg.payload.empty() && !seg.has(kFin) && seg.window != 0 &&
-             (!window_changed || new_sack_info) && tcb.snd_max > tcb.snd_una) {
+             (tcb.has(tcb_flag::kSackOk) ? new_sack_info : !window_changed) && tcb.snd_max > tcb.snd_una) {
     // RFC 5681 section 2 definition of a duplicate ACK; a zero window is flow control, not
-    // a sign of loss, so those ACKs do not count.
+    // a sign of loss, so those ACKs do not count. With SACK (RFC 6675 section 2) only an
+    // ACK that SACKs new data counts: a peer answering a duplicated segment with a D-SACK
+    // (RFC 2883, a block below the ACK) saw nothing lost.
     on_dupack(conn, tcb);
   }
   // Window update, RFC 9293 3.10.7.4: only from segments newer than the last update. One

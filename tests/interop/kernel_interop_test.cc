@@ -219,14 +219,16 @@ TEST_P(ImpairedPath, EchoArrivesExactlyOnce) {
   START_SERVER(server, opts);
   expect_echo(*server, GetParam().bytes, 7, 120000);
   const ServerReport r = server->report();
-  std::printf("[ impaired ] %s: lost %llu dup %llu reordered %llu corrupted %llu, retransmits %llu (rto %llu, fast %llu)\n",
+  std::printf("[ impaired ] %s: lost %llu dup %llu reordered %llu corrupted %llu, retransmits %llu (rto %llu, fast %llu), "
+              "tail loss probes %llu\n",
               GetParam().name, static_cast<unsigned long long>(r.fault_lost),
               static_cast<unsigned long long>(r.fault_duplicated),
               static_cast<unsigned long long>(r.fault_reordered),
               static_cast<unsigned long long>(r.fault_corrupted),
               static_cast<unsigned long long>(r.retransmits),
               static_cast<unsigned long long>(r.rto_expirations),
-              static_cast<unsigned long long>(r.fast_retransmits));
+              static_cast<unsigned long long>(r.fast_retransmits),
+              static_cast<unsigned long long>(r.tlp_probes));
 }
 
 MemLinkFaults loss(double p) {

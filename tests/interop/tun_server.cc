@@ -156,6 +156,7 @@ void TunServer::run(const ServerOptions& options) {
       report_.retransmits = tcp.stats().retransmits;
       report_.rto_expirations = tcp.stats().rto_expirations;
       report_.fast_retransmits = tcp.stats().fast_retransmits;
+      report_.tlp_probes = tcp.stats().tlp_probes;
       report_.drop_bad_checksum = tcp.stats().drop_bad_checksum + stack.ip().stats().drop_bad_checksum;
       report_.resets_in = tcp.stats().rst_in;
       report_.time_wait = tcp.connections_by_state()[static_cast<int>(TcpState::kTimeWait)];

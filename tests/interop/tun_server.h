@@ -43,6 +43,7 @@ struct ServerReport {
   std::uint64_t retransmits = 0;
   std::uint64_t rto_expirations = 0;
   std::uint64_t fast_retransmits = 0;
+  std::uint64_t tlp_probes = 0;
   std::uint64_t drop_bad_checksum = 0;
   std::uint64_t resets_in = 0;
   std::uint64_t closed_events = 0;

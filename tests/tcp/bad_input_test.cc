@@ -428,7 +428,10 @@ TEST(BadInput, StormOfTinySackBlocksIsBounded) {
   }
   EXPECT_EQ(h.tcp().stats().sack_blocks_in, before.sack_blocks_in + 4 * kAcks);
   EXPECT_EQ(h.tcp().stats().sack_blocks_invalid, before.sack_blocks_invalid);
-  EXPECT_EQ(h.tcp().stats().dup_acks, before.dup_acks + kAcks);
+  // With SACK only ACKs that SACK something new are duplicate ACKs (RFC 6675 section 2):
+  // the random one-byte blocks soon repeat each other.
+  EXPECT_GE(h.tcp().stats().dup_acks, before.dup_acks + 3);
+  EXPECT_LT(h.tcp().stats().dup_acks, before.dup_acks + kAcks);
   EXPECT_EQ(h.tcp().stats().fast_retransmits, before.fast_retransmits + 1);
   EXPECT_LE(max_mem, mem_before + 4096) << "SACK state must stay bounded";
   // Each byte in flight is resent at most once per recovery, whatever the blocks say.

@@ -66,6 +66,28 @@ TEST(LossRecovery, SackedDupackWithoutEvidenceDoesNotRetransmit) {
   (void)c;
 }
 
+// A peer that received a segment twice answers with a D-SACK (RFC 2883: a block below its
+// cumulative ACK). With SACK, only ACKs that SACK new data count as duplicates (RFC 6675
+// section 2), so a duplicating path causes no spurious fast retransmit.
+TEST(LossRecovery, DsackAcksAreNotDuplicateAcks) {
+  TcpHarness h;
+  const ConnId c = open_with_rtt(h, peer_options(true), 0);
+  ASSERT_EQ(h.tcp().send(c, pattern_bytes(6 * kMss)), 6 * kMss);
+  ASSERT_EQ(h.sent().size(), 6u);
+  h.inject(ack_seg(1 + 2 * kMss));
+  for (int i = 0; i < 4; ++i) {
+    // Segment 1 arrived again: D-SACK of it, the cumulative ACK unchanged.
+    h.inject(with_sack(ack_seg(1 + 2 * kMss), {{1, 1 + kMss}}, h.iss));
+  }
+  h.expect_silence();
+  EXPECT_EQ(h.tcp().stats().dup_acks, 0u);
+  EXPECT_EQ(h.tcp().stats().fast_retransmits, 0u);
+  // Real loss is still seen: segments 4-6 SACKed above a lost segment 3.
+  h.inject(with_sack(ack_seg(1 + 2 * kMss), {{1 + 3 * kMss, 1 + 6 * kMss}}, h.iss));
+  EXPECT_SEGMENT(h.sent_one(), Match().rseq(1 + 2 * kMss).len(kMss));
+  EXPECT_EQ(h.tcp().stats().fast_retransmits, 1u);
+}
+
 TEST(LossRecovery, ZeroWindowAcksAreNotDuplicateAcks) {
   TcpHarness h;
   const ConnId c = open_with_rtt(h, peer_options(false), 0);
