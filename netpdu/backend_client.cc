@@ -101,6 +101,11 @@ int BackendClient::close_session(std::uint64_t session) {
   return rc;
 }
 
+std::size_t BackendClient::unanswered_lines(std::uint64_t session) const {
+  const auto it = sessions_.find(session);
+  return it == sessions_.end() ? 0 : it->second.line_ends.size();
+}
+
 Verdict BackendClient::on_tlpdu(const Tlpdu& t) {
   auto it = sessions_.find(t.meta.session);
   if (it == sessions_.end()) {

@@ -56,6 +56,8 @@ class BackendClient {
   // Flushes, retries CLOSE replies that met backpressure; call once per loop turn.
   void poll_timers();
   std::size_t sessions() const { return sessions_.size(); }
+  // Request lines sent on the session and not answered yet (0 for an unknown session).
+  std::size_t unanswered_lines(std::uint64_t session) const;
   std::uint64_t dropped_after_close() const { return dropped_after_close_; }
 
  private:

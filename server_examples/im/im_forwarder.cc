@@ -29,10 +29,6 @@ constexpr int kMaxRecvsPerRound = 8192;
 constexpr std::size_t kRecvBuffer = 64 * 1024;
 constexpr std::int64_t kForwardAckDeadlineMs = 200;
 
-std::size_t count_lines(const char* p, std::size_t n) {
-  return static_cast<std::size_t>(std::count(p, p + n, '\n'));
-}
-
 }  // namespace
 
 int ImForwarder::open(std::uint16_t port, const ImForwarderConfig& config, std::string* what) {
@@ -163,19 +159,24 @@ void ImForwarder::retry_stalled() {
     stalled_.reset();  // the client or its session went away meanwhile
     return;
   }
-  Conn& c = it->second;
-  const std::size_t size = stalled_->bytes.size();
-  const int rc = backend_->send(c.session, stalled_->bytes);
-  if (rc == -EAGAIN) {
-    return;
+  if (forward(it->second, stalled_->bytes) != -EAGAIN) {
+    stalled_.reset();
   }
+}
+
+int ImForwarder::forward(Conn& c, const np::Payload& bytes) {
+  const std::size_t lines_before = backend_->unanswered_lines(c.session);
+  const int rc = backend_->send(c.session, bytes);
   if (rc == 0) {
-    c.forwarded += size;
-    c.open_lines += stalled_->lines;
-    stats_.forwarded_bytes += size;
-    stats_.forwarded_lines += stalled_->lines;
+    c.forwarded += bytes.size();
+    stats_.forwarded_bytes += bytes.size();
+    stats_.forwarded_lines += backend_->unanswered_lines(c.session) - lines_before;
   }
-  stalled_.reset();
+  return rc;
+}
+
+bool ImForwarder::all_answered(const Conn& c) const {
+  return c.session == 0 || backend_->unanswered_lines(c.session) == 0;
 }
 
 bool ImForwarder::open_session(int cd, Conn& c) {
@@ -252,19 +253,10 @@ void ImForwarder::on_request_bytes(int cd, std::size_t n) {
   const char* fresh = buf_.data() + c.forwarded;
   const std::size_t size = n - c.forwarded;
   stats_.bytes_in += size;
-  const std::size_t lines = count_lines(fresh, size);
   np::Payload bytes = np::copy_payload(np::ByteSpan(reinterpret_cast<const std::byte*>(fresh), size));
-  const int rc = backend_->send(c.session, bytes);
-  if (rc == -EAGAIN) {
+  if (forward(c, bytes) == -EAGAIN) {
     ++stats_.stalls;
-    stalled_ = Stalled{cd, std::move(bytes), lines};
-    return;
-  }
-  if (rc == 0) {
-    c.forwarded += size;
-    c.open_lines += lines;
-    stats_.forwarded_bytes += size;
-    stats_.forwarded_lines += lines;
+    stalled_ = Stalled{cd, std::move(bytes)};
   }
 }
 
@@ -272,7 +264,7 @@ void ImForwarder::on_client_end(int cd, int rc) {
   Conn& c = conns_.at(cd);
   if (rc == 0) {
     c.client_done = true;
-    if (c.open_lines == 0) {
+    if (all_answered(c)) {
       ++stats_.client_closes;
       end_session(c);
       close_when_flushed(cd);  // our FIN follows the last answer
@@ -295,9 +287,6 @@ void ImForwarder::on_backend_data(std::uint64_t session, const np::Payload& byte
     ++stats_.answers;
     answered = std::min(answered, c.forwarded);  // BackendClient counts exactly what we sent
     c.forwarded -= answered;
-    if (c.open_lines > 0) {
-      --c.open_lines;
-    }
   } else {
     ++stats_.pushes;
   }
@@ -307,7 +296,7 @@ void ImForwarder::on_backend_data(std::uint64_t session, const np::Payload& byte
     close_now(cd);
     return;
   }
-  if (c.client_done && c.open_lines == 0) {
+  if (c.client_done && all_answered(c)) {
     ++stats_.client_closes;
     end_session(c);
     close_when_flushed(cd);
@@ -332,7 +321,6 @@ void ImForwarder::on_backend_close(std::uint64_t session) {
   if (c.forwarded > 0) {
     answers_->send(cd, c.forwarded, {});
     c.forwarded = 0;
-    c.open_lines = 0;
   }
   close_when_flushed(cd);
 }

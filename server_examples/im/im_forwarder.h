@@ -80,16 +80,18 @@ class ImForwarder {
   struct Conn {
     std::uint64_t session = 0;    // 0: no backend session (not opened yet, or ended)
     std::size_t forwarded = 0;    // unacknowledged bytes (from the oldest) already forwarded
-    std::size_t open_lines = 0;   // forwarded request lines not answered yet
-    bool client_done = false;     // the client's FIN: finish once open_lines reaches 0
+    bool client_done = false;     // the client's FIN: finish once every line is answered
   };
   // Bytes xtcp_recv delivered that the backend link refused: retried before anything else
   // is read (the connection is not offered again for bytes it has already shown).
   struct Stalled {
     int cd = -1;
     xtcp::netpdu::Payload bytes;
-    std::size_t lines = 0;
   };
+  // Hands bytes of cd's session to the backend link; 0, -EAGAIN, or the link's failure.
+  int forward(Conn& c, const xtcp::netpdu::Payload& bytes);
+  // Every forwarded line of c answered (BackendClient counts them).
+  bool all_answered(const Conn& c) const;
 
   bool reading_stopped() const { return stalled_.has_value() || !unopened_.empty(); }
   void retry_stalled();
