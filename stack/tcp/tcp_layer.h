@@ -273,6 +273,8 @@ class TcpLayer final : public IpUpperLayer {
   // loss probe timeout when one may be sent and comes before the RTO, else the RTO.
   void arm_rto_or_probe(Tcb& tcb);
   bool probe_allowed(const Tcb& tcb) const;
+  // The PTO itself (the caller checked probe_allowed), or the RTO when that comes first.
+  void arm_probe(Tcb& tcb);
   void send_loss_probe(ConnId conn, Tcb& tcb);
   // An ACK of new data ends a probe episode (RFC 8985 7.4): a resent segment that was
   // needed is a repaired loss, answered like one.

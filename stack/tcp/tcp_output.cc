@@ -151,10 +151,14 @@ bool TcpLayer::probe_allowed(const Tcb& tcb) const {
 }
 
 void TcpLayer::arm_rto_or_probe(Tcb& tcb) {
-  if (!probe_allowed(tcb)) {
+  if (probe_allowed(tcb)) {
+    arm_probe(tcb);
+  } else {
     start_rto(tcb);
-    return;
   }
+}
+
+void TcpLayer::arm_probe(Tcb& tcb) {
   // RFC 8985 7.2: PTO = 2 * SRTT, plus the peer's worst-case delayed-ACK time when a single
   // segment is out (its ACK may be held back); never later than the RTO would fire.
   TimeNs pto = 2 * static_cast<TimeNs>(tcb.srtt_us) * kNsPerUs;
@@ -248,9 +252,8 @@ bool TcpLayer::send_data_segment(ConnId conn, Tcb& tcb, SeqNum seq, std::uint32_
     tcb.rtt_seq = seq;
     tcb.rtt_start = now_tick();
   }
-  if (!retransmission && probe_allowed(tcb)) {
-    tcb.clear(tcb_flag::kPersist);
-    arm_rto_or_probe(tcb);  // RFC 8985 7.2: (re)start the PTO after new data
+  if (!retransmission && probe_allowed(tcb)) {  // (probe_allowed excludes the persist state)
+    arm_probe(tcb);  // RFC 8985 7.2: (re)start the PTO after new data
   } else if (tcb.rto_at == 0 || tcb.has(tcb_flag::kPersist)) {
     tcb.clear(tcb_flag::kPersist);
     start_rto(tcb);
