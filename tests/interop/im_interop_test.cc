@@ -23,6 +23,7 @@
 #include "tests/interop/im_chat.h"
 #include "tests/interop/im_clients.h"
 #include "tests/interop/program_server.h"
+#include "tests/interop/tun_server.h"
 
 namespace xtcp::test {
 namespace {
@@ -129,11 +130,7 @@ class InProcessIm {
     }
     InProcessIm* raw = s.get();
     s->thread_ = std::thread([raw, faults] { raw->run(faults); });
-    // Bounded wait for start-up (5 s).
-    for (int i = 0; i < 500 && raw->state_.load() == 0; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    if (raw->state_.load() != 1) {
+    if (!wait_until_started(raw->state_)) {
       *error = "server did not start: " + raw->error_;
       return nullptr;
     }
@@ -170,14 +167,9 @@ class InProcessIm {
       state_ = -1;
       return;
     }
-    TunOptions tun_opts;
-    tun_opts.name = "xtcp0";
-    auto tun = TunLink::open(tun_opts, &error_);
-    std::uint32_t kernel_addr = 0;
     std::uint32_t stack_addr = 0;
-    wire::parse_ipv4("198.18.0.1", &kernel_addr);
-    wire::parse_ipv4(kProgramStackIp, &stack_addr);
-    if (!tun || configure_kernel_side("xtcp0", kernel_addr, 24, &error_) < 0) {
+    auto tun = open_test_tun(&stack_addr, &error_);
+    if (!tun) {
       state_ = -1;
       return;
     }

@@ -26,6 +26,26 @@
 
 namespace xtcp::test {
 
+std::unique_ptr<TunLink> open_test_tun(std::uint32_t* stack_addr, std::string* error) {
+  TunOptions tun_opts;
+  tun_opts.name = "xtcp0";
+  auto tun = TunLink::open(tun_opts, error);
+  std::uint32_t kernel_addr = 0;
+  wire::parse_ipv4("198.18.0.1", &kernel_addr);
+  wire::parse_ipv4(kStackIp, stack_addr);
+  if (!tun || configure_kernel_side("xtcp0", kernel_addr, 24, error) < 0) {
+    return nullptr;
+  }
+  return tun;
+}
+
+bool wait_until_started(const std::atomic<int>& state) {
+  for (int i = 0; i < 500 && state.load() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return state.load() == 1;
+}
+
 std::unique_ptr<TunServer> TunServer::start(const ServerOptions& options, std::string* skip_reason,
                                             std::string* error) {
   if (auto why = netns_unavailable_reason()) {
@@ -39,10 +59,7 @@ std::unique_ptr<TunServer> TunServer::start(const ServerOptions& options, std::s
   }
   TunServer* raw = s.get();
   s->thread_ = std::thread([raw, options] { raw->run(options); });
-  for (int i = 0; i < 500 && raw->state_.load() == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  if (raw->state_.load() != 1) {
+  if (!wait_until_started(raw->state_)) {
     *error = "server did not start: " + raw->error_;
     return nullptr;  // destructor stops the thread and removes the namespace
   }
@@ -74,14 +91,9 @@ void TunServer::run(const ServerOptions& options) {
     state_ = -1;
     return;
   }
-  TunOptions tun_opts;
-  tun_opts.name = "xtcp0";
-  auto tun = TunLink::open(tun_opts, &error_);
-  std::uint32_t kernel_addr = 0;
   std::uint32_t stack_addr = 0;
-  wire::parse_ipv4("198.18.0.1", &kernel_addr);
-  wire::parse_ipv4(kStackIp, &stack_addr);
-  if (!tun || configure_kernel_side("xtcp0", kernel_addr, 24, &error_) < 0) {
+  auto tun = open_test_tun(&stack_addr, &error_);
+  if (!tun) {
     state_ = -1;
     return;
   }

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "stack/netif/mem_link.h"
+#include "stack/netif/tun_link.h"
 #include "tests/support/netns.h"
 
 namespace xtcp::test {
@@ -26,6 +27,12 @@ inline constexpr std::uint16_t kEchoPort = 7;
 inline constexpr std::uint16_t kGreetClosePort = 13;
 inline constexpr std::uint16_t kGreetAbortPort = 14;
 inline constexpr const char* kGreeting = "hello from xtcp\n";
+
+// For server threads of interop tests, after entering the namespace: opens TUN xtcp0 with
+// the kernel's end at 198.18.0.1/24 and up; *stack_addr gets kStackIp. nullptr with *error.
+std::unique_ptr<TunLink> open_test_tun(std::uint32_t* stack_addr, std::string* error);
+// Waits (bounded, 5 s) until a server thread's state leaves 0; true when it became 1.
+bool wait_until_started(const std::atomic<int>& state);
 
 struct ServerOptions {
   bool faults = false;
