@@ -62,6 +62,7 @@ Ipv4Layer::Ipv4Layer(const IpConfig& config, Link& link, const Clock& clock)
   // RFC 791: every host must handle 68-byte datagrams; anything larger than 65535 is moot.
   const std::size_t mtu = std::clamp<std::size_t>(link_.mtu(), 68, wire::kIpv4MaxPacket);
   tx_.resize(mtu);
+  transport_tx_.resize(wire::kIpv4MaxPacket);
   reassembly_scratch_.resize(wire::kIpv4MaxPacket);
   reassembly_.reserve(config_.reassembly_max_datagrams);
 }
@@ -140,6 +141,24 @@ void Ipv4Layer::deliver(const wire::Ipv4View& ip) {
       send_icmp_error(wire::kIcmpDestUnreachable, wire::kUnreachProtocol, ip.packet(), ip.src());
       return;
   }
+}
+
+int Ipv4Layer::send_transport(std::uint32_t dst, std::uint8_t protocol, std::size_t len, std::uint8_t tos) {
+  const std::size_t total = wire::kIpv4HeaderMin + len;
+  if (total > transport_tx_.size()) {
+    ++stats_.drop_out_invalid;
+    return -EMSGSIZE;
+  }
+  wire::Ipv4Fields f;
+  f.tos = tos;
+  f.total_length = static_cast<std::uint16_t>(total);
+  f.id = next_id();
+  f.ttl = config_.default_ttl;
+  f.protocol = protocol;
+  f.src = config_.local_addr;
+  f.dst = dst;
+  wire::emit_ipv4_header(transport_tx_.data(), f);
+  return send(wire::ByteSpan(transport_tx_.data(), total));
 }
 
 int Ipv4Layer::send(wire::ByteSpan packet) {

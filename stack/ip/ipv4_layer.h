@@ -11,6 +11,7 @@
 #include "stack/core/clock.h"
 #include "stack/netif/link.h"
 #include "stack/wire/bytes.h"
+#include "stack/wire/ipv4.h"
 
 namespace xtcp {
 
@@ -130,10 +131,20 @@ class Ipv4Layer {
   // upper layer may call send() from tcp_input(), but not input().
   void input(wire::ByteSpan packet);
 
-  // A complete IPv4 packet built by the caller (TCP builds its own headers, using next_id()
-  // and local_addr()). Counts it and passes it to the link. Returns the link's result, or
-  // -EMSGSIZE / -EINVAL (counted in drop_out_invalid) without calling the link.
+  // A complete IPv4 packet built by the caller. Counts it and passes it to the link.
+  // Returns the link's result, or -EMSGSIZE / -EINVAL (counted in drop_out_invalid)
+  // without calling the link.
   int send(wire::ByteSpan packet);
+
+  // Datagrams of the upper layer: it writes its header and payload into transport_buffer()
+  // (room for the largest datagram after a 20-byte IPv4 header), then send_transport()
+  // puts the IPv4 header in front (our address, TTL from IpConfig, a fresh ID, DF set:
+  // xtcp never fragments what it sends, RFC 1191) and sends it like send().
+  wire::MutableByteSpan transport_buffer() {
+    return wire::MutableByteSpan(transport_tx_.data() + wire::kIpv4HeaderMin,
+                                 transport_tx_.size() - wire::kIpv4HeaderMin);
+  }
+  int send_transport(std::uint32_t dst, std::uint8_t protocol, std::size_t len, std::uint8_t tos = 0);
 
   // IP identification for outgoing packets. xtcp sends only atomic datagrams (DF set, never
   // fragmented), for which RFC 6864 section 4.1 gives the ID no meaning; a counter suffices.
@@ -206,6 +217,8 @@ class Ipv4Layer {
 
   // Output buffer for ICMP messages we build (link MTU, at most 65535); allocated once.
   std::vector<std::byte> tx_;
+  // Output buffer of the upper layer's datagrams (65535 bytes); allocated once.
+  std::vector<std::byte> transport_tx_;
   // Reassembled datagrams are built here (65535 bytes); allocated once.
   std::vector<std::byte> reassembly_scratch_;
   std::vector<Reassembly> reassembly_;

@@ -40,8 +40,7 @@ TcpLayer::TcpLayer(const TcpConfig& config, Ipv4Layer& ip, const Clock& clock, R
       epoch_(clock.now() - kNsPerMs),
       isn_(random_sip_key()),
       cookies_(random_sip_key()),
-      wheel_(ms(1), clock.now()),
-      out_(70000) {
+      wheel_(ms(1), clock.now()) {
   // RFC 7323 2.2: the smallest shift that lets our largest receive window be advertised.
   const std::size_t cap = rx_.capacity(0);
   while (rcv_wscale_ < wire::kMaxWindowScale && (cap >> rcv_wscale_) > 65535) {

@@ -310,7 +310,6 @@ class TcpLayer final : public IpUpperLayer {
   std::vector<TcpEvent> events_;
   std::array<std::uint64_t, kTcpStateCount> state_counts_{};
   std::uint16_t next_ephemeral_ = 0;
-  std::vector<std::byte> out_;  // scratch for building one outgoing packet
   TcpStats stats_;
 };
 

@@ -12,26 +12,19 @@ using namespace wire::tcp_flags;  // NOLINT
 void TcpLayer::transmit(const FlowKey& key, const wire::TcpFields& f, const wire::TcpOptions& opts,
                         wire::ByteSpan payload, ConnId conn_for_payload, std::size_t tx_offset,
                         std::size_t len) {
-  std::byte* out = out_.data();
-  std::byte* tcp = out + wire::kIpv4HeaderMin;
+  // The segment is built in the IP layer's buffer, which puts its own header in front.
+  const wire::MutableByteSpan room = ip_.transport_buffer();
+  std::byte* tcp = room.data();
   const std::size_t hdr = wire::emit_tcp_header(tcp, f, opts);
   if (conn_for_payload != kNoConn) {
     len = tx_.copy(conn_for_payload, tx_offset, wire::MutableByteSpan(tcp + hdr, len));
   } else {
-    len = std::min(payload.size(), out_.size() - wire::kIpv4HeaderMin - hdr);
+    len = std::min(payload.size(), room.size() - hdr);
     std::copy_n(payload.data(), len, tcp + hdr);
   }
-  const std::size_t total = wire::kIpv4HeaderMin + hdr + len;
-  wire::Ipv4Fields ipf;
-  ipf.total_length = static_cast<std::uint16_t>(total);
-  ipf.id = ip_.next_id();
-  ipf.protocol = wire::kProtoTcp;
-  ipf.src = key.local_addr;
-  ipf.dst = key.remote_addr;
-  wire::emit_ipv4_header(out, ipf);
   wire::fill_tcp_checksum(wire::MutableByteSpan(tcp, hdr + len), key.local_addr, key.remote_addr);
   ++stats_.segs_out;
-  ip_.send(wire::ByteSpan(out, total));
+  ip_.send_transport(key.remote_addr, wire::kProtoTcp, hdr + len);
 }
 
 std::uint32_t TcpLayer::receive_window(ConnId conn, const Tcb& tcb) const {

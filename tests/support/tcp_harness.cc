@@ -122,6 +122,7 @@ TcpHarness::TcpHarness(const HarnessOptions& options)
   tap = PcapTap::open(link, clock, pcap_path_, &err);
   StackConfig config;
   config.ip.local_addr = kStackAddr;
+  config.ip.default_ttl = options.ttl;
   config.tcp = options.tcp;
   Link& l = tap ? static_cast<Link&>(*tap) : static_cast<Link&>(link);
   stack = std::make_unique<Stack>(config, l, clock, buffers.rx(), buffers.tx());

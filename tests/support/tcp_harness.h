@@ -111,6 +111,7 @@ struct HarnessOptions {
   std::size_t rx_capacity = 64 * 1024;
   std::size_t tx_capacity = 64 * 1024;
   std::size_t mtu = 1500;
+  std::uint8_t ttl = 64;  // IpConfig::default_ttl
 };
 
 class TcpHarness {
