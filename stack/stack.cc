@@ -4,11 +4,22 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace xtcp {
 namespace {
 
-TcpConfig with_link_mss(TcpConfig tcp, const Link& link) {
+IpConfig with_logger(IpConfig ip, Logger* logger) {
+  if (logger != nullptr) {
+    ip.logger = logger;
+  }
+  return ip;
+}
+
+TcpConfig with_link_mss(TcpConfig tcp, const Link& link, Logger* logger) {
+  if (logger != nullptr) {
+    tcp.logger = logger;
+  }
   // Advertise what fits the link: MTU minus IPv4 and TCP headers (RFC 9293 3.7.1).
   const std::size_t mtu = link.mtu();
   if (mtu > 40) {
@@ -23,8 +34,12 @@ Stack::Stack(const StackConfig& config, Link& link, const Clock& clock, RxStore&
     : config_(config),
       link_(link),
       clock_(clock),
-      ip_(config.ip, link, clock),
-      tcp_(with_link_mss(config.tcp, link), ip_, clock, rx, tx) {}
+      ip_(with_logger(config.ip, config.logger), link, clock),
+      tcp_(with_link_mss(config.tcp, link, config.logger), ip_, clock, rx, tx) {
+  if (config_.logger == nullptr) {
+    config_.logger = config.ip.logger;
+  }
+}
 
 int Stack::poll(int max_rounds) {
   int total = 0;
@@ -33,6 +48,11 @@ int Stack::poll(int max_rounds) {
                                       [this](std::span<const std::byte> p) { ip_.input(p); });
     if (n < 0) {
       ++link_errors_;
+      if (config_.logger != nullptr) {
+        config_.logger->report(LogKind::kLinkReceive, LogLevel::kError, clock_.now(),
+                               "link: reading packets failed: %s (counted in link.errors)",
+                               std::strerror(-n));
+      }
       break;
     }
     total += n;

@@ -20,6 +20,9 @@ struct StackConfig {
   IpConfig ip;
   TcpConfig tcp;
   int rx_batch = 64;  // packets taken from the link per poll round
+  // Where rare events of every layer are reported (overrides ip.logger and tcp.logger
+  // when set); nullptr: the layers' own settings.
+  Logger* logger = nullptr;
 };
 
 class Stack {

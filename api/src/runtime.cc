@@ -15,6 +15,7 @@
 #include <cstring>
 #include <new>
 
+#include "api/src/errors.h"
 #include "api/src/runtime_internal.h"
 
 namespace xtcp::api {
@@ -53,6 +54,7 @@ Runtime::Runtime(const RuntimeConfig& config, Link& link, const Clock& clock,
       port_gd_(65536, 0) {
   config_.stack.tcp.max_connections =
       std::min<std::uint32_t>(config_.stack.tcp.max_connections, kMaxSlots);
+  config_.stack.logger = &logger_;
   stack_ = std::make_unique<Stack>(config_.stack, link_, clock_, rx_, tx_);
   // A connection belongs to the pool of the group listening on its local port; an active
   // open to the pool staged by connect().
@@ -187,6 +189,9 @@ std::uint32_t Runtime::alloc_slot() {
 
 void Runtime::free_slot(std::uint32_t slot) {
   Conn& c = conns_[slot];
+  if ((c.flags & internal::kWantWrite) != 0) {
+    write_want_.erase(slot);  // a queued WriteWaiter goes stale with the generation
+  }
   const std::uint8_t gen = static_cast<std::uint8_t>(c.gen + 1);
   c = Conn{};
   c.gen = gen;  // a stale descriptor of this slot no longer matches
@@ -198,6 +203,7 @@ void Runtime::free_slot(std::uint32_t slot) {
 
 int Runtime::pool_create(std::size_t buffer_pool_size) {
   if (buffer_pool_size < config_.chunk_size) {
+    explain("buffer_pool_size %zu is smaller than one chunk (%zu bytes)", buffer_pool_size, config_.chunk_size);
     return -EINVAL;
   }
   auto p = std::make_unique<Pool>();
@@ -207,8 +213,10 @@ int Runtime::pool_create(std::size_t buffer_pool_size) {
     o.conn_window = config_.conn_window;
     p->rx = std::make_unique<SharedRxPool>(buffer_pool_size, o);
   } catch (const std::bad_alloc&) {
+    explain("cannot allocate a receive buffer of %zu bytes", buffer_pool_size);
     return -ENOMEM;
-  } catch (const std::invalid_argument&) {
+  } catch (const std::invalid_argument& e) {
+    explain("buffer_pool_size %zu: %s", buffer_pool_size, e.what());
     return -EINVAL;
   }
   p->slot = rx_.add_pool(p->rx.get());
@@ -277,13 +285,16 @@ int Runtime::open_group(int pool, int domain, int type, int protocol, std::uint1
     return -EINVAL;
   }
   if (domain != PF_INET) {
+    explain("domain %d: only PF_INET is supported", domain);
     return -EAFNOSUPPORT;
   }
   if ((type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) != SOCK_STREAM ||
       (protocol != 0 && protocol != IPPROTO_TCP)) {
+    explain("type %d protocol %d: only SOCK_STREAM with protocol 0 or IPPROTO_TCP", type, protocol);
     return -EPROTONOSUPPORT;
   }
   if (port != 0 && port_gd_[port] != 0) {
+    explain("port %u already has a group (gd %u)", port, port_gd_[port]);
     return -EADDRINUSE;
   }
   int gd = 1;
@@ -291,6 +302,7 @@ int Runtime::open_group(int pool, int domain, int type, int protocol, std::uint1
     ++gd;
   }
   if (gd >= static_cast<int>(groups_.size())) {
+    explain("all %zu group descriptors are in use", groups_.size() - 1);
     return -EMFILE;
   }
   // The group's one descriptor, shared by all its connections (seed Fig. 6b).
@@ -368,9 +380,25 @@ int Runtime::close_group(int gd) {
   return 0;
 }
 
-int Runtime::group_fd(int gd) const {
-  const Group* g = group(gd);
-  return g != nullptr ? g->efd : -EBADF;
+int Runtime::group_fd(int gd) {
+  Group* g = group(gd);
+  if (g == nullptr) {
+    return -EBADF;
+  }
+  g->fd_exported = true;
+  return g->efd;
+}
+
+bool Runtime::group_ready(const Group& g) const {
+  return g.ready_head != kNil || g.pending_live > 0 || !g.writable.empty();
+}
+
+void Runtime::reassert_fds() {
+  for (const auto& gp : groups_) {
+    if (gp && gp->fd_exported) {
+      sync_fd(*gp);
+    }
+  }
 }
 
 int Runtime::relisten(Group& g) {
@@ -392,6 +420,9 @@ int Runtime::setopt(int gd, int option, std::int64_t value) {
     return -EBADF;
   }
   GroupOptions& o = g->opts;
+  // Every -EINVAL below is a value out of range (docs/api.md lists each option's range),
+  // unless the option itself is unknown.
+  explain("value %lld is out of range for option %d", static_cast<long long>(value), option);
   switch (option) {
     case XTCP_OPT_ACK_MODE:
       if (value != XTCP_ACK_APPLICATION && value != XTCP_ACK_AUTO) {
@@ -436,7 +467,14 @@ int Runtime::setopt(int gd, int option, std::int64_t value) {
       }
       o.nodelay = value != 0;
       return 0;
+    case XTCP_OPT_SEND_ALL:
+      if (value != 0 && value != 1) {
+        return -EINVAL;
+      }
+      o.send_all = value != 0;
+      return 0;
     default:
+      explain("unknown option %d", option);
       return -EINVAL;
   }
 }
@@ -458,7 +496,8 @@ int Runtime::getopt(int gd, int option, std::int64_t* value) const {
     case XTCP_OPT_MAX_MESSAGE: *value = o.max_message; return 0;
     case XTCP_OPT_ACCEPT_TIMEOUT_MS: *value = o.accept_timeout_ms; return 0;
     case XTCP_OPT_NODELAY: *value = o.nodelay ? 1 : 0; return 0;
-    default: return -EINVAL;
+    case XTCP_OPT_SEND_ALL: *value = o.send_all ? 1 : 0; return 0;
+    default: explain("unknown option %d", option); return -EINVAL;
   }
 }
 
@@ -469,6 +508,21 @@ int Runtime::drive() {
   process_events();
   sweep_accept_timeouts(clock_.now());
   process_events();
+  wake_waiters();
+  reassert_fds();
+  if (logger_.enabled(LogLevel::kInfo)) {
+    std::uint64_t refused = 0;
+    for (const auto& [id, p] : pools_) {
+      refused += p->rx->stats().bytes_refused;
+    }
+    if (refused > rx_refused_seen_) {
+      logger_.report(LogKind::kRxPoolFull, LogLevel::kInfo, clock_.now(),
+                     "api: receive buffer full: %llu bytes of in-window payload dropped "
+                     "(api.rx_dropped_full; clients retransmit them)",
+                     static_cast<unsigned long long>(refused - rx_refused_seen_));
+      rx_refused_seen_ = refused;
+    }
+  }
   return n;
 }
 
@@ -528,7 +582,7 @@ int Runtime::select(int n, xtcp_set* readgds, xtcp_set* acceptgds, const timeval
       if (g == nullptr) {
         continue;
       }
-      if (XTCP_ISSET(gd, &want_read) && g->ready_head != kNil) {
+      if (XTCP_ISSET(gd, &want_read) && (g->ready_head != kNil || !g->writable.empty())) {
         XTCP_SET(gd, &r);
         ++ready;
       }

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "xtcp/xtcp.h"
@@ -24,6 +25,7 @@
 #include "stack/buffer/shared_rx_pool.h"
 #include "stack/buffer/shared_tx_cache.h"
 #include "stack/core/clock.h"
+#include "stack/core/log.h"
 #include "stack/netif/link.h"
 #include "stack/stack.h"
 
@@ -59,6 +61,7 @@ struct GroupOptions {
   std::int64_t max_message = 16 * 1024;
   std::int64_t accept_timeout_ms = 5000;
   bool nodelay = true;
+  bool send_all = false;  // XTCP_OPT_SEND_ALL: an answer is queued whole or not at all
 };
 
 class Runtime {
@@ -84,10 +87,22 @@ class Runtime {
   int accept(int pool, int gd);
   int pars(int gd, int cd, sockaddr_in* sa);
   int close(int pool, int gd, int cd);
-  int recv(int pool, int gd, int* cd, void* buf, std::size_t len);
+  // user_data (optional): the connection's user data, whenever *cd is set.
+  int recv(int pool, int gd, int* cd, void* buf, std::size_t len, std::uint64_t* user_data = nullptr);
   int send(int pool, int gd, int cd, std::size_t ackd, const void* buf, std::size_t len);
   int select(int n, xtcp_set* readgds, xtcp_set* acceptgds, const timeval* timeout);
-  int group_fd(int gd) const;
+  // The group's eventfd. From the first call on, the runtime keeps it readable while the
+  // group is ready whatever the application reads from it (see sync_fd).
+  int group_fd(int gd);
+  int set_user_data(int gd, int cd, std::uint64_t value);
+  int get_user_data(int gd, int cd, std::uint64_t* value);
+  // A connection whose refused send can now go on (once per refusal), or -EAGAIN.
+  int writable(int gd);
+  int conn_info(int gd, int cd, struct xtcp_conn_info* out);
+  // Every counter of the stack and the runtime, in a fixed order: names are interned for
+  // the life of the process. Returns how many exist; fills up to n.
+  int counters(struct xtcp_counter* out, std::size_t n);
+  Logger& logger() { return logger_; }
   int poll();
   int link_fd() const { return link_.poll_fd(); }
   int connect(int gd, const sockaddr_in* addr);
@@ -150,6 +165,28 @@ class Runtime {
   void sync_fd(Group& g);
   int relisten(Group& g);
   void destroy_groups(const std::vector<bool>& which);
+  bool group_ready(const Group& g) const;
+  // Re-asserts every exported group descriptor that is ready (the application may have
+  // read its counter since the runtime last wrote it).
+  void reassert_fds();
+
+  // Answers that did not fit (runtime_send.cc): a refused send is remembered with the room
+  // it needs; the connection is woken (made writable) once the cache has that room.
+  struct WriteWaiter {
+    std::uint32_t slot;
+    std::uint8_t gen;
+  };
+  void note_refused(std::uint32_t slot, std::size_t want);
+  // Wakes the connection if its room is there; else waits on its own ACKs (when its share
+  // of the cache is what limits it) or in the FIFO of the whole cache.
+  void try_wake(std::uint32_t slot);
+  void wake(std::uint32_t slot);
+  // Wakes waiters of the shared FIFO in order while the cache has their room.
+  void wake_waiters();
+  bool own_share_limits(ConnId conn, std::size_t want) const;
+  // The connection's counters as "api.*" and the memory of each part as "mem.*".
+  template <class F>
+  void visit_counters(F&& f) const;
 
   RuntimeConfig config_;
   std::unique_ptr<Owned> owned_;
@@ -166,6 +203,12 @@ class Runtime {
   std::vector<std::uint32_t> engine_to_slot_;   // ConnId -> API slot
   std::size_t live_conns_ = 0;
   int staged_pool_slot_ = -1;                   // rx pool of an active open in progress
+  Logger logger_;
+  std::deque<WriteWaiter> write_fifo_;          // refused for lack of room in the whole cache
+  std::unordered_map<std::uint32_t, std::uint32_t> write_want_;  // slot -> room its refused send needs
+  std::uint64_t sends_refused_ = 0;
+  std::uint64_t writable_wakeups_ = 0;
+  std::uint64_t rx_refused_seen_ = 0;           // pools' refused bytes when last reported
 };
 
 // The process-wide runtime the C functions use. Tests install one built on their own link

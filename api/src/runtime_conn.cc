@@ -32,17 +32,26 @@ using internal::load_be;
 
 // ---- readiness ---------------------------------------------------------------------------
 
+// The descriptor is readable exactly while the group is ready. The runtime writes the
+// eventfd when the group becomes ready and reads it (resetting the counter) when it is
+// drained. Once the application has the descriptor it may read the counter itself, as
+// eventfd users do; the runtime cannot see that, so for such a group every call that
+// leaves it ready writes again (one cheap syscall; level- and edge-triggered epoll both
+// see the descriptor readable after any xtcp call).
 void Runtime::sync_fd(Group& g) {
-  const bool want = g.ready_head != kNil || g.pending_live > 0;
-  if (want == g.signaled) {
-    return;
-  }
+  const bool want = group_ready(g);
   std::uint64_t v = 1;
-  // The counter is only ever 0 or 1: one write when the group becomes ready, one read
-  // (which resets an eventfd counter) when it is drained.
-  const ssize_t r = want ? ::write(g.efd, &v, sizeof v) : ::read(g.efd, &v, sizeof v);
-  (void)r;
-  g.signaled = want;
+  if (want) {
+    if (!g.signaled || g.fd_exported) {
+      const ssize_t r = ::write(g.efd, &v, sizeof v);
+      (void)r;
+      g.signaled = true;
+    }
+  } else if (g.signaled) {
+    const ssize_t r = ::read(g.efd, &v, sizeof v);
+    (void)r;
+    g.signaled = false;
+  }
 }
 
 void Runtime::ready_push(Group& g, std::uint32_t slot) {
@@ -248,6 +257,9 @@ void Runtime::on_event(const TcpEvent& e) {
       c.flags &= static_cast<std::uint8_t>(~kConnecting);
       return;
     case TcpEventType::kWritable:
+      if ((c.flags & internal::kWantWrite) != 0) {
+        try_wake(slot);
+      }
       return;
     case TcpEventType::kReadable:
       break;
@@ -447,7 +459,7 @@ int Runtime::close(int pool, int gd, int cd) {
   return 0;
 }
 
-int Runtime::recv(int pool, int gd, int* cd, void* buf, std::size_t len) {
+int Runtime::recv(int pool, int gd, int* cd, void* buf, std::size_t len, std::uint64_t* user_data) {
   Group* g = group(gd);
   if (g == nullptr || (pool != 0 && g->pool != pool)) {
     return -EBADF;
@@ -470,6 +482,9 @@ int Runtime::recv(int pool, int gd, int* cd, void* buf, std::size_t len) {
       continue;
     }
     *cd = make_cd(slot);
+    if (user_data != nullptr) {
+      *user_data = c.user_data;
+    }
     if ((c.flags & kEnded) != 0 && c.error != 0) {
       c.flags |= kEndReported;
       ready_unlink(*g, slot);
@@ -500,59 +515,6 @@ int Runtime::recv(int pool, int gd, int* cd, void* buf, std::size_t len) {
   }
   sync_fd(*g);
   return -EAGAIN;
-}
-
-int Runtime::send(int pool, int gd, int cd, std::size_t ackd, const void* buf, std::size_t len) {
-  std::uint32_t slot = 0;
-  Conn* c = conn(pool, gd, cd, &slot);
-  if (c == nullptr) {
-    return -EBADF;
-  }
-  if ((buf == nullptr && len > 0) || ackd > c->delivered || !at_boundary(*c, ackd)) {
-    return -EINVAL;
-  }
-  len = std::min<std::size_t>(len, INT_MAX);
-  Group& g = *group(gd);
-  Pool* p = pool_of(g.pool);
-  TcpLayer& tcp = stack_->tcp();
-  if (ackd > 0) {
-    // The acknowledged bytes leave the pool; the engine ACKs what the pool no longer holds.
-    if (c->conn != kNoConn) {
-      p->rx->pop_front(c->conn, ackd);
-    }
-    const auto a = static_cast<std::uint32_t>(ackd);
-    c->delivered -= a;
-    c->seen = 0;  // what is left is offered again first
-    c->frames_end = c->frames_end > a ? c->frames_end - a : 0;
-    c->scan_pos = c->scan_pos > a ? c->scan_pos - a : 0;
-  }
-  int rc = 0;
-  if (c->conn == kNoConn) {
-    rc = c->error != 0 ? -c->error : -ENOTCONN;
-  } else if (len > 0) {
-    const std::int64_t r = tcp.send(c->conn, wire::ByteSpan(static_cast<const std::byte*>(buf), len));
-    if (r > 0) {
-      rc = static_cast<int>(r);
-      if (ackd > 0) {
-        ++p->acks_on_answers;
-      }
-    } else if (r == 0) {
-      rc = -EAGAIN;  // transmit cache full; the ACK went alone
-      if (ackd > 0) {
-        ++p->acks_alone;
-      }
-    } else {
-      rc = static_cast<int>(r);
-      if (ackd > 0) {
-        tcp.consumed(c->conn);  // "irrespective of the success of sending, ackd is ACKed"
-      }
-    }
-  } else if (ackd > 0) {
-    tcp.consumed(c->conn);  // len 0: the ACK alone
-    ++p->acks_alone;
-  }
-  refresh(slot);
-  return rc;
 }
 
 int Runtime::connect(int gd, const sockaddr_in* addr) {

@@ -27,6 +27,8 @@ enum ConnFlag : std::uint8_t {
   kEnded = 4,         // the engine connection finished (error says how)
   kEndReported = 8,   // xtcp_recv has reported the end; only xtcp_close is left
   kConnecting = 16,   // active open not yet established
+  kWantWrite = 32,    // a send was refused; woken when the cache has room (write_want_)
+  kInWriteFifo = 64,  // waits in write_fifo_
 };
 
 inline std::uint32_t load_be(const std::byte* p, std::size_t n) {
@@ -69,12 +71,18 @@ struct Runtime::Group {
   std::uint32_t ready_head = internal::kNil;
   std::uint32_t ready_tail = internal::kNil;
   std::deque<Pending> pending;  // accepted by the engine, waiting for xtcp_accept (FIFO)
+  std::deque<WriteWaiter> writable;  // woken after a refused send, for xtcp_writable (FIFO)
+  bool fd_exported = false;     // the application has the eventfd (xtcp_group_fd)
+  // The application asks for writable connections (it called xtcp_writable): only then
+  // do they make the group ready, or a program that never asks would be woken for ever.
+  bool writable_events = false;
   std::size_t pending_live = 0;
   std::uint64_t connections = 0;
 };
 
-// 48 bytes per connection on top of the engine's control block.
+// 56 bytes per connection on top of the engine's control block.
 struct Runtime::Conn {
+  std::uint64_t user_data = 0;
   ConnId conn = kNoConn;  // engine connection; kNoConn once the engine side is gone
   std::uint16_t gd = 0;   // 0: free slot
   std::uint8_t gen = 0;

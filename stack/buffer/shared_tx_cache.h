@@ -46,6 +46,8 @@ class SharedTxCache final : public TxStore {
   }
 
   std::size_t size() const { return q_.capacity(); }
+  // The most one connection may have cached.
+  std::size_t conn_limit() const { return conn_limit_; }
   std::size_t used() const { return q_.used(); }
   std::size_t queued(ConnId conn) const { return q_.bytes(conn); }
   const SharedTxCacheStats& stats() const { return stats_; }

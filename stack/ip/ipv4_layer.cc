@@ -173,6 +173,11 @@ int Ipv4Layer::send(wire::ByteSpan packet) {
   const int rc = link_.send(packet);
   if (rc < 0) {
     ++stats_.drop_link_error;
+    if (config_.logger != nullptr) {
+      config_.logger->report(LogKind::kLinkSend, LogLevel::kWarning, clock_.now(),
+                             "link: a packet could not be sent: %s (counted in ip.drop_link_error)",
+                             std::strerror(-rc));
+    }
     return rc;
   }
   ++stats_.packets_out;

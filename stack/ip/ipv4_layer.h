@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "stack/core/clock.h"
+#include "stack/core/log.h"
 #include "stack/netif/link.h"
 #include "stack/wire/bytes.h"
 #include "stack/wire/ipv4.h"
@@ -62,6 +63,9 @@ struct IpConfig {
   // 0 tokens/s means: never send ICMP errors.
   std::uint32_t icmp_rate_per_sec = 100;
   std::uint32_t icmp_burst = 50;
+
+  // Where device errors are reported; nullptr: nowhere.
+  Logger* logger = nullptr;
 };
 
 // X-macro keeps the counter fields and their printed names in one list.

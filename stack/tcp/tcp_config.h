@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "stack/core/clock.h"
+#include "stack/core/log.h"
 
 namespace xtcp {
 
@@ -54,6 +55,9 @@ struct TcpConfig {
   std::uint32_t max_connections = 1u << 20;
   std::uint16_t ephemeral_port_min = 32768;
   std::uint16_t ephemeral_port_max = 60999;
+
+  // Where rare events (table full, SYN cookies switched on) are reported; nullptr: nowhere.
+  Logger* logger = nullptr;
 };
 
 }  // namespace xtcp

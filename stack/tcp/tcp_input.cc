@@ -141,9 +141,15 @@ void TcpLayer::listen_input(Listener& l, std::uint16_t port, const Segment& seg,
   if (l.syn_received >= config_.syn_backlog || l.accept_len >= config_.accept_backlog) {
     // RFC 4987 3.6: keep no state; the cookie in our ISN lets the final ACK rebuild it.
     if (config_.syn_cookies && l.accept_len < config_.accept_backlog) {
+      if (!cookies_outstanding(l) && config_.logger != nullptr) {
+        config_.logger->report(LogKind::kSynCookies, LogLevel::kWarning, clock_.now(),
+                               "tcp: port %u: SYN queue full (%u half-open): answering with SYN cookies",
+                               port, l.syn_received);
+      }
       send_cookie_synack(seg, l);
     } else {
       ++stats_.drop_listen_overflow;
+      report_accept_overflow(port);
     }
     return;
   }
@@ -177,6 +183,14 @@ void TcpLayer::listen_input(Listener& l, std::uint16_t port, const Segment& seg,
   // Data on a SYN is not queued (we would have to hold it before the handshake is
   // complete); the peer retransmits it after our SYN-ACK acknowledges only the SYN.
   send_syn(conn, tcb, true);
+}
+
+void TcpLayer::report_accept_overflow(std::uint16_t port) {
+  if (config_.logger != nullptr) {
+    config_.logger->report(LogKind::kAcceptQueueFull, LogLevel::kWarning, clock_.now(),
+                           "tcp: port %u: accept queue full (%u waiting): connection refused",
+                           port, config_.accept_backlog);
+  }
 }
 
 bool TcpLayer::cookies_outstanding(const Listener& l) const {
@@ -232,6 +246,7 @@ std::int64_t TcpLayer::open_from_cookie(std::uint16_t port, Listener& l, const S
   }
   if (l.accept_len >= config_.accept_backlog) {
     ++stats_.drop_listen_overflow;
+    report_accept_overflow(port);
     return -ENOBUFS;
   }
   const std::int64_t id = alloc_conn(seg.key);

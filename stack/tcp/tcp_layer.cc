@@ -115,6 +115,11 @@ void TcpLayer::init_tcb(Tcb& tcb, const FlowKey& key) {
 std::int64_t TcpLayer::alloc_conn(const FlowKey& key) {
   if (live_connections_ >= config_.max_connections) {
     ++stats_.drop_no_memory;
+    if (config_.logger != nullptr) {
+      config_.logger->report(LogKind::kConnTableFull, LogLevel::kWarning, clock_.now(),
+                             "tcp: connection table full (%u connections): a new connection was refused",
+                             config_.max_connections);
+    }
     return -ENOMEM;
   }
   ConnId id;
@@ -449,6 +454,15 @@ std::int64_t TcpLayer::send(ConnId conn, wire::ByteSpan data) {
   return static_cast<std::int64_t>(n);
 }
 
+int TcpLayer::want_writable(ConnId conn) {
+  Tcb* tcb = app_tcb(conn);
+  if (tcb == nullptr) {
+    return -EBADF;
+  }
+  tcb->set(tcb_flag::kWritableWanted);
+  return 0;
+}
+
 void TcpLayer::consumed(ConnId conn) {
   Tcb* tcb = lookup(conn);
   if (tcb == nullptr || !tcb->synchronized()) {
@@ -599,9 +613,11 @@ int TcpLayer::info(ConnId conn, ConnInfo* out) const {
   if (t == nullptr || out == nullptr) {
     return -EBADF;
   }
-  *out = ConnInfo{t->state,   t->key,     t->snd_mss, t->cwnd,    t->snd_wnd, t->srtt_us,
-                  t->rto_us,  t->snd_una, t->snd_nxt, t->rcv_nxt, t->error,
-                  t->ssthresh};
+  const SeqNum acked = ack_point(*t);
+  const std::uint32_t rcv_wnd = t->rcv_adv > acked ? static_cast<std::uint32_t>(t->rcv_adv - acked) : 0;
+  *out = ConnInfo{t->state,   t->key,     t->snd_mss, t->cwnd,      t->snd_wnd, t->srtt_us,
+                  t->rto_us,  t->snd_una, t->snd_nxt, t->rcv_nxt,   t->error,
+                  t->ssthresh, t->rttvar_us, rcv_wnd,  t->backoff};
   return 0;
 }
 

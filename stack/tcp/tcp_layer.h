@@ -120,6 +120,9 @@ struct ConnInfo {
   SeqNum snd_una, snd_nxt, rcv_nxt;
   int error;
   std::uint32_t ssthresh;
+  std::uint32_t rttvar_us;
+  std::uint32_t rcv_wnd;   // right edge we advertised minus what we acknowledged
+  std::uint8_t backoff;    // consecutive RTO expirations
 };
 
 struct ListenOptions {
@@ -160,6 +163,8 @@ class TcpLayer final : public IpUpperLayer {
   int abort(ConnId conn);
   int set_nodelay(ConnId conn, bool nodelay);
   int set_keepalive(ConnId conn, bool on);
+  // Asks for a kWritable event the next time the peer's ACK frees room in the TxStore.
+  int want_writable(ConnId conn);
   int info(ConnId conn, ConnInfo* out) const;
 
   void poll_events(FunctionRef<void(const TcpEvent&)> on_event);
@@ -287,6 +292,7 @@ class TcpLayer final : public IpUpperLayer {
   void send_cookie_synack(const Segment& seg, Listener& l);
   // Could an ACK to l complete a cookie handshake? Only while its cookies are still valid.
   bool cookies_outstanding(const Listener& l) const;
+  void report_accept_overflow(std::uint16_t port);
 
   TcpConfig config_;
   Ipv4Layer& ip_;

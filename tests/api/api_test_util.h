@@ -6,8 +6,11 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -280,6 +283,68 @@ inline Seg ack(std::uint32_t rel_ack, std::uint32_t rel_seq = 1, std::uint16_t w
 
 inline std::string str(const std::vector<std::byte>& v) {
   return std::string(reinterpret_cast<const char*>(v.data()), v.size());
+}
+
+// A link over a SOCK_SEQPACKET socket pair: a real descriptor to block on, and the test
+// writes and reads IPv4 packets at the other end.
+class SocketLink final : public Link {
+ public:
+  SocketLink() { EXPECT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, fds_), 0); }
+  ~SocketLink() override {
+    ::close(fds_[0]);
+    ::close(fds_[1]);
+  }
+  int send(std::span<const std::byte> p) override {
+    return ::send(fds_[0], p.data(), p.size(), 0) < 0 ? -errno : 0;
+  }
+  int receive_batch(int max_packets, PacketHandler on_packet) override {
+    int n = 0;
+    std::byte buf[2048];
+    while (n < max_packets) {
+      const ssize_t r = ::recv(fds_[0], buf, sizeof buf, 0);
+      if (r <= 0) {
+        break;
+      }
+      on_packet(std::span<const std::byte>(buf, static_cast<std::size_t>(r)));
+      ++n;
+    }
+    return n;
+  }
+  int poll_fd() const override { return fds_[0]; }
+  std::size_t mtu() const override { return 1500; }
+  // The test's end.
+  void inject(const std::vector<std::byte>& p) { ASSERT_GT(::send(fds_[1], p.data(), p.size(), 0), 0); }
+  std::vector<std::vector<std::byte>> take() {
+    std::vector<std::vector<std::byte>> out;
+    std::byte buf[2048];
+    for (;;) {
+      const ssize_t r = ::recv(fds_[1], buf, sizeof buf, MSG_DONTWAIT);
+      if (r <= 0) {
+        break;
+      }
+      out.emplace_back(buf, buf + r);
+    }
+    return out;
+  }
+
+ private:
+  int fds_[2] = {-1, -1};
+};
+
+inline std::uint8_t tcp_flags_of(const std::vector<std::byte>& p, std::uint32_t* seq = nullptr) {
+  const auto ip = wire::Ipv4View::parse(p);
+  if (!ip) {
+    return 0;
+  }
+  wire::TcpError e;
+  const auto t = wire::TcpView::parse(ip->payload(), &e);
+  if (!t.ok()) {
+    return 0;
+  }
+  if (seq != nullptr) {
+    *seq = t.seq().raw();
+  }
+  return t.flags();
 }
 
 }  // namespace xtcp::test::api_bench

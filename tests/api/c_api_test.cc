@@ -155,23 +155,33 @@ TEST(ApiC, CppWrapper) {
     auto conn = group->accept();
     ASSERT_TRUE(conn);
     EXPECT_EQ(conn->peer()->sin_port, htons(c.port));
+    EXPECT_FALSE(conn->set_user_data(0xfeed));
     b.inject(c, data(1, "LIST\nMSG"));
     std::byte buf[64];
     auto got = group->recv(buf);
     ASSERT_TRUE(got);
-    EXPECT_EQ(got->cd, conn->cd());
+    EXPECT_EQ(got->conn, *conn);
+    EXPECT_EQ(got->user_data, 0xfeedu);
     EXPECT_EQ(got->size, 5u) << "whole lines only";
-    auto sent = conn->send(got->size, "alice bob\n");
+    auto sent = got->conn.send(got->size, "alice bob\n");
     ASSERT_TRUE(sent);
     EXPECT_EQ(*sent, 10u);
     EXPECT_SEGMENT(b.sent_one(c), Match().rack(6).payload(bytes_of("alice bob\n")));
+    auto info = conn->info();
+    ASSERT_TRUE(info);
+    EXPECT_EQ(info->state, XTCP_STATE_ESTABLISHED);
+    EXPECT_EQ(info->rx_held, 3u) << "MSG waits for its line end";
     auto stats = svc->default_pool().stats();
     ASSERT_TRUE(stats);
     EXPECT_EQ(stats->acks_on_answers, 1u);
-    // Moving a handle moves ownership; the connection closes once, at scope end.
-    xtcp::Connection moved = std::move(*conn);
-    EXPECT_FALSE(*conn);
+    // A Connection owns what it is given: moving moves ownership, and it closes once.
+    xtcp::Connection owned{*conn};
+    xtcp::Connection moved = std::move(owned);
+    EXPECT_FALSE(owned);
     EXPECT_TRUE(moved);
+    EXPECT_FALSE(moved.close());
+    EXPECT_EQ(conn->send(0, "x").error(), std::errc::bad_file_descriptor) << "closed by its owner";
+    EXPECT_FALSE(xtcp::counters().empty());
     auto pool2 = xtcp::Pool::create(64 * 1024);
     ASSERT_TRUE(pool2);
     auto g2 = pool2->open_group(7001);
@@ -179,68 +189,6 @@ TEST(ApiC, CppWrapper) {
     EXPECT_EQ(g2->recv(buf).error(), std::errc::resource_unavailable_try_again);
   }
   EXPECT_EQ(api::process_runtime(), nullptr) << "the Service finalized";
-}
-
-// A link over a SOCK_SEQPACKET socket pair: a real descriptor to block on, and the test
-// writes and reads IPv4 packets at the other end.
-class SocketLink final : public Link {
- public:
-  SocketLink() { EXPECT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, fds_), 0); }
-  ~SocketLink() override {
-    ::close(fds_[0]);
-    ::close(fds_[1]);
-  }
-  int send(std::span<const std::byte> p) override {
-    return ::send(fds_[0], p.data(), p.size(), 0) < 0 ? -errno : 0;
-  }
-  int receive_batch(int max_packets, PacketHandler on_packet) override {
-    int n = 0;
-    std::byte buf[2048];
-    while (n < max_packets) {
-      const ssize_t r = ::recv(fds_[0], buf, sizeof buf, 0);
-      if (r <= 0) {
-        break;
-      }
-      on_packet(std::span<const std::byte>(buf, static_cast<std::size_t>(r)));
-      ++n;
-    }
-    return n;
-  }
-  int poll_fd() const override { return fds_[0]; }
-  std::size_t mtu() const override { return 1500; }
-  // The test's end.
-  void inject(const std::vector<std::byte>& p) { ASSERT_GT(::send(fds_[1], p.data(), p.size(), 0), 0); }
-  std::vector<std::vector<std::byte>> take() {
-    std::vector<std::vector<std::byte>> out;
-    std::byte buf[2048];
-    for (;;) {
-      const ssize_t r = ::recv(fds_[1], buf, sizeof buf, MSG_DONTWAIT);
-      if (r <= 0) {
-        break;
-      }
-      out.emplace_back(buf, buf + r);
-    }
-    return out;
-  }
-
- private:
-  int fds_[2] = {-1, -1};
-};
-
-std::uint8_t tcp_flags_of(const std::vector<std::byte>& p, std::uint32_t* seq = nullptr) {
-  const auto ip = wire::Ipv4View::parse(p);
-  if (!ip) {
-    return 0;
-  }
-  wire::TcpError e;
-  const auto t = wire::TcpView::parse(ip->payload(), &e);
-  if (!t.ok()) {
-    return 0;
-  }
-  if (seq != nullptr) {
-    *seq = t.seq().raw();
-  }
-  return t.flags();
 }
 
 double elapsed_ms(std::chrono::steady_clock::time_point since) {

@@ -25,6 +25,38 @@
 extern "C" {
 #endif
 
+/* ---- version ------------------------------------------------------------------------- */
+
+/* The version of this header. xtcp_version() gives the library's at run time. */
+#define XTCP_VERSION_MAJOR 0
+#define XTCP_VERSION_MINOR 2
+#define XTCP_VERSION_PATCH 0
+#define XTCP_VERSION_STRING "0.2.0"
+/* MAJOR * 10000 + MINOR * 100 + PATCH, for #if comparisons. */
+#define XTCP_VERSION_NUMBER (XTCP_VERSION_MAJOR * 10000 + XTCP_VERSION_MINOR * 100 + XTCP_VERSION_PATCH)
+/* "MAJOR.MINOR.PATCH" of the library the program runs with. */
+const char* xtcp_version(void);
+
+/* ---- errors and logging -------------------------------------------------------------- */
+
+/* The explanation of the last failed call of this thread (a call that returned a negative
+ * errno other than -EAGAIN, or NULL from xtcp_pool_create): what failed and why, for
+ * example "xtcp_initialize: cannot open TUN device \"lo\": ...". "" when no call failed
+ * yet. Successful calls leave it as it is. The string stays valid until the next failing
+ * call of the same thread. */
+const char* xtcp_last_error(void);
+
+enum xtcp_log_level { XTCP_LOG_ERROR = 0, XTCP_LOG_WARNING = 1, XTCP_LOG_INFO = 2, XTCP_LOG_DEBUG = 3 };
+/* A log callback: level, a one-line message without a newline, and the arg given to
+ * xtcp_set_log. Called from inside xtcp calls (on the thread that drives the stack); it
+ * must not call back into xtcp. */
+typedef void (*xtcp_log_fn)(int level, const char* message, void* arg);
+/* Routes the library's reports of events (a device error, a table full, SYN cookies
+ * switched on for a port, the transmit cache full, ...) to fn, for levels up to max_level.
+ * Repeated reports of one kind are limited to one per 10 s, with the count of the ones left
+ * out. fn NULL (the default): nothing is reported. May be called at any time. */
+void xtcp_set_log(xtcp_log_fn fn, int max_level, void* arg);
+
 /* ---- configuration of the link (before the first pool is made) ---------------------- */
 
 struct xtcp_config {
@@ -78,7 +110,13 @@ int xtcp_recv(int gd, int* cd, void* buf, size_t len);
  * goes alone when len is 0. Returns bytes queued (possibly fewer than len when the transmit
  * cache is full), or -EAGAIN (nothing could be queued; the ACK went alone), -EINVAL (ackd >
  * delivered, ackd not on a message boundary of a framed group, buf NULL with len > 0),
- * -EBADF, -EPIPE (connection closed for sending), -ECONNRESET, -ETIMEDOUT. */
+ * -EBADF, -EPIPE (connection closed for sending), -ECONNRESET, -ETIMEDOUT.
+ * With XTCP_OPT_SEND_ALL set on the group, the answer is queued whole or not at all: when
+ * it does not fit, nothing is queued, ackd is NOT applied, and -EAGAIN tells the
+ * application to leave the request where it is: once the cache has room the connection
+ * becomes writable (xtcp_writable) and its unacknowledged bytes come again from xtcp_recv,
+ * so a request/answer server keeps no queue of its own. A refused send is remembered in
+ * both modes (see xtcp_writable). */
 int xtcp_send(int gd, int cd, size_t ackd, const void* buf, size_t len);
 
 #define XTCP_SETSIZE 1024
@@ -127,12 +165,84 @@ enum xtcp_option {
   XTCP_OPT_MAX_MESSAGE = 5,     /* largest framed message; bigger ones reset the connection */
   XTCP_OPT_ACCEPT_TIMEOUT_MS = 6, /* refuse connections not accepted in time (default 5000) */
   XTCP_OPT_NODELAY = 7,         /* 1 (default): answers leave at once (no Nagle); 0: Nagle */
+  XTCP_OPT_SEND_ALL = 8,        /* 1: xtcp_send queues the whole answer or nothing (below) */
 };
 enum { XTCP_ACK_APPLICATION = 0, XTCP_ACK_AUTO = 1 };
 enum { XTCP_FRAME_NONE = 0, XTCP_FRAME_U16BE = 1, XTCP_FRAME_U32BE = 2, XTCP_FRAME_DELIMITER = 3 };
 /* Options apply to connections accepted after the call. 0, -EBADF, -EINVAL. */
 int xtcp_setopt(int gd, int option, int64_t value);
 int xtcp_getopt(int gd, int option, int64_t* value);
+
+/* ---- per-connection user data -------------------------------------------------------- */
+
+/* Attaches a 64-bit value to a connection (0 until set): a pointer or an index into the
+ * application's own table, so a server needs no map from descriptors to its state. It
+ * stays until xtcp_close. 0, -EBADF. */
+int xtcp_set_user_data(int gd, int cd, uint64_t value);
+/* The value set with xtcp_set_user_data. 0, -EBADF, -EINVAL (value NULL). */
+int xtcp_get_user_data(int gd, int cd, uint64_t* value);
+/* xtcp_recv that also returns the connection's user data in *user_data (when not NULL,
+ * and whenever *cd is set). Same results as xtcp_recv. */
+int xtcp_recv_user(int gd, int* cd, uint64_t* user_data, void* buf, size_t len);
+
+/* ---- answers that did not fit -------------------------------------------------------- */
+
+/* When xtcp_send queues fewer bytes than asked (the shared transmit cache, or the
+ * connection's share of it, is full), the connection is remembered. Once the cache can
+ * take what it asked for (its client ACKed answers, or others freed room; refusals for
+ * lack of room in the whole cache are served in the order they happened), the connection
+ * becomes WRITABLE: bytes it received but the application did not acknowledge are
+ * delivered again by xtcp_recv, and xtcp_writable returns it. Returns a connection
+ * descriptor (once per refusal), or -EAGAIN (none), -EBADF. A group reports writable
+ * connections from its first xtcp_writable call on: from then, a group with writable
+ * connections counts as ready in xtcp_select's readgds and its descriptor is readable
+ * (a program that never asks is not woken for them). */
+int xtcp_writable(int gd);
+
+/* ---- seeing inside ------------------------------------------------------------------- */
+
+struct xtcp_counter {
+  const char* name;  /* static string, e.g. "tcp.retransmits", "ip.drop_bad_checksum" */
+  uint64_t value;
+};
+/* The stack's counters: "ip.*" (IPv4 layer: packets, drops by reason, fragments, ICMP),
+ * "tcp.*" (segments, retransmissions, drops by reason, RSTs, challenge ACKs, SYN cookies,
+ * TIME-WAIT, ...), "tcp.state.*" (connections by RFC 9293 state), "link.*" (device
+ * errors), "api.*" (connections, groups, receive buffers and transmit cache of all pools,
+ * ACKs on answers, refused sends) and "mem.*" (bytes of memory by part). Fills up to n
+ * entries of out (out may be NULL when n is 0) and returns how many counters exist, so
+ * a first call with n 0 sizes the array; -EINVAL not initialized. Names and order stay the
+ * same for the life of the process. */
+int xtcp_counters(struct xtcp_counter* out, size_t n);
+
+enum xtcp_tcp_state {
+  XTCP_STATE_CLOSED = 0, XTCP_STATE_LISTEN, XTCP_STATE_SYN_SENT, XTCP_STATE_SYN_RECEIVED,
+  XTCP_STATE_ESTABLISHED, XTCP_STATE_FIN_WAIT_1, XTCP_STATE_FIN_WAIT_2, XTCP_STATE_CLOSE_WAIT,
+  XTCP_STATE_CLOSING, XTCP_STATE_LAST_ACK, XTCP_STATE_TIME_WAIT
+};
+/* One connection as the stack sees it (like Linux's TCP_INFO). */
+struct xtcp_conn_info {
+  int state;                 /* enum xtcp_tcp_state; CLOSED once the connection ended */
+  const char* state_name;    /* "ESTABLISHED", ... (static string) */
+  struct sockaddr_in local;  /* the stack's address and port */
+  struct sockaddr_in remote; /* the client's */
+  uint32_t snd_mss;          /* payload bytes per segment we send */
+  uint32_t snd_wnd;          /* the peer's advertised window, bytes */
+  uint32_t rcv_wnd;          /* the window we advertised last, bytes */
+  uint32_t cwnd;             /* congestion window, bytes */
+  uint32_t ssthresh;
+  uint32_t srtt_us;          /* smoothed round-trip time (0: no sample yet) */
+  uint32_t rttvar_us;
+  uint32_t rto_us;           /* current retransmission timeout */
+  uint32_t bytes_in_flight;  /* sent, not yet acknowledged by the peer */
+  uint32_t backoff;          /* consecutive retransmission timeouts */
+  uint64_t rx_held;          /* bytes received and not yet acknowledged by the application */
+  uint64_t tx_cached;        /* answer bytes in the transmit cache (unsent or unacknowledged) */
+  uint64_t user_data;
+  int error;                 /* errno the connection ended with, 0 while it lives */
+};
+/* Fills *out. 0, -EBADF, -EINVAL (out NULL). */
+int xtcp_connection_info(int gd, int cd, struct xtcp_conn_info* out);
 
 /* ---- several pools ------------------------------------------------------------------- */
 

@@ -1,12 +1,20 @@
-// xtcp.hpp: a thin C++20 RAII layer over the C ABI of xtcp.h (header-only; the C ABI stays
-// the contract). Handles are move-only and release what they own when destroyed: Service
-// (xtcp_configure + xtcp_initialize / xtcp_finalize), Pool, Group, Connection. Errors come
-// back as std::error_code (generic category, errno values) inside an expected-like Result.
+// xtcp.hpp: a thin C++20 layer over the C ABI of xtcp.h (header-only; the C ABI stays the
+// contract). Owning handles are move-only and release what they own when destroyed:
+// Service (xtcp_configure + xtcp_initialize / xtcp_finalize), Pool, Group, and Connection
+// for whoever wants a connection closed at scope end. The connections a group hands out
+// are plain Conn values (gd, cd) that own nothing, like the C descriptors. Errors come back
+// as std::error_code (generic category, errno values) inside an expected-like Result;
+// xtcp::last_error() explains the last failure in words.
 //
 //   auto svc = xtcp::Service::start(config, 64 << 20);   // TUN link + default pool
 //   auto group = svc->default_pool().open_group(7000);
-//   ... xtcp::select(...) ; group->recv(buf) -> {cd, size} ; group->send(cd, ackd, answer)
+//   ... xtcp::select(...) ; while (auto c = group->accept()) { ... }
+//   auto r = group->recv(buf);  r->conn.send(r->size, answer);
 #pragma once
+
+#if !defined(__cplusplus) || __cplusplus < 202002L
+#error "xtcp.hpp needs C++20 (compile with -std=c++20); C and older C++ use <xtcp/xtcp.h>"
+#endif
 
 #include <sys/socket.h>
 
@@ -16,10 +24,12 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <system_error>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "xtcp/xtcp.h"
 
@@ -48,35 +58,20 @@ class Result {
   std::variant<T, std::error_code> v_;
 };
 
-// What xtcp_recv returned: `size` bytes of connection `cd` (0 with end == true: the client
-// closed its side; see error() for a reset or timed-out connection).
-struct Received {
-  int cd = 0;
-  std::size_t size = 0;
-  bool end = false;
-};
-
-// One accepted (or connected) connection of a group; closes it when destroyed.
-class Connection {
+// A connection of a group, NOT owned: a plain (gd, cd) pair, copyable, that closes nothing
+// when it goes away. Every connection a group hands out (accept, connect, recv, writable)
+// is a Conn: it stays open until close() (xtcp_close) or until its group closes, as the
+// C API's descriptors do, so `while (auto c = group.accept()) { ... }` keeps every client.
+// Wrap one in Connection to close it at the end of a scope.
+class Conn {
  public:
-  Connection() = default;
-  Connection(int gd, int cd) noexcept : gd_(gd), cd_(cd) {}
-  Connection(Connection&& o) noexcept : gd_(o.gd_), cd_(std::exchange(o.cd_, 0)) {}
-  Connection& operator=(Connection&& o) noexcept {
-    if (this != &o) {
-      close();
-      gd_ = o.gd_;
-      cd_ = std::exchange(o.cd_, 0);
-    }
-    return *this;
-  }
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
-  ~Connection() { close(); }
+  Conn() = default;
+  Conn(int gd, int cd) noexcept : gd_(gd), cd_(cd) {}
 
   int gd() const { return gd_; }
   int cd() const { return cd_; }
   explicit operator bool() const { return cd_ > 0; }
+  friend bool operator==(const Conn&, const Conn&) = default;
 
   // Acknowledges ackd bytes of the last recv on this connection and queues the answer.
   Result<std::size_t> send(std::size_t ackd, std::span<const std::byte> answer) const {
@@ -96,19 +91,75 @@ class Connection {
     const int rc = xtcp_pars(gd_, cd_, &sa);
     return rc < 0 ? Result<sockaddr_in>(error_from(rc)) : Result<sockaddr_in>(sa);
   }
-  std::error_code close() {
-    if (cd_ <= 0) {
-      return {};
-    }
-    const int rc = xtcp_close(gd_, std::exchange(cd_, 0));
+  Result<xtcp_conn_info> info() const {
+    xtcp_conn_info i{};
+    const int rc = xtcp_connection_info(gd_, cd_, &i);
+    return rc < 0 ? Result<xtcp_conn_info>(error_from(rc)) : Result<xtcp_conn_info>(i);
+  }
+  std::error_code set_user_data(std::uint64_t value) const {
+    const int rc = xtcp_set_user_data(gd_, cd_, value);
     return rc < 0 ? error_from(rc) : std::error_code{};
   }
-  // Gives up ownership: the descriptor stays open.
-  int release() { return std::exchange(cd_, 0); }
+  Result<std::uint64_t> user_data() const {
+    std::uint64_t v = 0;
+    const int rc = xtcp_get_user_data(gd_, cd_, &v);
+    return rc < 0 ? Result<std::uint64_t>(error_from(rc)) : Result<std::uint64_t>(v);
+  }
+  // xtcp_close: FIN after the queued answers. The Conn keeps its numbers but names a
+  // closed connection afterwards (calls return -EBADF).
+  std::error_code close() const {
+    const int rc = xtcp_close(gd_, cd_);
+    return rc < 0 ? error_from(rc) : std::error_code{};
+  }
 
  private:
   int gd_ = 0;
   int cd_ = 0;
+};
+
+// What xtcp_recv returned: `size` bytes of connection `conn` (0 with end == true: the
+// client closed its side; a reset or timed-out connection is an error whose Conn the
+// recv call hands back through its out parameter).
+struct Received {
+  Conn conn;
+  std::size_t size = 0;
+  bool end = false;
+  std::uint64_t user_data = 0;  // the connection's (xtcp_set_user_data)
+};
+
+// Owns one connection: closes it when destroyed. Made explicitly from a Conn.
+class Connection {
+ public:
+  Connection() = default;
+  explicit Connection(Conn c) noexcept : c_(c) {}
+  Connection(Connection&& o) noexcept : c_(std::exchange(o.c_, Conn{})) {}
+  Connection& operator=(Connection&& o) noexcept {
+    if (this != &o) {
+      close();
+      c_ = std::exchange(o.c_, Conn{});
+    }
+    return *this;
+  }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection() { close(); }
+
+  const Conn& get() const { return c_; }
+  const Conn* operator->() const { return &c_; }
+  int gd() const { return c_.gd(); }
+  int cd() const { return c_.cd(); }
+  explicit operator bool() const { return static_cast<bool>(c_); }
+  std::error_code close() {
+    if (!c_) {
+      return {};
+    }
+    return std::exchange(c_, Conn{}).close();
+  }
+  // Gives up ownership: the connection stays open.
+  Conn release() { return std::exchange(c_, Conn{}); }
+
+ private:
+  Conn c_;
 };
 
 // A group bound to a port, with its one pollable descriptor; closed when destroyed.
@@ -133,26 +184,33 @@ class Group {
   // The eventfd for the application's own epoll set.
   int fd() const { return xtcp_group_fd(gd_); }
 
-  Result<Connection> accept() const {
+  // A connection waiting for acceptance (not owned: see Conn).
+  Result<Conn> accept() const {
     const int cd = xtcp_accept(gd_);
-    return cd < 0 ? Result<Connection>(error_from(cd)) : Result<Connection>(Connection(gd_, cd));
+    return cd < 0 ? Result<Conn>(error_from(cd)) : Result<Conn>(Conn(gd_, cd));
   }
-  Result<Connection> connect(const sockaddr_in& to) const {
+  Result<Conn> connect(const sockaddr_in& to) const {
     const int cd = xtcp_connect(gd_, &to);
-    return cd < 0 ? Result<Connection>(error_from(cd)) : Result<Connection>(Connection(gd_, cd));
+    return cd < 0 ? Result<Conn>(error_from(cd)) : Result<Conn>(Conn(gd_, cd));
   }
-  // Bytes of one connection (round-robin); an error for a reset connection carries its cd
-  // in *cd_out when given.
-  Result<Received> recv(std::span<std::byte> buf, int* cd_out = nullptr) const {
+  // Bytes of one connection (round-robin). For a reset or timed-out connection the error
+  // is returned and its Conn is stored in *ended (when given): close it.
+  Result<Received> recv(std::span<std::byte> buf, Conn* ended = nullptr) const {
     int cd = 0;
-    const int rc = xtcp_recv(gd_, &cd, buf.data(), buf.size());
-    if (cd_out != nullptr) {
-      *cd_out = cd;
+    std::uint64_t user = 0;
+    const int rc = xtcp_recv_user(gd_, &cd, &user, buf.data(), buf.size());
+    if (ended != nullptr) {
+      *ended = rc < 0 && cd > 0 ? Conn(gd_, cd) : Conn{};
     }
     if (rc < 0) {
       return error_from(rc);
     }
-    return Received{cd, static_cast<std::size_t>(rc), rc == 0};
+    return Received{Conn(gd_, cd), static_cast<std::size_t>(rc), rc == 0, user};
+  }
+  // A connection whose refused send can go on now (xtcp_writable).
+  Result<Conn> writable() const {
+    const int cd = xtcp_writable(gd_);
+    return cd < 0 ? Result<Conn>(error_from(cd)) : Result<Conn>(Conn(gd_, cd));
   }
   Result<std::size_t> send(int cd, std::size_t ackd, std::span<const std::byte> answer) const {
     const int rc = xtcp_send(gd_, cd, ackd, answer.data(), answer.size());
@@ -303,6 +361,29 @@ inline Result<int> select(GroupSet& read, GroupSet& accept,
   }
   const int rc = xtcp_select(XTCP_SETSIZE, read.get(), accept.get(), timeout ? &tv : nullptr);
   return rc < 0 ? Result<int>(error_from(rc)) : Result<int>(rc);
+}
+
+// The explanation of the last failed call of this thread (xtcp_last_error).
+inline std::string last_error() { return xtcp_last_error(); }
+inline std::string_view version() { return xtcp_version(); }
+
+// Every counter of the stack, by name (xtcp_counters); empty before the stack runs.
+struct Counter {
+  std::string_view name;
+  std::uint64_t value;
+};
+inline std::vector<Counter> counters() {
+  const int n = xtcp_counters(nullptr, 0);
+  if (n <= 0) {
+    return {};
+  }
+  std::vector<xtcp_counter> raw(static_cast<std::size_t>(n));
+  const int got = xtcp_counters(raw.data(), raw.size());
+  std::vector<Counter> out;
+  for (int i = 0; i < got && i < n; ++i) {
+    out.push_back(Counter{raw[static_cast<std::size_t>(i)].name, raw[static_cast<std::size_t>(i)].value});
+  }
+  return out;
 }
 
 }  // namespace xtcp
