@@ -102,8 +102,16 @@ std::unique_ptr<TunLink> TunLink::open(const TunOptions& options, std::string* e
   }
   if (::ioctl(fd, TUNSETIFF, &ifr) < 0) {
     const int err = errno;
-    set_error(error, "TUNSETIFF '" + options.name + "'" +
-                         (options.multi_queue ? " (multi-queue)" : ""), err);
+    // The kernel answers EINVAL when a device of that name exists and is not a TUN device
+    // (or a TUN device made with other flags), EBUSY when another process has it open.
+    std::string why = "cannot open TUN device \"" + options.name + "\"" +
+                      (options.multi_queue ? " (multi-queue)" : "");
+    if (err == EINVAL && !options.name.empty() && get_interface_mtu(options.name, nullptr) > 0) {
+      why += ": a device of that name exists and is not a TUN device with these flags";
+    } else if (err == EBUSY) {
+      why += ": another process has it open";
+    }
+    set_error(error, why, err);
     ::close(fd);
     return fail(-err);
   }
