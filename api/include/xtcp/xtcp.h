@@ -1,4 +1,4 @@
-/* xtcp.h: the XTCP API (seed WO 02/091709, Figure 4) over the xtcp user-space TCP stack.
+/* xtcp.h: the XTCP API over the xtcp user-space TCP/IPv4 stack.
  *
  * A connection pool owns one shared receive buffer of buffer_pool_size bytes used by all its
  * connections; connection groups are bound to a port and all their connections share ONE
@@ -7,11 +7,12 @@
  * `ackd` argument of xtcp_send: the ACK rides on the answer.
  *
  * Every call returns a negative errno value on error (-EBADF, -EINVAL, -EAGAIN, -ENOMEM,
- * -ECONNRESET, ...); docs/api.md lists them per call. Threading: one pool set is driven by
- * one thread (xtcp_select); calls from other threads are not synchronized.
+ * -ECONNRESET, ...), listed with each call below; xtcp_last_error() explains the last
+ * failure in words. Threading: one runtime is driven by one thread (xtcp_select or
+ * xtcp_poll); calls from other threads are not synchronized.
  *
- * The Figure 4 calls act on the default pool made by xtcp_initialize; the xtcp_pool_*
- * variants take an explicit pool handle from xtcp_pool_create.
+ * The core calls (xtcp_initialize ... xtcp_select) act on the default pool made by
+ * xtcp_initialize; the xtcp_pool_* variants take an explicit pool from xtcp_pool_create.
  */
 #ifndef XTCP_XTCP_H
 #define XTCP_XTCP_H
@@ -72,7 +73,7 @@ struct xtcp_config {
  * Returns 0, -EINVAL (bad address or name), -EALREADY (already running). */
 int xtcp_configure(const struct xtcp_config* config);
 
-/* ---- Figure 4 ------------------------------------------------------------------------ */
+/* ---- the core calls ------------------------------------------------------------------ */
 
 /* Creates the default connection pool with a shared receive buffer of buffer_pool_size
  * bytes (opening the link on first use). 0 or -EALREADY, -EINVAL, -ENOMEM, -ENODEV. */
@@ -134,11 +135,17 @@ int XTCP_ISSET(int gd, const xtcp_set* set);
  * Returns the number of ready groups, 0 on timeout, or -EINVAL / -EBADF. */
 int xtcp_select(int n, xtcp_set* readgds, xtcp_set* acceptgds, struct timeval* timeout);
 
-/* ---- beyond Figure 4 ----------------------------------------------------------------- */
+/* ---- your own event loop ------------------------------------------------------------- */
 
-/* The group's pollable descriptor (an eventfd): readable while the group has data or
- * pending connections, so a group can sit in the application's own epoll set. Driving the
- * stack is still xtcp_select's (or xtcp_poll's) job. -EBADF. */
+/* The recipe: put xtcp_link_fd() and each group's xtcp_group_fd() in your epoll set; wait
+ * with epoll_wait(..., xtcp_next_timeout()); then, every turn, call xtcp_poll() (packets
+ * and due timers), and xtcp_accept / xtcp_recv on the groups. */
+
+/* The group's pollable descriptor (an eventfd): readable exactly while the group has data
+ * for xtcp_recv, connections to accept, or (once asked for) writable connections. The
+ * application may read its counter, as eventfd users do: every xtcp call that leaves the
+ * group ready makes it readable again. It only signals: driving the stack is still
+ * xtcp_select's or xtcp_poll's job. -EBADF. */
 int xtcp_group_fd(int gd);
 /* Drives the stack once without blocking (for applications that use their own epoll on
  * xtcp_link_fd and the group descriptors). Returns packets processed, or -EINVAL. */
