@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # run.sh: one entry point for setting up, building, testing and demonstrating xtcp on
 # Debian 12 (as root).  ./run.sh deps | build | test | demo
-# Build directories can be moved with XTCP_BUILD_DIR, XTCP_ASAN_DIR, XTCP_FUZZ_DIR.
+# Build directories can be moved with XTCP_BUILD_DIR, XTCP_RELEASE_DIR, XTCP_ASAN_DIR,
+# XTCP_FUZZ_DIR. Every configure here turns warnings into errors (-DXTCP_WERROR=ON).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 
 BUILD_DIR="${XTCP_BUILD_DIR:-$ROOT/build}"
+RELEASE_DIR="${XTCP_RELEASE_DIR:-$ROOT/build-release}"
 ASAN_DIR="${XTCP_ASAN_DIR:-$ROOT/build-asan}"
 FUZZ_DIR="${XTCP_FUZZ_DIR:-$ROOT/build-fuzz}"
 FUZZ_SECONDS="${XTCP_FUZZ_SECONDS:-60}"
@@ -32,11 +34,15 @@ usage: ./run.sh <command>
   deps    install the missing Debian packages (apt-get; needs root)
   build   configure and build build/ (RelWithDebInfo, tests on); programs in build/bin/
   test    deps + build + ctest + tools/check_install.sh (an outside C program built
-          against the installed package, run on a TUN, its capture checked), then an
-          ASan/UBSan build + ctest (build-asan/), then a bounded libFuzzer run of every
-          fuzz target (build-fuzz/, needs clang)
+          against the installed package, run on a TUN, its capture checked), then a
+          Release build (-O3, NDEBUG) + ctest (build-release/), then an ASan/UBSan
+          build + ctest (build-asan/), then a bounded libFuzzer run of every fuzz
+          target (build-fuzz/, needs clang)
   demo    deps + build + tools/demo.sh (echo and IM servers on a TUN in a namespace)
 
+Every build here treats compiler warnings as errors (-DXTCP_WERROR=ON; a plain cmake
+configure leaves it off). Build directories: XTCP_BUILD_DIR, XTCP_RELEASE_DIR,
+XTCP_ASAN_DIR, XTCP_FUZZ_DIR; fuzzing time per target: XTCP_FUZZ_SECONDS (60).
 Network tests and the demo need root: they create their own network namespaces.
 EOF
 }
@@ -84,7 +90,7 @@ cmd_build() {
   if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
     type=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
   fi
-  configure_and_build "$BUILD_DIR" "${type[@]}" -DXTCP_TESTS=ON
+  configure_and_build "$BUILD_DIR" "${type[@]}" -DXTCP_TESTS=ON -DXTCP_WERROR=ON
   echo "build: programs are in $BUILD_DIR/bin/"
 }
 
@@ -101,9 +107,21 @@ stage_check_install() {
   XTCP_BUILD_DIR="$BUILD_DIR" "$ROOT/tools/check_install.sh"
 }
 
+# The optimized build users get from a plain configure (-O3, NDEBUG: assert() compiled out),
+# with its own warnings (GCC finds more at -O3) and the whole test suite.
+stage_release() {
+  log "release: Release build in $RELEASE_DIR"
+  local start=$SECONDS
+  configure_and_build "$RELEASE_DIR" -DCMAKE_BUILD_TYPE=Release -DXTCP_WERROR=ON -DXTCP_TESTS=ON
+  local built=$SECONDS
+  run_ctest "$RELEASE_DIR"
+  log "release: build $((built - start)) s, ctest $((SECONDS - built)) s"
+}
+
 stage_sanitizers() {
   log "sanitizers: ASan + UBSan build in $ASAN_DIR"
-  configure_and_build "$ASAN_DIR" -DXTCP_SANITIZE=ON -DXTCP_BENCH=OFF -DXTCP_TESTS=ON
+  configure_and_build "$ASAN_DIR" -DXTCP_SANITIZE=ON -DXTCP_BENCH=OFF -DXTCP_TESTS=ON \
+    -DXTCP_WERROR=ON
   ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}" \
     UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
     run_ctest "$ASAN_DIR"
@@ -118,7 +136,7 @@ stage_fuzz() {
   # Only the fuzz targets: the rest of the tree (the shared C API library linked with
   # --no-undefined, the programs) is not meant to link against fuzzer-instrumented objects.
   CC=clang CXX=clang++ cmake -S "$ROOT" -B "$FUZZ_DIR" -DXTCP_FUZZ=ON -DXTCP_TESTS=OFF \
-    -DXTCP_BENCH=OFF
+    -DXTCP_BENCH=OFF -DXTCP_WERROR=ON
   local names=()
   local src
   for src in "$ROOT"/fuzz/fuzz_*.cc; do
@@ -162,6 +180,7 @@ cmd_test() {
   cmd_build
   run_ctest "$BUILD_DIR"
   stage_check_install
+  stage_release
   stage_sanitizers
   stage_fuzz
   log "test: all stages passed"
