@@ -1,6 +1,6 @@
 // PcapTap: a Link that wraps another Link and mirrors every packet sent through it and
 // received from it into a pcap file (LINKTYPE_RAW: bare IPv4, no link header), written
-// with libtins. Timestamps come from the injected Clock, so virtual-time tests give
+// with PcapWriter. Timestamps come from the injected Clock, so virtual-time tests give
 // deterministic captures. Bytes are recorded verbatim, malformed packets included.
 #pragma once
 
@@ -12,11 +12,7 @@
 
 #include "stack/core/clock.h"
 #include "stack/netif/link.h"
-
-namespace Tins {
-class PacketWriter;
-class RawPDU;
-}  // namespace Tins
+#include "stack/netif/pcap_writer.h"
 
 namespace xtcp {
 
@@ -32,7 +28,8 @@ struct PcapTapOptions {
 struct PcapTapCounters {
   std::uint64_t packets_recorded = 0;
   std::uint64_t bytes_recorded = 0;
-  // Zero-length packets: a pcap record cannot be written for them through libtins.
+  // Zero-length packets: not recorded (libtins, which wrote the files before PcapWriter,
+  // could not write them; the capture and these counts stay as they were).
   std::uint64_t packets_not_recorded = 0;
 };
 
@@ -48,7 +45,8 @@ class PcapTap final : public Link {
   }
 
   // Flushes and closes the file: the capture is complete only once the tap is destroyed
-  // (libtins's PacketWriter offers no flush; stdio buffers a few KiB).
+  // (records are not flushed one by one; stdio buffers a few KiB). Write errors (disk
+  // full) are not reported: the capture then ends at, or within, the record that failed.
   ~PcapTap() override;
   PcapTap(const PcapTap&) = delete;
   PcapTap& operator=(const PcapTap&) = delete;
@@ -66,7 +64,7 @@ class PcapTap final : public Link {
 
  private:
   PcapTap(Link& inner, const Clock& clock, std::string path, const PcapTapOptions& options,
-          TimeNs offset, std::unique_ptr<Tins::PacketWriter> writer);
+          TimeNs offset, std::unique_ptr<PcapWriter> writer);
   void record(std::span<const std::byte> packet);
 
   Link& inner_;
@@ -74,8 +72,7 @@ class PcapTap final : public Link {
   std::string path_;
   PcapTapOptions options_;
   TimeNs offset_;  // added to clock_.now() for the pcap timestamp
-  std::unique_ptr<Tins::PacketWriter> writer_;
-  std::unique_ptr<Tins::RawPDU> scratch_;  // reused for every record: its vector keeps capacity
+  std::unique_ptr<PcapWriter> writer_;
   PcapTapCounters counters_;
 };
 
