@@ -101,13 +101,13 @@ void Ipv4Layer::input(wire::ByteSpan packet) {
   }
   // A host, not a router: only datagrams for our address are accepted (RFC 1122 3.3.4.2,
   // "strong" model). This also drops broadcast and multicast, which we do not join.
-  if (ip->dst() != config_.local_addr) {
+  if (!is_local(ip->dst())) {
     ++stats_.drop_not_for_us;
     return;
   }
   // RFC 1122 3.2.1.3: silently discard datagrams with a source that is not a single remote
   // host. Our own address as source is a spoof (the "land" attack); Linux drops it too.
-  if (wire::is_martian_source(ip->src()) || ip->src() == config_.local_addr) {
+  if (wire::is_martian_source(ip->src()) || is_local(ip->src())) {
     ++stats_.drop_bad_source;
     return;
   }
@@ -143,7 +143,8 @@ void Ipv4Layer::deliver(const wire::Ipv4View& ip) {
   }
 }
 
-int Ipv4Layer::send_transport(std::uint32_t dst, std::uint8_t protocol, std::size_t len, std::uint8_t tos) {
+int Ipv4Layer::send_transport(std::uint32_t src, std::uint32_t dst, std::uint8_t protocol, std::size_t len,
+                              std::uint8_t tos) {
   const std::size_t total = wire::kIpv4HeaderMin + len;
   if (total > transport_tx_.size()) {
     ++stats_.drop_out_invalid;
@@ -155,7 +156,7 @@ int Ipv4Layer::send_transport(std::uint32_t dst, std::uint8_t protocol, std::siz
   f.id = next_id();
   f.ttl = config_.default_ttl;
   f.protocol = protocol;
-  f.src = config_.local_addr;
+  f.src = src;
   f.dst = dst;
   wire::emit_ipv4_header(transport_tx_.data(), f);
   return send(wire::ByteSpan(transport_tx_.data(), total));
@@ -234,7 +235,7 @@ void Ipv4Layer::echo_reply(const wire::Ipv4View& ip, const wire::IcmpView& icmp)
   f.dont_fragment = false;
   f.ttl = config_.default_ttl;
   f.protocol = wire::kProtoIcmp;
-  f.src = config_.local_addr;
+  f.src = ip.dst();  // the address that was pinged
   f.dst = ip.src();
   wire::emit_ipv4_header(tx_.data(), f);
   if (send(wire::ByteSpan(tx_.data(), f.total_length)) >= 0) {
@@ -255,7 +256,7 @@ void Ipv4Layer::icmp_error_received(const wire::Ipv4View& ip, const wire::IcmpVi
   const auto quote = wire::parse_icmp_quote(icmp.payload());
   // Only errors about TCP segments we sent interest the upper layer; the quote must start
   // at the transport header for the ports and sequence number to mean anything.
-  if (!quote || quote->protocol != wire::kProtoTcp || quote->src != config_.local_addr ||
+  if (!quote || quote->protocol != wire::kProtoTcp || !is_local(quote->src) ||
       quote->fragment_offset != 0 || upper_ == nullptr) {
     ++stats_.icmp_errors_ignored;
     return;
@@ -304,7 +305,7 @@ bool Ipv4Layer::send_icmp_error(std::uint8_t type, std::uint8_t code, wire::Byte
   // broadcast/multicast address (input() accepts only local_addr), a non-initial fragment
   // (callers pass complete datagrams or the offset-0 fragment), or a datagram whose source
   // is not a single host.
-  if (wire::is_martian_source(original_src) || original_src == config_.local_addr) {
+  if (wire::is_martian_source(original_src) || is_local(original_src)) {
     return false;
   }
   if (original.size() < wire::kIpv4HeaderMin) {
@@ -337,7 +338,9 @@ bool Ipv4Layer::send_icmp_error(std::uint8_t type, std::uint8_t code, wire::Byte
   f.dont_fragment = false;
   f.ttl = config_.default_ttl;
   f.protocol = wire::kProtoIcmp;
-  f.src = config_.local_addr;
+  // From the address the original was sent to (input() accepted it as one of ours).
+  const std::uint32_t original_dst = wire::load_be32(original.data() + 16);
+  f.src = is_local(original_dst) ? original_dst : config_.local_addr;
   f.dst = original_src;
   wire::emit_ipv4_header(tx_.data(), f);
   if (send(wire::ByteSpan(tx_.data(), f.total_length)) < 0) {

@@ -50,7 +50,10 @@ class IpUpperLayer {  // implemented by the TCP layer
 };
 
 struct IpConfig {
-  std::uint32_t local_addr = 0;  // host order; the only address we accept packets for
+  std::uint32_t local_addr = 0;  // host order; the first (usually only) address we own
+  // The stack owns local_addr .. local_addr + local_addr_count - 1: a load generator's
+  // clients come from a whole range of addresses on one stack.
+  std::uint32_t local_addr_count = 1;
   std::uint8_t default_ttl = 64;  // RFC 1700 / RFC 1122 3.2.1.7 recommended value
   std::uint16_t first_id = 1;     // first value of next_id()
 
@@ -80,7 +83,7 @@ struct IpConfig {
   X(drop_bad_total_len)                                                                   \
   X(drop_bad_checksum)                                                                    \
   X(drop_bad_options)                                                                     \
-  X(drop_not_for_us)        /* destination is not local_addr */                          \
+  X(drop_not_for_us)        /* destination is not one of our addresses */                \
   X(drop_bad_source)        /* martian: 0/8, loopback, multicast, 240/4, ourselves */     \
   X(drop_unknown_protocol)  /* answered with protocol unreachable when allowed */         \
   X(drop_udp)               /* no UDP service: answered with port unreachable */          \
@@ -148,7 +151,9 @@ class Ipv4Layer {
     return wire::MutableByteSpan(transport_tx_.data() + wire::kIpv4HeaderMin,
                                  transport_tx_.size() - wire::kIpv4HeaderMin);
   }
-  int send_transport(std::uint32_t dst, std::uint8_t protocol, std::size_t len, std::uint8_t tos = 0);
+  // src: one of our addresses (is_local).
+  int send_transport(std::uint32_t src, std::uint32_t dst, std::uint8_t protocol, std::size_t len,
+                     std::uint8_t tos = 0);
 
   // IP identification for outgoing packets. xtcp sends only atomic datagrams (DF set, never
   // fragmented), for which RFC 6864 section 4.1 gives the ID no meaning; a counter suffices.
@@ -161,6 +166,7 @@ class Ipv4Layer {
 
   const IpStats& stats() const { return stats_; }
   std::uint32_t local_addr() const { return config_.local_addr; }
+  bool is_local(std::uint32_t addr) const { return addr - config_.local_addr < config_.local_addr_count; }
   const IpConfig& config() const { return config_; }
   // Datagrams currently being reassembled and the bytes charged for them.
   std::size_t reassembly_datagrams() const { return reassembly_.size(); }

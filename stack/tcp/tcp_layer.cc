@@ -365,12 +365,13 @@ std::int64_t TcpLayer::accept(std::uint16_t port) {
   return -EAGAIN;
 }
 
-std::uint16_t TcpLayer::ephemeral_port(std::uint32_t remote_addr, std::uint16_t remote_port) {
+std::uint16_t TcpLayer::ephemeral_port(std::uint32_t local_addr, std::uint32_t remote_addr,
+                                       std::uint16_t remote_port) {
   const std::uint32_t span = config_.ephemeral_port_max - config_.ephemeral_port_min + 1;
   for (std::uint32_t i = 0; i < span; ++i) {
     next_ephemeral_ = static_cast<std::uint16_t>((next_ephemeral_ + 1) % span);
     const auto port = static_cast<std::uint16_t>(config_.ephemeral_port_min + next_ephemeral_);
-    FlowKey k{ip_.local_addr(), remote_addr, port, remote_port};
+    FlowKey k{local_addr, remote_addr, port, remote_port};
     if (!flows_.find(k) && time_wait_.find(k) == nullptr && listeners_.count(port) == 0) {
       return port;
     }
@@ -379,17 +380,22 @@ std::uint16_t TcpLayer::ephemeral_port(std::uint32_t remote_addr, std::uint16_t 
 }
 
 std::int64_t TcpLayer::connect(std::uint32_t remote_addr, std::uint16_t remote_port,
-                               std::uint16_t local_port) {
+                               std::uint16_t local_port, std::uint32_t local_addr) {
   if (remote_port == 0 || remote_addr == 0) {
     return -EINVAL;
   }
+  if (local_addr == 0) {
+    local_addr = ip_.local_addr();
+  } else if (!ip_.is_local(local_addr)) {
+    return -EADDRNOTAVAIL;
+  }
   if (local_port == 0) {
-    local_port = ephemeral_port(remote_addr, remote_port);
+    local_port = ephemeral_port(local_addr, remote_addr, remote_port);
     if (local_port == 0) {
       return -EADDRNOTAVAIL;
     }
   }
-  FlowKey key{ip_.local_addr(), remote_addr, local_port, remote_port};
+  FlowKey key{local_addr, remote_addr, local_port, remote_port};
   if (flows_.find(key)) {
     return -EADDRINUSE;
   }

@@ -147,8 +147,10 @@ class TcpLayer final : public IpUpperLayer {
   int unlisten(std::uint16_t port);
   // A connection from the accept queue of port, or -EAGAIN.
   std::int64_t accept(std::uint16_t port);
+  // local_addr 0: the IP layer's first address; else one of its addresses (a load
+  // generator spreads its clients over a range).
   std::int64_t connect(std::uint32_t remote_addr, std::uint16_t remote_port,
-                       std::uint16_t local_port = 0);
+                       std::uint16_t local_port = 0, std::uint32_t local_addr = 0);
   // Queues bytes; returns how many were taken (0 when the TxStore is full), or -errno.
   // With application-controlled ACKs the segment also ACKs what the application released.
   std::int64_t send(ConnId conn, wire::ByteSpan data);
@@ -225,7 +227,7 @@ class TcpLayer final : public IpUpperLayer {
   TimeNs tick_time(Tick t) const;
   std::uint32_t ts_now(const Tcb& tcb) const;
   void init_tcb(Tcb& tcb, const FlowKey& key);
-  std::uint16_t ephemeral_port(std::uint32_t remote_addr, std::uint16_t remote_port);
+  std::uint16_t ephemeral_port(std::uint32_t local_addr, std::uint32_t remote_addr, std::uint16_t remote_port);
 
   // tcp_input.cc: RFC 9293 section 3.10.7.
   void closed_input(const Segment& seg);

@@ -24,7 +24,7 @@ void TcpLayer::transmit(const FlowKey& key, const wire::TcpFields& f, const wire
   }
   wire::fill_tcp_checksum(wire::MutableByteSpan(tcp, hdr + len), key.local_addr, key.remote_addr);
   ++stats_.segs_out;
-  ip_.send_transport(key.remote_addr, wire::kProtoTcp, hdr + len);
+  ip_.send_transport(key.local_addr, key.remote_addr, wire::kProtoTcp, hdr + len);
 }
 
 std::uint32_t TcpLayer::receive_window(ConnId conn, const Tcb& tcb) const {
