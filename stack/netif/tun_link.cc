@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/route.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -116,6 +117,12 @@ std::unique_ptr<TunLink> TunLink::open(const TunOptions& options, std::string* e
     return fail(-err);
   }
   std::string name(ifr.ifr_name, ::strnlen(ifr.ifr_name, IFNAMSIZ));
+  if (options.tx_queue_len != 0) {
+    if (int rc = set_interface_tx_queue_len(name, options.tx_queue_len, error); rc < 0) {
+      ::close(fd);
+      return fail(rc);
+    }
+  }
 
   int mtu = 0;
   if (options.mtu != 0) {
@@ -262,6 +269,79 @@ int configure_kernel_side(const std::string& ifname, std::uint32_t addr_host_ord
   }
   ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
   return ioctl_checked(sock.fd(), SIOCSIFFLAGS, ifr, "SIOCSIFFLAGS", error);
+}
+
+int set_interface_up(const std::string& ifname, std::string* error) {
+  ifreq ifr{};
+  if (int rc = set_ifname(ifr, ifname, error); rc < 0) {
+    return rc;
+  }
+  IoctlSocket sock;
+  if (sock.fd() < 0) {
+    const int err = errno;
+    set_error(error, "socket(AF_INET) for interface ioctls", err);
+    return -err;
+  }
+  if (int rc = ioctl_checked(sock.fd(), SIOCGIFFLAGS, ifr, "SIOCGIFFLAGS", error); rc < 0) {
+    return rc;
+  }
+  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+  return ioctl_checked(sock.fd(), SIOCSIFFLAGS, ifr, "SIOCSIFFLAGS", error);
+}
+
+int set_interface_tx_queue_len(const std::string& ifname, std::uint32_t packets, std::string* error) {
+  ifreq ifr{};
+  if (int rc = set_ifname(ifr, ifname, error); rc < 0) {
+    return rc;
+  }
+  if (packets == 0 || packets > INT32_MAX) {
+    set_error(error, "transmit queue length " + std::to_string(packets), EINVAL);
+    return -EINVAL;
+  }
+  IoctlSocket sock;
+  if (sock.fd() < 0) {
+    const int err = errno;
+    set_error(error, "socket(AF_INET) for interface ioctls", err);
+    return -err;
+  }
+  ifr.ifr_qlen = static_cast<int>(packets);
+  return ioctl_checked(sock.fd(), SIOCSIFTXQLEN, ifr, "SIOCSIFTXQLEN", error);
+}
+
+int add_device_route(const std::string& ifname, std::uint32_t net_host_order, int prefix_len,
+                     std::string* error) {
+  if (prefix_len < 0 || prefix_len > 32) {
+    set_error(error, "prefix length " + std::to_string(prefix_len) + " outside 0..32", EINVAL);
+    return -EINVAL;
+  }
+  if (ifname.empty() || ifname.size() >= IFNAMSIZ) {
+    set_error(error, "interface name \"" + ifname + "\"", EINVAL);
+    return -EINVAL;
+  }
+  IoctlSocket sock;
+  if (sock.fd() < 0) {
+    const int err = errno;
+    set_error(error, "socket(AF_INET) for route ioctls", err);
+    return -err;
+  }
+  const std::uint32_t mask = prefix_len == 0 ? 0u : ~std::uint32_t{0} << (32 - prefix_len);
+  rtentry rt{};
+  set_sockaddr_in(rt.rt_dst, net_host_order & mask);
+  set_sockaddr_in(rt.rt_genmask, mask);
+  set_sockaddr_in(rt.rt_gateway, 0);
+  rt.rt_flags = RTF_UP;
+  char dev[IFNAMSIZ] = {};
+  std::memcpy(dev, ifname.data(), ifname.size());
+  rt.rt_dev = dev;
+  if (::ioctl(sock.fd(), SIOCADDRT, &rt) < 0) {
+    const int err = errno;
+    if (err == EEXIST) {
+      return 0;
+    }
+    set_error(error, "SIOCADDRT to " + ifname, err);
+    return -err;
+  }
+  return 0;
 }
 
 }  // namespace xtcp

@@ -23,6 +23,9 @@ struct TunOptions {
   bool multi_queue = false;
   // Set on the device with SIOCSIFMTU when non-zero; 0 keeps the device's current MTU.
   std::size_t mtu = 1500;
+  // The device's transmit queue (packets the kernel holds for us before dropping), set
+  // with SIOCSIFTXQLEN when non-zero; 0 keeps the kernel's default (500).
+  std::uint32_t tx_queue_len = 0;
 };
 
 struct TunCounters {
@@ -92,5 +95,21 @@ int set_interface_mtu(const std::string& ifname, std::size_t mtu, std::string* e
 
 // Reads an interface's MTU (SIOCGIFMTU). Returns the MTU, or a negative errno.
 int get_interface_mtu(const std::string& ifname, std::string* error);
+
+// Brings an interface up (IFF_UP) without giving it an address, in the calling thread's
+// network namespace. Returns 0, or a negative errno with a message in *error.
+int set_interface_up(const std::string& ifname, std::string* error);
+
+// Sets the length of an interface's transmit queue (SIOCSIFTXQLEN): for a TUN device, the
+// packets the kernel may hold for the reader before it drops (default 500, too few for a
+// burst from many clients). Returns 0, or a negative errno with a message in *error.
+int set_interface_tx_queue_len(const std::string& ifname, std::uint32_t packets, std::string* error);
+
+// Adds a route to net/prefix_len through the interface (SIOCADDRT, no gateway), in the
+// calling thread's namespace: how the kernel learns that a load generator's address range
+// lies behind its TUN device. An existing identical route is not an error. Returns 0, or a
+// negative errno with a message in *error.
+int add_device_route(const std::string& ifname, std::uint32_t net_host_order, int prefix_len,
+                     std::string* error);
 
 }  // namespace xtcp

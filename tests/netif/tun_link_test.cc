@@ -286,6 +286,30 @@ TEST_F(TunLinkTest, MtuIsSetOnTheDevice) {
   kept.reset();
 }
 
+// The transmit queue length and a device route, as the load generator sets them up: the
+// kernel then holds up to that many packets for the reader, and sends a whole address
+// range into the device.
+TEST_F(TunLinkTest, TransmitQueueLengthAndDeviceRoute) {
+  std::unique_ptr<TunLink> kept;
+  ns_->run_in_thread([&] {
+    std::string error;
+    kept = TunLink::open(TunOptions{.name = "xtcpl0", .mtu = 1500, .tx_queue_len = 12000}, &error);
+    ASSERT_NE(kept, nullptr) << error;
+    ASSERT_EQ(set_interface_up("xtcpl0", &error), 0) << error;
+    ASSERT_EQ(add_device_route("xtcpl0", 0xC6128000, 17, &error), 0) << error;
+    EXPECT_EQ(add_device_route("xtcpl0", 0xC6128000, 17, &error), 0) << "an existing route is fine";
+    EXPECT_EQ(add_device_route("nosuchdev", 0xC6120000, 24, &error), -ENODEV);
+    EXPECT_NE(error.find("nosuchdev"), std::string::npos) << error;
+    EXPECT_EQ(set_interface_tx_queue_len("xtcpl0", 0, &error), -EINVAL);
+  });
+  ASSERT_NE(kept, nullptr);
+  const CommandResult link = ns_->run("ip link show dev xtcpl0");
+  EXPECT_NE(link.output.find("qlen 12000"), std::string::npos) << link.output;
+  const CommandResult route = ns_->run("ip -4 route show dev xtcpl0");
+  EXPECT_NE(route.output.find("198.18.128.0/17"), std::string::npos) << route.output;
+  kept.reset();
+}
+
 TEST_F(TunLinkTest, MultiQueueAttachesQueuesByName) {
   ns_->run_in_thread([] {
     std::string error;
