@@ -16,8 +16,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
-#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -29,6 +29,7 @@
 #include "netpdu/io.h"
 #include "netpdu/split_aggregator.h"
 #include "netpdu/split_deaggregator.h"
+#include "tools/cli/cli.h"
 
 namespace {
 
@@ -390,60 +391,51 @@ Result run(Mode mode, bool tcp, const Options& o, std::size_t size) {
   return r;
 }
 
-int usage(const std::string& what) {
-  std::fprintf(stderr,
-               "bench_netpdu: %s\n"
-               "usage: bench_netpdu [--messages N] [--sizes A,B,..] [--sessions N] [--latency-us N]\n",
-               what.c_str());
-  return 2;
-}
-
-bool parse_u64(const std::string& s, std::uint64_t lo, std::uint64_t hi, std::uint64_t* out) {
-  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && p == s.data() + s.size() && *out >= lo && *out <= hi;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
+  namespace cli = xtcp::cli;
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (i + 1 >= argc) {
-      return usage(a == "--help" ? "help" : "'" + a + "' needs a value or is unknown");
-    }
-    const std::string v = argv[++i];
-    std::uint64_t x = 0;
-    if (a == "--messages") {
-      if (!parse_u64(v, 1, 1'000'000'000, &x)) {
-        return usage("--messages: '" + v + "' is not a number in [1, 10^9]");
-      }
-      o.messages = x;
-    } else if (a == "--sessions") {
-      if (!parse_u64(v, 1, 10'000'000, &x)) {
-        return usage("--sessions: '" + v + "' is not a number in [1, 10^7]");
-      }
-      o.sessions = static_cast<std::size_t>(x);
-    } else if (a == "--latency-us") {
-      if (!parse_u64(v, 0, 1'000'000, &x)) {
-        return usage("--latency-us: '" + v + "' is not a number in [0, 10^6]");
-      }
-      o.latency_us = static_cast<std::uint32_t>(x);
-    } else if (a == "--sizes") {
-      o.sizes.clear();
-      std::size_t at = 0;
-      while (at <= v.size()) {
-        const std::size_t comma = std::min(v.find(',', at), v.size());
-        if (!parse_u64(v.substr(at, comma - at), 0, 65536, &x)) {
-          return usage("--sizes: '" + v + "' is not a list of sizes in [0, 65536]");
-        }
-        o.sizes.push_back(static_cast<std::size_t>(x));
-        at = comma + 1;
-      }
-    } else {
-      return usage("unknown argument '" + a + "'");
-    }
+  std::uint64_t messages = o.messages;
+  std::uint64_t sessions = o.sessions;
+  cli::Micros latency(o.latency_us);
+  std::string sizes_shown;
+  for (const std::size_t size : o.sizes) {
+    sizes_shown += (sizes_shown.empty() ? "" : ",") + std::to_string(size);
   }
+  cli::Flags flags("bench_netpdu", "[OPTION]...",
+                   "NetPDU aggregation against one send per message, side by side, over a socketpair and "
+                   "over loopback TCP (127.0.0.1 of the namespace it runs in): a sender thread pushes the "
+                   "messages of many sessions, a receiver thread takes them. Reports messages/s, system "
+                   "calls per message on each side, wire and header bytes per message and, on TCP, the "
+                   "data segments per message.");
+  flags.number("--messages", "N", "messages per table row", &messages, 1, 1'000'000'000);
+  flags.custom("--sizes", "SIZE,SIZE,...", "payload sizes, one table row per size and mode (0 to 64K each)",
+               sizes_shown, [&](const std::string& v) {
+                 std::vector<std::size_t> sizes;
+                 std::size_t at = 0;
+                 while (at <= v.size()) {
+                   const std::size_t comma = std::min(v.find(',', at), v.size());
+                   std::string why;
+                   const auto n = cli::parse_size(v.substr(at, comma - at), 1, &why);
+                   if (!n || *n > 65536) {
+                     return "'" + v + "' is not a list of sizes from 0 to 64K" + (n ? std::string() : ": " + why);
+                   }
+                   sizes.push_back(static_cast<std::size_t>(*n));
+                   at = comma + 1;
+                 }
+                 o.sizes = sizes;
+                 return std::string();
+               });
+  flags.number("--sessions", "N", "sessions the messages are spread over", &sessions, 1, 10'000'000);
+  flags.duration("--latency-us", "the aggregators' latency bound; a plain number is microseconds", &latency,
+                 cli::Micros(0), std::chrono::seconds(1), cli::Micros(1));
+  flags.epilog("Exit status: 0 every message arrived, 1 a row lost or corrupted messages (marked FAILED), "
+               "2 a bad, unknown or missing flag.\n");
+  flags.parse(argc, argv);
+  o.messages = messages;
+  o.sessions = static_cast<std::size_t>(sessions);
+  o.latency_us = static_cast<std::uint32_t>(latency.count());
   std::printf("bench_netpdu: %llu messages per row, %zu sessions, latency bound %u us, 2 threads "
               "(sender, receiver)\n\n",
               static_cast<unsigned long long>(o.messages), o.sessions, o.latency_us);

@@ -1,6 +1,8 @@
 // Single-connection bulk transfer through a TUN device: xtcp against the kernel's own TCP,
 // side by side in one run. Needs root; everything happens inside network namespaces this
-// program creates (198.18.0.0/15) and deletes on exit, SIGINT and SIGTERM included.
+// program creates (198.18.0.0/15) and deletes on every way out: normal end, failure, and
+// SIGINT, SIGTERM, SIGHUP or SIGPIPE (their handlers only set a flag; the run stops, the
+// namespaces are deleted, and the exit status is 128 + the signal's number).
 //
 //   (A) xtcp:   kernel client [ns X] -> TUN xtb0 -> this process: xtcp stack (discard :9,
 //               source :19 on the engine API, one thread)
@@ -14,10 +16,11 @@
 // service for N bytes and reads to EOF. Reported: MB/s (10^6 bytes/s), CPU per MB of the whole
 // process (getrusage) and of each thread (/proc/self/task), retransmissions on both ends.
 //
-//   bench_tun_bulk [--size MiB] [--repeat N] [--xtcp-buf KiB] [--only xtcp|kernel]
+//   bench_tun_bulk [--size SIZE] [--repeat N] [--xtcp-buf SIZE] [--only xtcp|kernel]
 //                  [--no-warmup] [--stats] [--txqueuelen N]
-//   --txqueuelen N sets the queue of every TUN device (kernel default 500); drops there show
-//   up as retransmissions.
+//   --size: a plain number is MiB, --xtcp-buf: a plain number is KiB (their units before
+//   sizes took suffixes). --txqueuelen N sets the queue of every TUN device (kernel default
+//   500); drops there show up as retransmissions. --help lists every flag.
 #include <arpa/inet.h>
 #include <endian.h>
 #include <fcntl.h>
@@ -49,6 +52,7 @@
 #include "stack/stack.h"
 #include "stack/wire/ipv4.h"
 #include "tests/support/netns.h"
+#include "tools/cli/cli.h"
 
 namespace xtcp::bench {
 namespace {
@@ -64,9 +68,10 @@ constexpr const char* kXtcpStackIp = "198.18.0.2";
 constexpr const char* kClientIpB = "198.18.1.1";
 constexpr const char* kServerIpB = "198.18.1.2";
 
-std::atomic<bool> g_interrupted{false};
+namespace cli = xtcp::cli;
 
-void on_signal(int) { g_interrupted.store(true); }
+// A stop signal came (SIGINT, SIGTERM, SIGHUP, SIGPIPE): every loop ends, the namespaces go.
+bool interrupted() { return cli::stop_requested(); }
 
 std::uint32_t ip_of(const char* s) {
   std::uint32_t v = 0;
@@ -618,7 +623,7 @@ ClientResult run_client(const char* server_ip, Direction dir, std::uint64_t byte
   sa.sin_port = htons(dir == Direction::kUpload ? kDiscardPort : kSourcePort);
   inet_pton(AF_INET, server_ip, &sa.sin_addr);
   bool connected = false;
-  while (!connected && Clock::now() < deadline && !g_interrupted.load()) {
+  while (!connected && Clock::now() < deadline && !interrupted()) {
     if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 || errno == EISCONN) {
       connected = true;
     } else if (errno != EINPROGRESS && errno != EALREADY && errno != EINTR && errno != EAGAIN) {
@@ -632,7 +637,7 @@ ClientResult run_client(const char* server_ip, Direction dir, std::uint64_t byte
     buf[i] = static_cast<char>(i * 17 + 3);
   }
   std::uint64_t done = 0;
-  auto alive = [&] { return Clock::now() < deadline && !g_interrupted.load(); };
+  auto alive = [&] { return Clock::now() < deadline && !interrupted(); };
   if (dir == Direction::kUpload) {
     while (connected && done < bytes && alive()) {
       const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(bytes - done, buf.size()));
@@ -680,7 +685,7 @@ ClientResult run_client(const char* server_ip, Direction dir, std::uint64_t byte
       r.error = "received " + std::to_string(done) + " of " + std::to_string(bytes) + " bytes";
     }
   }
-  if (g_interrupted.load()) {
+  if (interrupted()) {
     r.error = "interrupted";
   } else if (Clock::now() >= deadline) {
     r.error = "timed out (" + r.error + ")";
@@ -780,9 +785,9 @@ double med(const Series& s, F f) {
   return median(v);
 }
 
-void print_table(const std::vector<Series>& all, std::uint64_t mib, int repeat) {
-  std::printf("\n## Bulk transfer over TUN, %llu MiB per transfer, median of %d run(s)\n\n",
-              static_cast<unsigned long long>(mib), repeat);
+void print_table(const std::vector<Series>& all, std::uint64_t bytes, int repeat) {
+  std::printf("\n## Bulk transfer over TUN, %s bytes per transfer, median of %d run(s)\n\n",
+              cli::format_size(bytes).c_str(), repeat);
   std::printf("| path | direction | MB/s | min-max MB/s | process CPU ms/MB | middle thread user+sys ms/MB | kernel server thread ms/MB | client thread ms/MB | retrans client/server | TUN queue drops |\n");
   std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const Series& s : all) {
@@ -815,67 +820,58 @@ void print_table(const std::vector<Series>& all, std::uint64_t mib, int repeat) 
               "writes into a TUN.\n");
 }
 
-int usage(const char* argv0) {
-  std::fprintf(stderr,
-               "usage: %s [--size MiB] [--repeat N] [--xtcp-buf KiB] [--only xtcp|kernel] "
-               "[--no-warmup] [--stats] [--txqueuelen N]\n",
-               argv0);
-  return 2;
-}
-
 int run(int argc, char** argv) {
-  std::uint64_t mib = 256;
-  int repeat = 3;
-  std::size_t buf_kib = 2048;
+  std::uint64_t bytes = 256ull << 20;
+  std::uint64_t repeat = 3;
+  std::uint64_t buf_bytes = 2048ull << 10;
   std::string only;
-  bool warmup = true;
+  bool no_warmup = false;
   bool stats = false;
-  int qlen = 0;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    const bool has_value = i + 1 < argc;
-    if (a == "--size" && has_value) {
-      mib = std::strtoull(argv[++i], nullptr, 10);
-    } else if (a == "--repeat" && has_value) {
-      repeat = std::atoi(argv[++i]);
-    } else if (a == "--xtcp-buf" && has_value) {
-      buf_kib = std::strtoull(argv[++i], nullptr, 10);
-    } else if (a == "--only" && has_value) {
-      only = argv[++i];
-    } else if (a == "--no-warmup") {
-      warmup = false;
-    } else if (a == "--txqueuelen" && has_value) {
-      qlen = std::atoi(argv[++i]);
-    } else if (a == "--stats") {
-      stats = true;
-    } else {
-      return usage(argv[0]);
+  std::uint64_t qlen = 0;
+  cli::Flags flags("bench_tun_bulk", "[OPTION]...",
+                   "Bulk transfer over a TUN device, one connection at a time: a kernel client uploads to a "
+                   "discard service and downloads from a source service, (A) served by the xtcp stack in "
+                   "this process, (B) served by the kernel's own TCP behind a second TUN device, with this "
+                   "process copying packets between the two. Reports MB/s, CPU per MB and retransmissions. "
+                   "Needs root: it creates its own network namespaces (198.18.0.0/15) and deletes them on "
+                   "every way out.");
+  flags.size("--size", "bytes per transfer; a plain number is MiB", &bytes, 64 * 1024, 16ull << 30, 1ull << 20);
+  flags.number("--repeat", "N", "measured runs of each path and direction (the median is reported)", &repeat, 1, 100);
+  flags.size("--xtcp-buf", "the xtcp stack's receive and transmit buffers; a plain number is KiB", &buf_bytes,
+             16 * 1024, 64ull << 20, 1024);
+  flags.custom("--only", "xtcp|kernel", "measure one path only", "both", [&](const std::string& v) {
+    if (v != "xtcp" && v != "kernel") {
+      return "'" + v + "' is neither xtcp nor kernel";
     }
-  }
-  if (mib == 0 || mib > 16384 || repeat < 1 || repeat > 100 || buf_kib < 16 || buf_kib > 65536 ||
-      (!only.empty() && only != "xtcp" && only != "kernel")) {
-    return usage(argv[0]);
-  }
+    only = v;
+    return std::string();
+  });
+  flags.toggle("--no-warmup", "skip the 16 MiB warm-up transfer of each path and direction", &no_warmup);
+  flags.toggle("--stats", "print the xtcp stack's counters at the end", &stats);
+  flags.number("--txqueuelen", "N", "the queue length of every TUN device; 0: the kernel's (500)", &qlen, 0, 1000000);
+  flags.epilog("Signals: SIGINT, SIGTERM, SIGHUP and SIGPIPE stop the run; the namespaces are deleted, the "
+               "results so far printed, and the exit status is 128 + the signal's number.\n");
+  flags.epilog("Exit status: 0 every transfer completed, 1 a transfer or the set-up failed (or not root), "
+               "2 a bad, unknown or missing flag, 128+N stopped by signal N.\n");
+  flags.parse(argc, argv);
+  const bool warmup = !no_warmup;
   if (::geteuid() != 0) {
     std::fprintf(stderr, "bench_tun_bulk must run as root (it creates network namespaces and TUN devices)\n");
-    return 2;
+    return cli::kExitFailure;
   }
   if (auto why = netns_unavailable_reason()) {
     std::fprintf(stderr, "bench_tun_bulk cannot run here: %s\n", why->c_str());
-    return 2;
+    return cli::kExitFailure;
   }
-  struct sigaction sa{};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
+  // Installed before the first namespace exists: from here on every way out deletes them.
+  cli::on_stop_signals({SIGINT, SIGTERM, SIGHUP, SIGPIPE});
 
   const bool want_xtcp = only.empty() || only == "xtcp";
   const bool want_kernel = only.empty() || only == "kernel";
   std::string error;
   XtcpPath xp;
   KernelPath kp;
-  if (want_xtcp && !xp.start(buf_kib * 1024, stats, &error)) {
+  if (want_xtcp && !xp.start(buf_bytes, stats, &error)) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return 1;
   }
@@ -891,8 +887,8 @@ int run(int argc, char** argv) {
   Hooks hk{want_kernel ? &kp.client_ns() : nullptr, kServerIpB, [&] { return kp.forwarder_cpu(); },
            [&] { return kp.server_cpu(); }, [&] { return kp.server_retrans(); },
            [&] { return kp.tun_drops(); }, [&] { return kp.queue_drops(); }};
-  if (qlen > 0 && ((want_xtcp && !xp.set_qlen(qlen, &error)) ||
-                   (want_kernel && !kp.set_qlen(qlen, &error)))) {
+  if (qlen > 0 && ((want_xtcp && !xp.set_qlen(static_cast<int>(qlen), &error)) ||
+                   (want_kernel && !kp.set_qlen(static_cast<int>(qlen), &error)))) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return 1;
   }
@@ -906,9 +902,8 @@ int run(int argc, char** argv) {
       all.push_back(Series{"kernel", d, {}});
     }
   }
-  const std::uint64_t bytes = mib << 20;
-  std::printf("# bench_tun_bulk: %llu MiB per transfer, %d run(s), xtcp buffers %zu KiB\n",
-              static_cast<unsigned long long>(mib), repeat, buf_kib);
+  std::printf("# bench_tun_bulk: %s bytes per transfer, %d run(s), xtcp buffers %s bytes\n",
+              cli::format_size(bytes).c_str(), static_cast<int>(repeat), cli::format_size(buf_bytes).c_str());
   auto loadavg = [] {
     char buf[128] = "?";
     if (std::FILE* f = std::fopen("/proc/loadavg", "r")) {
@@ -925,6 +920,7 @@ int run(int argc, char** argv) {
   };
   std::printf("load average at start: %s; TUN txqueuelen: %s\n", loadavg().c_str(),
               qlen > 0 ? std::to_string(qlen).c_str() : "kernel default");
+  std::fflush(stdout);
   int rc = 0;
   if (warmup) {
     for (Series& s : all) {
@@ -938,7 +934,7 @@ int run(int argc, char** argv) {
       }
     }
   }
-  for (int r = 0; r < repeat && rc == 0 && !g_interrupted.load(); ++r) {
+  for (int r = 0; r < static_cast<int>(repeat) && rc == 0 && !interrupted(); ++r) {
     for (Series& s : all) {
       Sample x;
       if (!measure(s.path == "xtcp" ? hx : hk, s.dir, bytes, &x, &error)) {
@@ -953,16 +949,16 @@ int run(int argc, char** argv) {
                   static_cast<unsigned long long>(x.retrans_server));
       std::fflush(stdout);
       s.samples.push_back(x);
-      if (g_interrupted.load()) {
+      if (interrupted()) {
         break;
       }
     }
   }
-  if (g_interrupted.load()) {
-    std::fprintf(stderr, "interrupted: cleaning up\n");
-    rc = 130;
+  if (interrupted()) {
+    std::fprintf(stderr, "bench_tun_bulk: stopped by signal %d: deleting the namespaces\n", cli::stop_signal());
+    rc = 128 + cli::stop_signal();
   }
-  print_table(all, mib, repeat);
+  print_table(all, bytes, static_cast<int>(repeat));
   std::printf("load average at end: %s\n", loadavg().c_str());
   xp.stop();
   kp.stop();
