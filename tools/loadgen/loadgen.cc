@@ -195,8 +195,13 @@ void Loadgen::finish(std::uint32_t index, bool on_purpose) {
     im_ready_remove(index);
     im_forget_target(index);
   }
-  if (c.echo_left > 0 && burst_outstanding_ > 0 && opt_.workload == Workload::kBurst) {
-    --burst_outstanding_;  // its burst message will not be answered
+  if (c.echo_left > 0) {
+    // Its message will not be answered (counted as an error where that is one).
+    if (opt_.workload == Workload::kBurst) {
+      burst_answered();
+    } else if (echo_outstanding_ > 0) {
+      --echo_outstanding_;
+    }
   }
   c.echo_left = 0;
   c.state = kIdle;
@@ -261,7 +266,8 @@ void Loadgen::advance_phase() {
   switch (phase_) {
     case Phase::kRamp: {
       const bool all_tried = next_to_start_ >= opt_.connections;
-      const bool settled = established_ + r_.connects_failed >= opt_.connections;
+      // Every client has come up once (or failed): later losses are counted, not waited for.
+      const bool settled = r_.connects_ok + r_.connects_failed >= opt_.connections;
       if (all_tried && (settled || now - start_ > ramp_timeout_)) {
         phase_ = Phase::kMeasure;
         ramp_done_at_ = now;
