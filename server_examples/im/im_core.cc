@@ -2,6 +2,8 @@
 // handling of LOGIN, MSG, LIST and QUIT; see im_core.h and docs/im-protocol.md.
 #include "server_examples/im/im_core.h"
 
+#include <algorithm>
+
 namespace xtcp_examples {
 namespace {
 
@@ -46,6 +48,41 @@ void ImCore::error(std::string* reply, std::string_view what) {
   reply->append("ERR ").append(what).push_back('\n');
 }
 
+void ImCore::announce(int cd, const std::string& name, const std::string& line, std::vector<ImPush>* pushes) {
+  if (presence_ == Presence::kAll) {
+    broadcast(cd, line, pushes);
+    return;
+  }
+  const auto it = watchers_.find(name);
+  if (it == watchers_.end()) {
+    return;
+  }
+  for (const int watcher : it->second) {
+    if (watcher != cd) {
+      pushes->push_back(ImPush{watcher, line});
+      ++counters_.pushes;
+    }
+  }
+}
+
+void ImCore::forget_watches(int cd) {
+  const auto it = watching_.find(cd);
+  if (it == watching_.end()) {
+    return;
+  }
+  for (const std::string& name : it->second) {
+    const auto w = watchers_.find(name);
+    if (w == watchers_.end()) {
+      continue;
+    }
+    std::erase(w->second, cd);
+    if (w->second.empty()) {
+      watchers_.erase(w);
+    }
+  }
+  watching_.erase(it);
+}
+
 void ImCore::broadcast(int except_cd, const std::string& line, std::vector<ImPush>* pushes) {
   for (const auto& [name, cd] : by_name_) {
     if (cd != except_cd) {
@@ -80,7 +117,7 @@ ImCore::After ImCore::on_line(int cd, std::string_view line, std::string* reply,
     } else {
       ++counters_.logins;
       const std::string n(name);
-      broadcast(cd, "ONLINE " + n + "\n", pushes);
+      announce(cd, n, "ONLINE " + n + "\n", pushes);
       by_name_.emplace(n, cd);
       by_cd_.emplace(cd, n);
       reply->append("OK\n");
@@ -92,12 +129,31 @@ ImCore::After ImCore::on_line(int cd, std::string_view line, std::string* reply,
     on_disconnect(cd, pushes);
     return After::kClose;
   }
-  if (cmd != "MSG" && cmd != "LIST") {
+  if (cmd != "MSG" && cmd != "LIST" && cmd != "WATCH") {
     error(reply, cmd.empty() ? "empty-line" : "unknown-command");
     return After::kKeepOpen;
   }
   if (me == by_cd_.end()) {
     error(reply, "not-logged-in");
+    return After::kKeepOpen;
+  }
+  if (cmd == "WATCH") {
+    const std::string_view name = next_word(&rest);
+    if (!valid_name(name) || !next_word(&rest).empty()) {
+      error(reply, "usage WATCH name");
+      return After::kKeepOpen;
+    }
+    std::vector<std::string>& mine = watching_[cd];
+    if (std::find(mine.begin(), mine.end(), name) == mine.end()) {
+      if (mine.size() >= kImMaxWatches) {
+        error(reply, "too-many-watches");
+        return After::kKeepOpen;
+      }
+      mine.emplace_back(name);
+      watchers_[std::string(name)].push_back(cd);
+    }
+    ++counters_.watches;
+    reply->append("OK\n");
     return After::kKeepOpen;
   }
   if (cmd == "LIST") {
@@ -145,7 +201,8 @@ void ImCore::on_disconnect(int cd, std::vector<ImPush>* pushes) {
   by_cd_.erase(it);
   by_name_.erase(name);
   ++counters_.logouts;
-  broadcast(cd, "OFFLINE " + name + "\n", pushes);
+  forget_watches(cd);
+  announce(cd, name, "OFFLINE " + name + "\n", pushes);
 }
 
 }  // namespace xtcp_examples

@@ -15,6 +15,7 @@ namespace xtcp_examples {
 
 inline constexpr std::size_t kImMaxLine = 1024;  // bytes of a request line, '\n' excluded
 inline constexpr std::size_t kImMaxName = 32;    // bytes of a user name
+inline constexpr std::size_t kImMaxWatches = 1000;  // WATCHes of one connection
 
 // A line for another connection (ends with '\n').
 struct ImPush {
@@ -29,6 +30,7 @@ struct ImCounters {
   std::uint64_t messages = 0;          // MSG delivered to an online user
   std::uint64_t messages_offline = 0;  // MSG answered ERR offline
   std::uint64_t lists = 0;
+  std::uint64_t watches = 0;           // WATCH requests accepted
   std::uint64_t errors = 0;            // every ERR answer
   std::uint64_t pushes = 0;            // FROM + ONLINE + OFFLINE lines
 };
@@ -36,6 +38,13 @@ struct ImCounters {
 class ImCore {
  public:
   enum class After { kKeepOpen, kClose };
+  // Who hears of logins and logouts: everyone logged in (kAll, a small chat room), or only
+  // the connections that asked with WATCH name (kWatched: a contact list; with a million
+  // users, telling everyone of every login is a million pushes per login).
+  enum class Presence { kAll, kWatched };
+
+  void set_presence(Presence p) { presence_ = p; }
+  Presence presence() const { return presence_; }
 
   // Handles one request line of connection cd (without its '\n'; one trailing '\r' is
   // ignored). Appends the answer (always exactly one line) to *reply and lines for other
@@ -53,10 +62,16 @@ class ImCore {
 
  private:
   void error(std::string* reply, std::string_view what);
+  // ONLINE/OFFLINE of name: to everyone but cd (kAll), or to name's watchers (kWatched).
+  void announce(int cd, const std::string& name, const std::string& line, std::vector<ImPush>* pushes);
   void broadcast(int except_cd, const std::string& line, std::vector<ImPush>* pushes);
+  void forget_watches(int cd);
 
   std::unordered_map<int, std::string> by_cd_;  // logged-in connections
   std::map<std::string, int, std::less<>> by_name_;  // sorted for LIST
+  Presence presence_ = Presence::kAll;
+  std::unordered_map<std::string, std::vector<int>> watchers_;  // name -> connections watching it
+  std::unordered_map<int, std::vector<std::string>> watching_;  // connection -> names it watches
   ImCounters counters_;
 };
 

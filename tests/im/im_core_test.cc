@@ -140,5 +140,50 @@ TEST_F(ImCoreTest, QuitBeforeLogin) {
   EXPECT_TRUE(pushes_.empty());
 }
 
+// Presence for watchers only: a login or logout is pushed to the connections that asked
+// with WATCH, not to everyone.
+TEST_F(ImCoreTest, WatchedPresenceGoesOnlyToWatchers) {
+  core_.set_presence(ImCore::Presence::kWatched);
+  EXPECT_EQ(req(1, "LOGIN alice"), "OK\n");
+  EXPECT_EQ(req(2, "LOGIN bob"), "OK\n");
+  EXPECT_TRUE(pushes_.empty()) << "nobody watches bob";
+  EXPECT_EQ(req(1, "WATCH carol"), "OK\n");
+  EXPECT_EQ(req(1, "WATCH carol"), "OK\n") << "watching twice is one watch";
+  EXPECT_EQ(req(2, "WATCH carol"), "OK\n");
+  EXPECT_EQ(req(3, "LOGIN carol"), "OK\n");
+  EXPECT_EQ(pushes_for(1), (std::vector<std::string>{"ONLINE carol\n"}));
+  EXPECT_EQ(pushes_for(2), (std::vector<std::string>{"ONLINE carol\n"}));
+  EXPECT_EQ(pushes_.size(), 2u);
+  // bob leaves: his watch goes with him.
+  std::vector<ImPush> out;
+  core_.on_disconnect(2, &out);
+  EXPECT_TRUE(out.empty()) << "nobody watches bob";
+  EXPECT_EQ(req(3, "QUIT"), "BYE\n");
+  EXPECT_EQ(pushes_for(1), (std::vector<std::string>{"OFFLINE carol\n"}));
+  EXPECT_EQ(pushes_.size(), 1u);
+  EXPECT_EQ(core_.counters().watches, 3u);
+}
+
+TEST_F(ImCoreTest, WatchNeedsLoginAndAName) {
+  EXPECT_EQ(req(1, "WATCH bob"), "ERR not-logged-in\n");
+  EXPECT_EQ(req(1, "LOGIN alice"), "OK\n");
+  EXPECT_EQ(req(1, "WATCH"), "ERR usage WATCH name\n");
+  EXPECT_EQ(req(1, "WATCH b@d"), "ERR usage WATCH name\n");
+  EXPECT_EQ(req(1, "WATCH bob carol"), "ERR usage WATCH name\n");
+  for (std::size_t i = 0; i < kImMaxWatches; ++i) {
+    ASSERT_EQ(req(1, "WATCH u" + std::to_string(i)), "OK\n");
+  }
+  EXPECT_EQ(req(1, "WATCH onemore"), "ERR too-many-watches\n");
+}
+
+// In the default mode WATCH is accepted and changes nothing: everyone hears of everyone.
+TEST_F(ImCoreTest, WatchInAllModeIsHarmless) {
+  EXPECT_EQ(req(1, "LOGIN alice"), "OK\n");
+  EXPECT_EQ(req(1, "WATCH bob"), "OK\n");
+  EXPECT_EQ(req(2, "LOGIN bob"), "OK\n");
+  EXPECT_EQ(pushes_for(1), (std::vector<std::string>{"ONLINE bob\n"}));
+  EXPECT_EQ(pushes_.size(), 1u);
+}
+
 }  // namespace
 }  // namespace xtcp_examples
