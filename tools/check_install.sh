@@ -5,6 +5,10 @@
 # each on a TUN in a network namespace, drives it with a kernel client, captures the traffic
 # on the kernel side with tcpdump and checks with tshark that every request's ACK rides on
 # its answer and that the server sends no pure ACK (handshake and FIN ACKs aside).
+# It also checks the package itself: the programs xtcp-echo, xtcp-im and xtcp-backend are in
+# <prefix>/bin and start from there, pkg-config gives consumers no rpath (so the outside
+# program runs with LD_LIBRARY_PATH, as a user of a non-system prefix would), and every
+# symbol libxtcp.so exports carries the version node XTCP_0.1 (api/xtcp.map).
 # XTCP_BUILD_DIR picks the build dir (default build/). Needs root for the namespace part.
 set -euo pipefail
 
@@ -60,6 +64,31 @@ CMAKE_CFG="$(find "$PREFIX" \( -name xtcpConfig.cmake -o -name xtcp-config.cmake
 [ -n "$CMAKE_CFG" ] || die "the install has no xtcpConfig.cmake (CMake package)"
 find "$PREFIX" -type f | sed "s|^$PREFIX/|  |" | sort
 
+say "programs in $PREFIX/bin"
+for prog in xtcp-echo xtcp-im xtcp-backend; do
+  [ -f "$PREFIX/bin/$prog" ] && [ -x "$PREFIX/bin/$prog" ] || die "the install has no bin/$prog"
+done
+# No library path: the installed programs find libxtcp.so relative to themselves.
+env -u LD_LIBRARY_PATH "$PREFIX/bin/xtcp-echo" --help >"$WORK/echo-help.log" 2>&1 ||
+  { cat "$WORK/echo-help.log"; die "$PREFIX/bin/xtcp-echo --help failed"; }
+echo "  xtcp-echo, xtcp-im, xtcp-backend installed; xtcp-echo --help exits 0"
+
+say "exported symbols of the installed libxtcp.so"
+LIB="$(find "$PREFIX" -name 'libxtcp.so.*' -type f -print -quit)"
+[ -n "$LIB" ] || die "the install has no libxtcp.so.* file"
+objdump -T "$LIB" >"$WORK/dynsym.txt" || die "objdump -T $LIB failed"
+# Defined dynamic symbols (not *UND*): the last two fields are the version and the name.
+# The version node itself appears as an absolute symbol named XTCP_0.1.
+awk '$0 !~ /\*UND\*/ && / (g|w) / { print $(NF - 1), $NF }' "$WORK/dynsym.txt" \
+  >"$WORK/exported.txt"
+EXPORTED="$(awk '$2 != "XTCP_0.1"' "$WORK/exported.txt" | wc -l)"
+[ "$EXPORTED" -gt 0 ] || { cat "$WORK/dynsym.txt"; die "libxtcp.so exports no symbols"; }
+if awk '$2 != "XTCP_0.1" && ($1 != "XTCP_0.1" || $2 !~ /^(xtcp_|XTCP_)/)' "$WORK/exported.txt" |
+  grep .; then
+  die "the symbols above are exported without the version node XTCP_0.1 or are not xtcp_*/XTCP_*"
+fi
+echo "  $EXPORTED symbols, all xtcp_*/XTCP_* at version XTCP_0.1 ($(basename "$LIB"))"
+
 # The program is built from a copy outside the source tree, so nothing but the installed
 # package can satisfy its includes and libraries.
 mkdir -p "$WORK/src"
@@ -72,10 +101,20 @@ say "pkg-config: $(PKG_CONFIG_PATH="$PC_DIRS" pkg-config --cflags --libs xtcp)"
 case "$(PKG_CONFIG_PATH="$PC_DIRS" pkg-config --cflags xtcp)" in
   *"$ROOT"*) die "pkg-config --cflags points into the source tree" ;;
 esac
+# The package must not force an rpath on its consumers; where the library is found at run
+# time is the user's choice (ldconfig, LD_LIBRARY_PATH, their own -Wl,-rpath).
+case "$(PKG_CONFIG_PATH="$PC_DIRS" pkg-config --libs xtcp)" in
+  *rpath* | *-Wl,-R* | *" -R"*) die "pkg-config --libs xtcp adds an rpath" ;;
+esac
+XTCP_LIBDIR="$(PKG_CONFIG_PATH="$PC_DIRS" pkg-config --variable=libdir xtcp)"
+[ -f "$XTCP_LIBDIR/libxtcp.so" ] || die "pkg-config's libdir $XTCP_LIBDIR has no libxtcp.so"
 PKG_CONFIG_PATH="$PC_DIRS" make -s -C "$WORK/src" upper_server >"$WORK/make.log" 2>&1 ||
   { cat "$WORK/make.log"; die "the Makefile (pkg-config) build failed"; }
 mv "$WORK/src/upper_server" "$WORK/upper_server_pkgconfig"
-echo "  built $WORK/upper_server_pkgconfig"
+if readelf -d "$WORK/upper_server_pkgconfig" | grep -E 'RPATH|RUNPATH'; then
+  die "the program built with pkg-config's flags has an rpath"
+fi
+echo "  built $WORK/upper_server_pkgconfig (no rpath: runs with LD_LIBRARY_PATH=$XTCP_LIBDIR)"
 
 say "cmake: find_package(xtcp) with CMAKE_PREFIX_PATH=$PREFIX"
 cmake -S "$WORK/src" -B "$WORK/cmake-build" -DCMAKE_PREFIX_PATH="$PREFIX" >"$WORK/cmake.log" 2>&1 &&
@@ -187,8 +226,8 @@ run_one() {
   ip netns add "$NS"
   ip -n "$NS" link set lo up
   in_ns sh -c 'echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6' 2>/dev/null || true
-  env --default-signal=INT ip netns exec "$NS" "$bin" "$TUN" "$STACK_IP" "$KERNEL_CIDR" "$PORT" \
-    >"$log" 2>&1 &
+  env --default-signal=INT LD_LIBRARY_PATH="$XTCP_LIBDIR" \
+    ip netns exec "$NS" "$bin" "$TUN" "$STACK_IP" "$KERNEL_CIDR" "$PORT" >"$log" 2>&1 &
   local server=$!
   PIDS+=("$server")
   local i
