@@ -258,6 +258,36 @@ EOF
   fi
 }
 
+# show_counters PROGRAM: SIGUSR1 makes the running server print every counter (engine,
+# API, memory and its own) at once; a few of them are shown here.
+show_counters() {
+  local prog="$1"
+  local header="$prog: counters at unix time"
+  say "kill -USR1: $prog prints every counter and keeps running"
+  kill -USR1 "$SERVER_PID" 2>/dev/null || true
+  local i
+  for i in $(seq 1 50); do
+    grep -q "^$header" "$SERVER_LOG" && break
+    sleep 0.1
+  done
+  if ! grep -q "^$header" "$SERVER_LOG"; then
+    fail "no counters within 5 s of SIGUSR1"
+    return
+  fi
+  local block
+  block="$(awk -v h="$header" 'index($0, h) == 1 { on = 1; next }
+    on && /^[a-z0-9_.]+ [0-9]+$/ { print; next } { on = 0 }' "$SERVER_LOG")"
+  printf '%s\n' "$block" | grep -E '^(tcp\.passive_opens|tcp\.segs_in|tcp\.retransmits|api\.acks_on_answers|api\.acks_alone|mem\.total|im\.logins|im\.messages) ' |
+    sed 's/^/  | /'
+  echo "  ($(printf '%s\n' "$block" | wc -l) counters in all; --stats-interval 5s prints them every 5 s,"
+  echo "   --stats-json as one JSON object per line)"
+  if kill -0 "$SERVER_PID" 2>/dev/null; then
+    pass "counters on SIGUSR1, server still running"
+  else
+    fail "the server stopped on SIGUSR1"
+  fi
+}
+
 # stop_server PCAP: SIGINT, the server's counters, the first packets of its capture.
 stop_server() {
   local pcap="$1"
@@ -275,8 +305,9 @@ stop_server() {
   local rc=0
   wait "$SERVER_PID" || rc=$?
   SERVER_PID=""
-  echo "  exit status $rc; server output and counters:"
-  sed 's/^/  | /' "$SERVER_LOG"
+  echo "  exit status $rc; server output and counters (the SIGUSR1 print left out):"
+  awk '/: counters at unix time/ { skip = 1; next } skip && /^[a-z0-9_.]+ [0-9]+$/ { next }
+    { skip = 0; print }' "$SERVER_LOG" | sed 's/^/  | /'
   if [ "$rc" -eq 0 ]; then
     pass "server stopped cleanly on SIGINT"
   else
@@ -298,6 +329,7 @@ print_manual() {
       --kernel-ip $KERNEL_CIDR --port $PORT --pcap $PCAP &
   ip netns exec xtcp-demo ping -c 3 $STACK_IP
   ip netns exec xtcp-demo nc $STACK_IP $PORT        # type lines, they come back
+  kill -USR1 %1                                      # every counter now; it keeps running
   kill -INT %1                                       # counters are printed on exit
   tshark -r $PCAP
   ip netns exec xtcp-demo $IM_BIN --tun $TUN --ip $STACK_IP \\
@@ -327,6 +359,7 @@ main() {
   start_server "$IM_BIN" "$IM_PORT" "$IM_PCAP"
   wait_until_up "$IM_PORT"
   drive_im_clients
+  show_counters xtcp-im
   stop_server "$IM_PCAP"
   start_backend
   start_server "$IM_BIN" "$IM_PORT" "$FORWARD_PCAP" --backend "$BACKEND_ADDR"

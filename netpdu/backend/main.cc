@@ -1,13 +1,14 @@
 // xtcp-backend: the IM backend served over NetPDU transports. Front ends connect (TCP or a
 // Unix socket), handshake (variant 1 or a variant 2 bundle) and send their client
 // sessions' requests aggregated; one poll(2) loop serves the listener, the handshakes and
-// every transport. Bad flags: message and exit 2.
+// every transport. The command line is tools/cli's: a bad flag says which and exits 2;
+// SIGINT/SIGTERM stop it, SIGUSR1 and --stats-interval print its counters.
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -17,156 +18,133 @@
 #include "netpdu/backend/im_backend.h"
 #include "netpdu/handshake.h"
 #include "netpdu/net.h"
+#include "tools/cli/cli.h"
 
 namespace {
 
 using namespace xtcp::netpdu;
+namespace cli = xtcp::cli;
 
-volatile std::sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
+constexpr const char* kProgram = "xtcp-backend";
 
-constexpr const char* kUsage =
-    "usage: xtcp-backend (--listen ADDR:PORT | --unix PATH) [options]\n"
-    "  --listen ADDR:PORT   TCP/IPv4 address to listen on (e.g. 127.0.0.1:7400)\n"
-    "  --unix PATH          Unix stream socket to listen on\n"
-    "  --max-pdu BYTES      largest NetPDU accepted in the handshake (default 262144)\n"
-    "  --max-tlpdus N       TLPDUs per NetPDU accepted (default 8192)\n"
-    "  --latency-us N       latency bound of the answer aggregators (default 200)\n"
-    "  --flush-bytes N      size threshold of the answer aggregators (default 65536)\n"
-    "  --max-queue BYTES    answer bytes queued per transport before backpressure (default 4194304)\n"
-    "  --quiet              do not log transport events\n";
-
-int usage_error(const std::string& what) {
-  std::fprintf(stderr, "xtcp-backend: %s\n%s", what.c_str(), kUsage);
-  return 2;
-}
-
-bool parse_u64(const char* s, std::uint64_t lo, std::uint64_t hi, std::uint64_t* out) {
-  const char* end = s + std::strlen(s);
-  const auto [p, ec] = std::from_chars(s, end, *out);
-  return ec == std::errc() && p == end && *out >= lo && *out <= hi;
+void collect(const ImBackend& backend, std::vector<cli::Counter>* out) {
+  const ImBackendStats& st = backend.stats();
+  const cli::Counter rows[] = {
+      {"backend.requests", st.requests},
+      {"backend.logins", st.logins},
+      {"backend.logouts", st.logouts},
+      {"backend.errors", st.errors},
+      {"backend.messages", st.messages},
+      {"backend.presence_sent", st.presence_sent},
+      {"backend.presence_waits", st.presence_waits},
+      {"backend.stalls", st.stalls},
+      {"backend.sessions_ended", st.sessions_ended},
+      {"backend.transports_failed", st.transports_failed},
+      {"backend.transports", backend.transports()},
+      {"backend.online", backend.logged_in()},
+  };
+  out->insert(out->end(), std::begin(rows), std::end(rows));
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::optional<Address> addr;
+  int addresses = 0;
   HandshakeLimits limits;
   ImBackendConfig config;
   bool quiet = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&](const char* name) -> const char* {
-      if (i + 1 >= argc) {
-        return nullptr;
-      }
-      (void)name;
-      return argv[++i];
-    };
-    std::uint64_t v = 0;
-    if (a == "--help" || a == "-h") {
-      std::printf("%s", kUsage);
-      return 0;
-    } else if (a == "--listen" || a == "--unix") {
-      const char* s = value(a.c_str());
-      if (s == nullptr) {
-        return usage_error(a + " needs a value");
-      }
-      if (addr) {
-        return usage_error("give exactly one of --listen and --unix");
-      }
-      if (a == "--unix") {
-        if (std::strlen(s) == 0 || std::strlen(s) >= 108) {
-          return usage_error("--unix: path must be 1..107 bytes");
-        }
-        addr = unix_address(s);
-      } else {
-        std::string err;
-        addr = parse_host_port(s, &err);
-        if (!addr) {
-          return usage_error("--listen: " + err);
-        }
-      }
-    } else if (a == "--max-pdu" || a == "--max-tlpdus" || a == "--latency-us" || a == "--flush-bytes" ||
-               a == "--max-queue") {
-      const char* s = value(a.c_str());
-      if (s == nullptr) {
-        return usage_error(a + " needs a value");
-      }
-      if (a == "--max-pdu") {
-        if (!parse_u64(s, kMinMaxPduBytes, kMaxMaxPduBytes, &v)) {
-          return usage_error("--max-pdu: '" + std::string(s) + "' is not a number in [" +
-                             std::to_string(kMinMaxPduBytes) + ", " + std::to_string(kMaxMaxPduBytes) + "]");
-        }
-        limits.max_pdu_bytes = static_cast<std::uint32_t>(v);
-      } else if (a == "--max-tlpdus") {
-        if (!parse_u64(s, 1, kMaxMaxTlpdus, &v)) {
-          return usage_error("--max-tlpdus: '" + std::string(s) + "' is not a number in [1, " +
-                             std::to_string(kMaxMaxTlpdus) + "]");
-        }
-        limits.max_tlpdus = static_cast<std::uint32_t>(v);
-      } else if (a == "--latency-us") {
-        if (!parse_u64(s, 0, 10'000'000, &v)) {
-          return usage_error("--latency-us: '" + std::string(s) + "' is not a number in [0, 10000000]");
-        }
-        config.endpoint.tx.latency_us = static_cast<std::uint32_t>(v);
-      } else if (a == "--flush-bytes") {
-        if (!parse_u64(s, 1, kMaxMaxPduBytes, &v)) {
-          return usage_error("--flush-bytes: '" + std::string(s) + "' is not a positive number");
-        }
-        config.endpoint.tx.flush_bytes = static_cast<std::uint32_t>(v);
-      } else {
-        if (!parse_u64(s, 64 * 1024, std::uint64_t{1} << 34, &v)) {
-          return usage_error("--max-queue: '" + std::string(s) + "' is not a number in [65536, 2^34]");
-        }
-        config.endpoint.tx.max_queued_bytes = v;
-        config.endpoint.tx.low_watermark = v / 2;
-      }
-    } else if (a == "--quiet") {
-      quiet = true;
-    } else {
-      return usage_error("unknown argument '" + a + "'");
-    }
-  }
-  if (!addr) {
-    return usage_error("give --listen ADDR:PORT or --unix PATH");
-  }
-  if (config.endpoint.tx.flush_bytes > limits.max_pdu_bytes) {
-    config.endpoint.tx.flush_bytes = limits.max_pdu_bytes;
-  }
+  cli::StatsOptions stats_options;
+  std::uint64_t max_pdu = limits.max_pdu_bytes;
+  std::uint64_t max_tlpdus = limits.max_tlpdus;
+  cli::Micros latency(config.endpoint.tx.latency_us);
+  std::uint64_t flush_bytes = config.endpoint.tx.flush_bytes;
+  std::uint64_t max_queue = config.endpoint.tx.max_queued_bytes;
 
-  std::signal(SIGPIPE, SIG_IGN);
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;  // no SA_RESTART: poll returns EINTR and the loop ends
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  cli::Flags flags(kProgram, "(--listen ADDR:PORT | --unix PATH) [OPTION]...",
+                   "The instant-messaging backend behind xtcp-im --backend: front ends connect over TCP or a "
+                   "Unix stream socket, agree on NetPDU limits in a handshake (variant 1: one transport; "
+                   "variant 2: a control transport and data transports), and send their clients' request "
+                   "lines as sessions aggregated in NetPDUs; the answers and the pushes to other users "
+                   "go back the same way. Users are known across all front ends.");
+  flags.custom("--listen", "ADDR:PORT", "the TCP/IPv4 address to listen on, e.g. 127.0.0.1:7400 (port 0: any)",
+               "", [&](const std::string& v) {
+                 std::string err;
+                 addr = parse_host_port(v, &err);
+                 ++addresses;
+                 return addr ? std::string() : err;
+               })
+      .default_text("none: give --listen or --unix");
+  flags.custom("--unix", "PATH", "the Unix stream socket to listen on (removed at exit)", "",
+               [&](const std::string& v) {
+                 if (v.empty() || v.size() >= 108) {
+                   return std::string("a socket path has 1 to 107 bytes");
+                 }
+                 addr = unix_address(v);
+                 ++addresses;
+                 return std::string();
+               })
+      .default_text("none: give --listen or --unix");
+  flags.size("--max-pdu", "the largest NetPDU this side accepts in the handshake", &max_pdu, kMinMaxPduBytes,
+             kMaxMaxPduBytes);
+  flags.number("--max-tlpdus", "N", "TLPDUs per NetPDU this side accepts in the handshake", &max_tlpdus, 1,
+               kMaxMaxTlpdus);
+  flags.duration("--latency-us", "how long an answer NetPDU may wait for more answers before it is sent; "
+                 "a plain number is microseconds",
+                 &latency, cli::Micros(0), std::chrono::seconds(10), cli::Micros(1));
+  flags.size("--flush-bytes", "send an answer NetPDU once it holds this many bytes (at most --max-pdu)",
+             &flush_bytes, 1, kMaxMaxPduBytes);
+  flags.size("--max-queue", "answer bytes queued per transport before the backend stops reading its requests",
+             &max_queue, 64 * 1024, std::uint64_t{1} << 34);
+  flags.toggle("--quiet", "do not log transport events (handshakes, closes, failures) on stderr", &quiet);
+  cli::add_stats_flags(flags, &stats_options);
+  flags.epilog("Signals: SIGINT and SIGTERM stop the backend (it prints its counters and exits 0); SIGUSR1 "
+               "prints its counters at once.\n");
+  flags.epilog(cli::exit_codes_help());
+  flags.parse(argc, argv);
+  if (addresses != 1) {
+    flags.fail(addresses == 0 ? "give --listen ADDR:PORT or --unix PATH" : "give exactly one of --listen and --unix");
+  }
+  limits.max_pdu_bytes = static_cast<std::uint32_t>(max_pdu);
+  limits.max_tlpdus = static_cast<std::uint32_t>(max_tlpdus);
+  config.endpoint.tx.latency_us = static_cast<std::uint32_t>(latency.count());
+  config.endpoint.tx.flush_bytes = static_cast<std::uint32_t>(std::min(flush_bytes, max_pdu));
+  config.endpoint.tx.max_queued_bytes = max_queue;
+  config.endpoint.tx.low_watermark = max_queue / 2;
+
+  cli::on_stop_signals({SIGINT, SIGTERM});
+  cli::on_stats_signal(SIGUSR1);
+  cli::ignore_signal(SIGPIPE);
+  std::FILE* msg = stats_options.json ? stderr : stdout;
 
   std::string err;
   const int lfd = listen_on(*addr, &err);
   if (lfd < 0) {
-    std::fprintf(stderr, "xtcp-backend: %s\n", err.c_str());
-    return 1;
+    std::fprintf(stderr, "%s: %s\n", kProgram, err.c_str());
+    return cli::kExitFailure;
   }
   Address shown = *addr;
   if (!shown.is_unix) {
     shown.in.sin_port = htons(bound_port(lfd));
   }
-  std::printf("xtcp-backend: listening on %s\n", shown.text().c_str());
-  std::fflush(stdout);
+  std::fprintf(msg, "%s: listening on %s\n", kProgram, shown.text().c_str());
+  std::fflush(msg);
 
   SteadyClock clock;
   Acceptor acceptor(limits, clock, 5'000'000'000);
   ImBackend backend(config, clock);
+  cli::StatsPrinter stats(kProgram, stats_options, [&](std::vector<cli::Counter>* out) { collect(backend, out); });
   auto log = [quiet](const std::vector<std::string>& lines) {
     if (!quiet) {
       for (const auto& l : lines) {
-        std::fprintf(stderr, "xtcp-backend: %s\n", l.c_str());
+        std::fprintf(stderr, "%s: %s\n", kProgram, l.c_str());
       }
     }
   };
 
+  int exit_code = cli::kExitOk;
   std::vector<pollfd> pfds;
-  while (g_stop == 0) {
+  while (!cli::stop_requested()) {
     pfds.clear();
     pfds.push_back({lfd, POLLIN, 0});
     const std::size_t first_waiting = pfds.size();
@@ -176,14 +154,16 @@ int main(int argc, char** argv) {
     const std::size_t first_backend = pfds.size();
     backend.pollfds(&pfds);
     const TimeNs deadline = std::min(backend.next_deadline(), acceptor.next_deadline());
-    int timeout = -1;
+    int timeout = stats.ms_until_due() == INT32_MAX ? -1 : stats.ms_until_due();
     if (deadline != kNever) {
       const TimeNs left = deadline - clock.now();
-      timeout = left <= 0 ? 0 : static_cast<int>(left / 1'000'000) + 1;
+      const int until = left <= 0 ? 0 : static_cast<int>(left / 1'000'000) + 1;
+      timeout = timeout < 0 ? until : std::min(timeout, until);
     }
     const int n = ::poll(pfds.data(), pfds.size(), timeout);
     if (n < 0 && errno != EINTR) {
-      std::perror("xtcp-backend: poll");
+      std::fprintf(stderr, "%s: poll: %s\n", kProgram, std::strerror(errno));
+      exit_code = cli::kExitFailure;
       break;
     }
     if (n > 0) {
@@ -214,25 +194,21 @@ int main(int argc, char** argv) {
     log(acceptor.take_errors());
     backend.poll_timers();
     log(backend.take_log());
+    stats.poll();
   }
   ::close(lfd);
   if (addr->is_unix) {
     ::unlink(addr->path.c_str());
   }
-  std::printf("xtcp-backend: stopped (%llu requests)\n", static_cast<unsigned long long>(backend.stats().requests));
-  const ImBackendStats& st = backend.stats();
-  const struct {
-    const char* name;
-    std::uint64_t value;
-  } rows[] = {
-      {"requests", st.requests},         {"logins", st.logins},
-      {"logouts", st.logouts},           {"errors", st.errors},
-      {"messages", st.messages},         {"presence_sent", st.presence_sent},
-      {"presence_waits", st.presence_waits}, {"stalls", st.stalls},
-      {"sessions_ended", st.sessions_ended}, {"transports_failed", st.transports_failed},
-  };
-  for (const auto& r : rows) {
-    std::printf("backend.%s %llu\n", r.name, static_cast<unsigned long long>(r.value));
+  std::fprintf(msg, "%s: stopped (%llu requests)\n", kProgram,
+               static_cast<unsigned long long>(backend.stats().requests));
+  std::fflush(msg);
+  if (stats_options.json) {
+    stats.print();
+  } else {
+    std::vector<cli::Counter> rows;
+    collect(backend, &rows);
+    cli::print_counters_text(stdout, rows);
   }
-  return 0;
+  return exit_code;
 }

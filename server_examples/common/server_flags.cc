@@ -1,135 +1,111 @@
-// Flag parsing for the example servers: strings from argv -> validated ServerFlags ->
-// xtcp_config. Addresses are checked with inet_pton here so a typo exits 2 before the
-// stack is touched.
+// The example servers' command line (tools/cli), checked here so that a typo exits 2 before
+// the stack is touched; their xtcp_config, failure reports, signals, main loop and counters.
 #include "server_examples/common/server_flags.h"
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <cstdlib>
+#include <chrono>
+#include <csignal>
 #include <cstring>
 
 namespace xtcp_examples {
 namespace {
 
-volatile std::sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
+namespace cli = xtcp::cli;
 
-bool parse_uint(const char* s, unsigned long long max, unsigned long long* out) {
-  if (s == nullptr || *s < '0' || *s > '9') {
-    return false;
-  }
-  char* end = nullptr;
-  errno = 0;
-  const unsigned long long v = std::strtoull(s, &end, 10);
-  if (errno != 0 || *end != '\0' || v > max) {
-    return false;
-  }
-  *out = v;
-  return true;
+bool is_ipv4(const std::string& s) {
+  in_addr a{};
+  return inet_pton(AF_INET, s.c_str(), &a) == 1;
 }
-
-bool is_ipv4(const std::string& s, in_addr* out) { return inet_pton(AF_INET, s.c_str(), out) == 1; }
 
 }  // namespace
 
-void usage_error(const char* program, const char* usage, const std::string& msg) {
-  std::fprintf(stderr, "%s: %s\n%s", program, msg.c_str(), usage);
-  std::exit(2);
+ServerCommandLine::ServerCommandLine(const ServerProgram& p) : cli(p.name, p.synopsis, p.about) {
+  ServerFlags& f = values;
+  f.pool_size = p.default_pool_size;
+  f.port = p.default_port;
+  cli.custom("--tun", "NAME", "the TUN device to create or attach (1 to 15 characters)", "",
+             [&f](const std::string& v) {
+               if (v.empty() || v.size() >= 16) {
+                 return "interface names have 1 to 15 characters, got '" + v + "'";
+               }
+               f.tun = v;
+               return std::string();
+             })
+      .required();
+  cli.custom("--ip", "ADDR", "the stack's own IPv4 address, behind the TUN device", "", [&f](const std::string& v) {
+       if (!is_ipv4(v)) {
+         return "'" + v + "' is not an IPv4 address";
+       }
+       f.ip = v;
+       return std::string();
+     })
+      .required();
+  cli.custom("--kernel-ip", "ADDR/PREFIX",
+             "give the kernel's end of the TUN this address and bring the device up (prefix 1 to 30); "
+             "without it the device is used as it is",
+             "none", [&f](const std::string& v) {
+               const auto slash = v.find('/');
+               std::uint64_t prefix = 0;
+               std::string why;
+               const bool ok = slash != std::string::npos && is_ipv4(v.substr(0, slash)) &&
+                               v.find_first_not_of("0123456789", slash + 1) == std::string::npos &&
+                               slash + 1 < v.size() && v.size() - slash <= 3 &&
+                               (prefix = std::stoull(v.substr(slash + 1))) >= 1 && prefix <= 30;
+               if (!ok) {
+                 return "expected ADDR/PREFIX with prefix 1 to 30, got '" + v + "'";
+               }
+               f.kernel_ip = v;
+               return std::string();
+             });
+  auto& port = cli.custom("--port", "N", "the TCP port to listen on (1 to 65535)",
+                          p.default_port != 0 ? std::to_string(p.default_port) : std::string(),
+                          [&f](const std::string& v) {
+                            const bool digits = !v.empty() && v.size() <= 5 &&
+                                                v.find_first_not_of("0123456789") == std::string::npos;
+                            const unsigned long n = digits ? std::stoul(v) : 0;
+                            if (n < 1 || n > 65535) {
+                              return "'" + v + "' is not a port number from 1 to 65535";
+                            }
+                            f.port = static_cast<std::uint16_t>(n);
+                            return std::string();
+                          });
+  if (p.port_required) {
+    port.required();
+  }
+  cli.text("--pcap", "FILE", "mirror all traffic of the TUN device to this pcap file", &f.pcap)
+      .default_text("none");
+  cli.duration("--duration", "stop after this long; 0: run until SIGINT/SIGTERM; a plain number is seconds",
+               &f.duration, cli::Micros(0), std::chrono::hours(24 * 365), std::chrono::seconds(1));
+  cli.size("--pool-size,--rx-buffer", "the pool's shared receive buffer", &f.pool_size, 4096, 1ull << 34);
+  cli.size("--tx-cache,--tx-buffer", "the transmit cache all connections share (answers wait there for "
+           "their client's ACK)", &f.tx_cache_size, 4096, 1ull << 34)
+      .default_text("64M, the library's");
+  if (p.backend_flags) {
+    cli.text("--backend", "ADDR:PORT|PATH",
+             "forwarding mode: send the clients' requests in NetPDUs to xtcp-backend at this TCP "
+             "address or Unix socket path (a path contains '/') and return its answers",
+             &f.backend)
+        .default_text("none: answer by itself");
+    cli.number("--backend-data", "N",
+               "with --backend: NetPDU variant 2, a control transport and N data transports (0: variant 1, "
+               "one transport)",
+               &f.backend_data, 0, 64);
+  }
+  cli::add_stats_flags(cli, &f.stats);
+  cli.epilog(cli::server_signals_help());
+  cli.epilog(cli::exit_codes_help());
 }
 
-ServerFlags parse_server_flags(int argc, char** argv, const char* program, const char* usage,
-                               std::uint16_t default_port, bool port_required, bool backend_flags) {
-  ServerFlags f;
-  f.port = default_port;
-  bool port_given = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "--help" || flag == "-h") {
-      std::fputs(usage, stdout);
-      std::exit(0);
-    }
-    if (flag.rfind("--", 0) != 0) {
-      usage_error(program, usage, "unexpected argument " + flag);
-    }
-    if (i + 1 >= argc) {
-      usage_error(program, usage, "missing value for " + flag);
-    }
-    const std::string v = argv[++i];
-    unsigned long long n = 0;
-    if (flag == "--tun") {
-      if (v.empty() || v.size() >= 16) {
-        usage_error(program, usage, "--tun: interface names have 1 to 15 characters, got \"" + v + "\"");
-      }
-      f.tun = v;
-    } else if (flag == "--ip") {
-      in_addr a{};
-      if (!is_ipv4(v, &a)) {
-        usage_error(program, usage, "--ip: not an IPv4 address: " + v);
-      }
-      f.ip = v;
-    } else if (flag == "--kernel-ip") {
-      const auto slash = v.find('/');
-      in_addr a{};
-      if (slash == std::string::npos || !is_ipv4(v.substr(0, slash), &a) ||
-          !parse_uint(v.c_str() + slash + 1, 32, &n) || n < 1 || n > 30) {
-        usage_error(program, usage, "--kernel-ip: expected ADDR/PREFIX with prefix 1..30, got " + v);
-      }
-      f.kernel_ip = v;
-    } else if (flag == "--port") {
-      if (!parse_uint(v.c_str(), 65535, &n) || n == 0) {
-        usage_error(program, usage, "--port: expected 1..65535, got " + v);
-      }
-      f.port = static_cast<std::uint16_t>(n);
-      port_given = true;
-    } else if (flag == "--pcap") {
-      if (v.empty()) {
-        usage_error(program, usage, "--pcap: empty file name");
-      }
-      f.pcap = v;
-    } else if (flag == "--duration") {
-      if (!parse_uint(v.c_str(), 86400ull * 365, &n)) {
-        usage_error(program, usage, "--duration: expected whole seconds, got " + v);
-      }
-      f.duration_s = n;
-    } else if (flag == "--pool-size" || flag == "--rx-buffer") {
-      if (!parse_uint(v.c_str(), 1ull << 34, &n) || n < 4096) {
-        usage_error(program, usage, flag + ": expected 4096..17179869184 bytes, got " + v);
-      }
-      f.pool_size = static_cast<std::size_t>(n);
-    } else if (flag == "--tx-cache" || flag == "--tx-buffer") {
-      if (!parse_uint(v.c_str(), 1ull << 34, &n) || n < 4096) {
-        usage_error(program, usage, flag + ": expected 4096..17179869184 bytes, got " + v);
-      }
-      f.tx_cache_size = static_cast<std::size_t>(n);
-    } else if (backend_flags && flag == "--backend") {
-      if (v.empty()) {
-        usage_error(program, usage, "--backend: expected ADDR:PORT or a socket path");
-      }
-      f.backend = v;
-    } else if (backend_flags && flag == "--backend-data") {
-      if (!parse_uint(v.c_str(), 64, &n)) {
-        usage_error(program, usage, "--backend-data: expected 0..64 data transports, got " + v);
-      }
-      f.backend_data = static_cast<int>(n);
-    } else {
-      usage_error(program, usage, "unknown flag " + flag);
-    }
+void ServerCommandLine::parse(int argc, char** argv) {
+  cli.library_version(xtcp_version());
+  cli.parse(argc, argv);
+  if (!values.kernel_ip.empty() && values.kernel_ip.substr(0, values.kernel_ip.find('/')) == values.ip) {
+    cli.fail("--kernel-ip: the kernel's end of the TUN needs an address other than --ip " + values.ip);
   }
-  if (f.tun.empty()) {
-    usage_error(program, usage, "--tun is required");
-  }
-  if (f.ip.empty()) {
-    usage_error(program, usage, "--ip is required");
-  }
-  if (port_required && !port_given) {
-    usage_error(program, usage, "--port is required");
-  }
-  if (!f.kernel_ip.empty() && f.kernel_ip.substr(0, f.kernel_ip.find('/')) == f.ip) {
-    usage_error(program, usage, "--kernel-ip must differ from --ip");
-  }
-  return f;
 }
 
 xtcp_config make_config(const ServerFlags& flags) {
@@ -138,25 +114,81 @@ xtcp_config make_config(const ServerFlags& flags) {
   c.local_addr = flags.ip.c_str();
   c.kernel_addr = flags.kernel_ip.empty() ? nullptr : flags.kernel_ip.c_str();
   c.pcap_path = flags.pcap.empty() ? nullptr : flags.pcap.c_str();
-  c.tx_cache_size = flags.tx_cache_size;
+  c.tx_cache_size = static_cast<std::size_t>(flags.tx_cache_size);
   return c;
 }
 
-volatile std::sig_atomic_t* install_stop_signals() {
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  return &g_stop;
+void print_xtcp_error(const char* program, const std::string& context, int rc) {
+  const char* why = xtcp_last_error();
+  std::fflush(stdout);
+  std::fprintf(stderr, "%s: %s: %s\n", program, context.c_str(),
+               why != nullptr && *why != '\0' ? why : std::strerror(-rc));
 }
 
-void print_counter_rows(std::FILE* out, const char* prefix, const CounterRow* rows, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) {
-    std::fprintf(out, "%s%s %llu\n", prefix, rows[i].name, static_cast<unsigned long long>(rows[i].value));
+void install_server_signals() {
+  cli::on_stop_signals({SIGINT, SIGTERM});
+  cli::on_stats_signal(SIGUSR1);
+  cli::ignore_signal(SIGPIPE);
+}
+
+std::FILE* message_stream(const ServerFlags& flags) { return flags.stats.json ? stderr : stdout; }
+
+int run_until_stopped(const ServerFlags& flags, cli::StatsPrinter& stats, const std::function<int(int)>& step) {
+  constexpr int kRoundMs = 100;
+  const auto start = std::chrono::steady_clock::now();
+  const bool limited = flags.duration.count() != 0;
+  while (!cli::stop_requested() && (!limited || std::chrono::steady_clock::now() - start < flags.duration)) {
+    const int rc = step(std::min(kRoundMs, stats.ms_until_due()));
+    stats.poll();
+    if (rc < 0 && rc != -EINTR) {  // EINTR: a signal; the loop condition or poll() looks at it
+      return rc;
+    }
   }
+  return 0;
 }
 
-int open_line_group(std::uint16_t port, std::size_t max_message, std::int64_t ack_deadline_ms, std::string* what) {
+void collect_engine_counters(std::vector<Counter>* out) {
+  const int n = xtcp_counters(nullptr, 0);
+  if (n > 0) {
+    std::vector<xtcp_counter> c(static_cast<std::size_t>(n));
+    const int got = std::min(xtcp_counters(c.data(), c.size()), n);
+    for (int i = 0; i < got; ++i) {
+      out->push_back(Counter{c[static_cast<std::size_t>(i)].name, c[static_cast<std::size_t>(i)].value});
+    }
+  }
+  collect_pool_counters(out);
+}
+
+void collect_pool_counters(std::vector<Counter>* out) {
+  struct xtcp_pool_stats st {};
+  if (xtcp_pool_stats(xtcp_default_pool(), &st) < 0) {
+    return;
+  }
+  const Counter rows[] = {
+      {"pool.connections", st.connections},       {"pool.groups", st.groups},
+      {"pool.rx_buffer_size", st.rx_buffer_size}, {"pool.rx_buffer_used", st.rx_buffer_used},
+      {"pool.rx_bytes", st.rx_bytes},             {"pool.rx_dropped_full", st.rx_dropped_full},
+      {"pool.tx_cache_size", st.tx_cache_size},   {"pool.tx_cache_used", st.tx_cache_used},
+      {"pool.acks_on_answers", st.acks_on_answers}, {"pool.acks_alone", st.acks_alone},
+      {"pool.answers_from_cache", st.answers_from_cache}, {"pool.accept_timeouts", st.accept_timeouts},
+  };
+  out->insert(out->end(), std::begin(rows), std::end(rows));
+}
+
+void print_pool_stats(const char* program, std::FILE* out) {
+  struct xtcp_pool_stats st {};
+  const int rc = xtcp_pool_stats(xtcp_default_pool(), &st);
+  if (rc < 0) {
+    std::fprintf(out, "%s: no pool statistics: %s\n", program, xtcp_last_error());
+    return;
+  }
+  std::vector<Counter> rows;
+  collect_pool_counters(&rows);
+  cli::print_counters_text(out, rows);
+}
+
+int open_line_group(std::uint16_t port, std::size_t max_message, std::int64_t ack_deadline_ms, bool send_all,
+                    std::string* what) {
   const int gd = xtcp_open_group(PF_INET, SOCK_STREAM, 0, port);
   if (gd < 0) {
     *what = "xtcp_open_group";
@@ -166,14 +198,16 @@ int open_line_group(std::uint16_t port, std::size_t max_message, std::int64_t ac
     int option;
     std::int64_t value;
     const char* name;
+    bool wanted;
   } opts[] = {
-      {XTCP_OPT_FRAMING, XTCP_FRAME_DELIMITER, "xtcp_setopt(XTCP_OPT_FRAMING)"},
-      {XTCP_OPT_DELIMITER, '\n', "xtcp_setopt(XTCP_OPT_DELIMITER)"},
-      {XTCP_OPT_MAX_MESSAGE, static_cast<std::int64_t>(max_message), "xtcp_setopt(XTCP_OPT_MAX_MESSAGE)"},
-      {XTCP_OPT_ACK_DEADLINE_MS, ack_deadline_ms, "xtcp_setopt(XTCP_OPT_ACK_DEADLINE_MS)"},
+      {XTCP_OPT_FRAMING, XTCP_FRAME_DELIMITER, "xtcp_setopt(XTCP_OPT_FRAMING)", true},
+      {XTCP_OPT_DELIMITER, '\n', "xtcp_setopt(XTCP_OPT_DELIMITER)", true},
+      {XTCP_OPT_MAX_MESSAGE, static_cast<std::int64_t>(max_message), "xtcp_setopt(XTCP_OPT_MAX_MESSAGE)", true},
+      {XTCP_OPT_ACK_DEADLINE_MS, ack_deadline_ms, "xtcp_setopt(XTCP_OPT_ACK_DEADLINE_MS)", ack_deadline_ms > 0},
+      {XTCP_OPT_SEND_ALL, 1, "xtcp_setopt(XTCP_OPT_SEND_ALL)", send_all},
   };
   for (const auto& o : opts) {
-    if (o.option == XTCP_OPT_ACK_DEADLINE_MS && ack_deadline_ms <= 0) {
+    if (!o.wanted) {
       continue;
     }
     const int rc = xtcp_setopt(gd, o.option, o.value);
@@ -183,25 +217,16 @@ int open_line_group(std::uint16_t port, std::size_t max_message, std::int64_t ac
       return rc;
     }
   }
-  return gd;
-}
-
-void print_pool_stats(const char* program, std::FILE* out) {
-  struct xtcp_pool_stats st {};
-  const int rc = xtcp_pool_stats(xtcp_default_pool(), &st);
-  if (rc < 0) {
-    std::fprintf(out, "%s: no pool statistics: %s\n", program, std::strerror(-rc));
-    return;
+  if (send_all) {
+    // From the first call on, the group reports connections whose refused answer now fits.
+    const int rc = xtcp_writable(gd);
+    if (rc < 0 && rc != -EAGAIN) {
+      *what = "xtcp_writable";
+      xtcp_close_group(gd);
+      return rc;
+    }
   }
-  const CounterRow rows[] = {
-      {"connections", st.connections},       {"groups", st.groups},
-      {"rx_buffer_size", st.rx_buffer_size}, {"rx_buffer_used", st.rx_buffer_used},
-      {"rx_bytes", st.rx_bytes},             {"rx_dropped_full", st.rx_dropped_full},
-      {"tx_cache_size", st.tx_cache_size},   {"tx_cache_used", st.tx_cache_used},
-      {"acks_on_answers", st.acks_on_answers}, {"acks_alone", st.acks_alone},
-      {"answers_from_cache", st.answers_from_cache}, {"accept_timeouts", st.accept_timeouts},
-  };
-  print_counter_rows(out, "pool.", rows);
+  return gd;
 }
 
 }  // namespace xtcp_examples

@@ -1,64 +1,95 @@
-// Command-line flags shared by the example servers on the xtcp API (xtcp-echo, xtcp-im):
-// --tun NAME --ip ADDR [--kernel-ip ADDR/PREFIX] [--port N] [--pcap FILE] [--duration S]
-// [--pool-size BYTES] [--tx-cache BYTES]. Parsed and validated here; a bad flag exits 2 with a clear message.
+// What the example servers on the xtcp API (xtcp-echo, xtcp-im) share around their own
+// work: the command line (tools/cli flags: --tun NAME --ip ADDR [--kernel-ip ADDR/PREFIX]
+// [--port N] [--pcap FILE] [--duration DURATION] [--pool-size SIZE] [--tx-cache SIZE]
+// [--stats-interval DURATION] [--stats-json], and for xtcp-im --backend and --backend-data),
+// the xtcp_config they make, failure reports with xtcp_last_error(), the signals, the main
+// loop with its counter prints, and the counters themselves.
 #pragma once
 
 #include <xtcp/xtcp.h>
 
-#include <csignal>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <string>
+#include <vector>
+
+#include "tools/cli/cli.h"
 
 namespace xtcp_examples {
+
+using xtcp::cli::Counter;
 
 struct ServerFlags {
   std::string tun;
   std::string ip;          // dotted quad, validated
   std::string kernel_ip;   // "ADDR/PREFIX" or empty, validated
-  std::uint16_t port = 0;  // 0: not given
+  std::uint16_t port = 0;
   std::string pcap;
-  std::uint64_t duration_s = 0;         // 0: until SIGINT/SIGTERM
-  std::size_t pool_size = 4u << 20;     // the pool's shared receive buffer (--pool-size)
-  std::size_t tx_cache_size = 0;        // the shared transmit cache; 0: the API's default
-  // Only with backend_flags (xtcp-im's forwarding mode); checked by the program.
-  std::string backend;                  // --backend ADDR:PORT or a Unix socket path
-  int backend_data = 0;                 // --backend-data N: variant 2 with N data transports
+  xtcp::cli::Micros duration{0};          // 0: until SIGINT/SIGTERM
+  std::uint64_t pool_size = 4u << 20;     // the pool's shared receive buffer (--pool-size)
+  std::uint64_t tx_cache_size = 0;        // the shared transmit cache; 0: the API's default
+  // Only for xtcp-im (ServerProgram::backend_flags), checked further by the program.
+  std::string backend;                    // --backend ADDR:PORT or a Unix socket path
+  int backend_data = 0;                   // --backend-data N: variant 2 with N data transports
+  xtcp::cli::StatsOptions stats;
 };
 
-// Parses argv. Exits 0 after printing usage for --help, 2 with "<program>: <why>" and the
-// usage on any bad or missing flag. port_required: --port must be given. backend_flags:
-// --backend and --backend-data are accepted.
-ServerFlags parse_server_flags(int argc, char** argv, const char* program, const char* usage,
-                               std::uint16_t default_port, bool port_required, bool backend_flags = false);
+// What differs between the programs' command lines.
+struct ServerProgram {
+  const char* name;      // "xtcp-echo"
+  const char* synopsis;  // after "usage: <name> "
+  const char* about;     // the paragraph under it in --help
+  std::uint16_t default_port = 0;
+  bool port_required = false;
+  std::uint64_t default_pool_size = 4u << 20;
+  bool backend_flags = false;  // --backend, --backend-data
+};
 
-// Exits 2 with "<program>: <msg>" and the usage (for checks a program makes itself).
-[[noreturn]] void usage_error(const char* program, const char* usage, const std::string& msg);
+// The parsed command line; cli.fail() reports a check the program makes itself (exit 2).
+struct ServerCommandLine {
+  explicit ServerCommandLine(const ServerProgram& program);
+  // Exits 0 after --help/--version, 2 after a bad or missing flag.
+  void parse(int argc, char** argv);
+
+  ServerFlags values;
+  xtcp::cli::Flags cli;
+};
 
 // The xtcp_config for these flags (pointers into flags; keep flags alive).
 xtcp_config make_config(const ServerFlags& flags);
 
-// Installs SIGINT/SIGTERM handlers that set the returned flag (restores default SIGPIPE).
-volatile std::sig_atomic_t* install_stop_signals();
+// "<program>: <context>: <xtcp_last_error()>" on stderr: the library's explanation of the
+// failed call rc came from (strerror(-rc) when it has none).
+void print_xtcp_error(const char* program, const std::string& context, int rc);
 
-// A named counter, printed as "<prefix><name> <value>".
-struct CounterRow {
-  const char* name;
-  std::uint64_t value;
-};
-void print_counter_rows(std::FILE* out, const char* prefix, const CounterRow* rows, std::size_t n);
-template <std::size_t N>
-void print_counter_rows(std::FILE* out, const char* prefix, const CounterRow (&rows)[N]) {
-  print_counter_rows(out, prefix, rows, N);
-}
+// SIGINT/SIGTERM stop (xtcp::cli::stop_requested()), SIGUSR1 asks for the counters,
+// SIGPIPE is ignored (a closed stdout or backend socket is an error, not a death).
+void install_server_signals();
 
-// A group on port whose xtcp_recv returns whole lines (delimiter '\n', at most max_message
-// bytes); ack_deadline_ms > 0 also sets XTCP_OPT_ACK_DEADLINE_MS. The group descriptor, or
-// a negative errno with *what naming the call that failed (nothing stays open then).
-int open_line_group(std::uint16_t port, std::size_t max_message, std::int64_t ack_deadline_ms, std::string* what);
+// Where a program's messages go: stdout, or stderr with --stats-json (stdout then carries
+// only the JSON lines).
+std::FILE* message_stream(const ServerFlags& flags);
 
+// Runs step(timeout_ms) rounds until a stop signal, the --duration, or a step that returns
+// a negative errno other than -EINTR (returned). Prints the counters as --stats-interval
+// and SIGUSR1 ask. 0 when stopped.
+int run_until_stopped(const ServerFlags& flags, xtcp::cli::StatsPrinter& stats, const std::function<int(int)>& step);
+
+// Every counter of the stack and the API (xtcp_counters) and the pool's ("pool.*").
+void collect_engine_counters(std::vector<Counter>* out);
+// The pool's counters as "pool.<name>".
+void collect_pool_counters(std::vector<Counter>* out);
 // Prints the pool's counters as "pool.<name> <value>" lines.
 void print_pool_stats(const char* program, std::FILE* out);
+
+// A group on port whose xtcp_recv returns whole lines (delimiter '\n', at most max_message
+// bytes); ack_deadline_ms > 0 also sets XTCP_OPT_ACK_DEADLINE_MS; send_all sets
+// XTCP_OPT_SEND_ALL and asks for writable connections (xtcp_writable). The group
+// descriptor, or a negative errno with *what naming the call that failed (nothing stays
+// open then).
+int open_line_group(std::uint16_t port, std::size_t max_message, std::int64_t ack_deadline_ms, bool send_all,
+                    std::string* what);
 
 }  // namespace xtcp_examples

@@ -2,10 +2,11 @@
 // accept -> xtcp_recv -> BackendClient::send; see im_forwarder.h.
 //
 // The ackd bookkeeping rests on one xtcp_recv rule (docs/api.md): every xtcp_recv starts at
-// the connection's oldest unacknowledged byte. Forwarded-but-unanswered bytes therefore come
-// again at the head of every later xtcp_recv; Conn::forwarded says how many to skip. They
-// always fit in one xtcp_recv: they were delivered by one, and acknowledgements only shrink
-// them, so the `ackd` of every answer is within what the last xtcp_recv delivered.
+// the connection's oldest unacknowledged byte. Answered bytes whose answer waits in the
+// outbox and forwarded-but-unanswered bytes therefore come again at the head of every later
+// xtcp_recv; Outbox::pending_ackd and Conn::forwarded say how many to skip. They always fit
+// in one xtcp_recv: they were delivered by one, and acknowledgements only shrink them, so
+// the `ackd` of every answer is within what the last xtcp_recv delivered.
 #include "server_examples/im/im_forwarder.h"
 
 #include <poll.h>
@@ -46,13 +47,13 @@ int ImForwarder::open(std::uint16_t port, const ImForwarderConfig& config, std::
   }
   // Answers take a trip to the backend; when it is slow or paused, requests already in the
   // pool are ACKed after kForwardAckDeadlineMs so clients do not retransmit them meanwhile.
-  const int gd = open_line_group(port, kImMaxMessage, kForwardAckDeadlineMs, what);
+  const int gd = open_line_group(port, kImMaxMessage, kForwardAckDeadlineMs, true, what);
   if (gd < 0) {
     backend_.reset();
     return gd;
   }
   gd_ = gd;
-  answers_.emplace(gd, kImMaxBacklog);
+  outbox_.emplace(gd, kImMaxBacklog, im_piece_size());
   buf_.resize(kRecvBuffer);
   return 0;
 }
@@ -84,12 +85,10 @@ int ImForwarder::poll_wait_ms(int timeout_ms) const {
     const np::TimeNs left = deadline - clock_.now();
     wait = std::min<np::TimeNs>(wait, left <= 0 ? 0 : left / 1'000'000 + 1);
   }
-  // Answers waiting for transmit-cache space are retried soon rather than after a long
-  // sleep. Work the backend link refused needs no such timer: a refusal means the link
-  // has queued bytes, so its descriptor is polled for POLLOUT and wakes us as it drains.
-  if (answers_->any_pending()) {
-    wait = std::min(wait, 2);
-  }
+  // No timer for answers waiting for transmit-cache space: the ACKs that make room arrive
+  // on the TUN descriptor, and the turn after them sends what xtcp_writable names. Work
+  // the backend link refused needs none either: a refusal means the link has queued
+  // bytes, so its descriptor is polled for POLLOUT and wakes us as it drains.
   return wait;
 }
 
@@ -108,6 +107,7 @@ int ImForwarder::run_once(int timeout_ms) {
   }
   more_work_ = false;
   xtcp_poll();
+  outbox_->flush_writable();  // answers that waited for room go before newer ones
   // The backend's answers first: they free client buffer space and backend queue room.
   for (std::size_t i = 1; i < pfds_.size(); ++i) {
     if (pfds_[i].revents != 0) {
@@ -129,9 +129,7 @@ int ImForwarder::run_once(int timeout_ms) {
   retry_stalled();
   accept_all();
   serve_requests();
-  if (answers_->any_pending()) {
-    answers_->flush();
-  }
+  outbox_->flush_writable();  // connections woken during this turn
   finish_closing();
   // Everything read this turn leaves in as few NetPDUs as fit: one gather write.
   backend_->endpoint().flush();
@@ -242,16 +240,17 @@ void ImForwarder::on_request_bytes(int cd, std::size_t n) {
     return;  // not accepted through us: nothing to forward it to
   }
   Conn& c = it->second;
-  if (c.session == 0) {
-    // The backend ended the session (QUIT): what follows is dropped, and acknowledged.
-    answers_->send(cd, n, {});
-    return;
-  }
-  if (n <= c.forwarded) {
+  const std::size_t skip = outbox_->pending_ackd(cd) + c.forwarded;
+  if (n <= skip) {
     return;  // offered again after an answer acknowledged part of it: nothing new
   }
-  const char* fresh = buf_.data() + c.forwarded;
-  const std::size_t size = n - c.forwarded;
+  if (c.session == 0) {
+    // The backend ended the session (QUIT): what follows is dropped, and acknowledged.
+    outbox_->send(cd, n - skip, {});
+    return;
+  }
+  const char* fresh = buf_.data() + skip;
+  const std::size_t size = n - skip;
   stats_.bytes_in += size;
   np::Payload bytes = np::copy_payload(np::ByteSpan(reinterpret_cast<const std::byte*>(fresh), size));
   if (forward(c, bytes) == -EAGAIN) {
@@ -291,7 +290,7 @@ void ImForwarder::on_backend_data(std::uint64_t session, const np::Payload& byte
     ++stats_.pushes;
   }
   const std::string_view text(reinterpret_cast<const char*>(bytes.bytes.data()), bytes.size());
-  if (answers_->send(cd, answered, text) == -ENOBUFS) {
+  if (outbox_->send(cd, answered, text) == -ENOBUFS) {
     ++stats_.slow_consumers;
     close_now(cd);
     return;
@@ -319,7 +318,7 @@ void ImForwarder::on_backend_close(std::uint64_t session) {
   // Lines after QUIT were forwarded but will never be answered: acknowledge them, as local
   // mode does, so the close is orderly rather than a reset for unread data.
   if (c.forwarded > 0) {
-    answers_->send(cd, c.forwarded, {});
+    outbox_->send(cd, c.forwarded, {});
     c.forwarded = 0;
   }
   close_when_flushed(cd);
@@ -337,7 +336,7 @@ void ImForwarder::end_session(Conn& c) {
 }
 
 void ImForwarder::close_when_flushed(int cd) {
-  if (answers_->close_when_flushed(cd)) {
+  if (outbox_->close_when_flushed(cd)) {
     close_now(cd);
   }
 }
@@ -348,7 +347,7 @@ void ImForwarder::close_now(int cd) {
     return;
   }
   end_session(it->second);
-  answers_->forget(cd);
+  outbox_->forget(cd);
   if (stalled_ && stalled_->cd == cd) {
     stalled_.reset();
   }
@@ -357,7 +356,7 @@ void ImForwarder::close_now(int cd) {
 }
 
 void ImForwarder::finish_closing() {
-  for (const int cd : answers_->take_flushed()) {
+  for (const int cd : outbox_->take_flushed()) {
     close_now(cd);
   }
 }
@@ -372,14 +371,14 @@ void ImForwarder::lose_backend(const std::string& why) {
     cds.push_back(cd);
   }
   for (const int cd : cds) {
-    answers_->forget(cd);
+    outbox_->forget(cd);
     xtcp_close(gd_, cd);
   }
   forget_clients();
 }
 
-void ImForwarder::print_counters(std::FILE* out) const {
-  const CounterRow rows[] = {
+void ImForwarder::counters(std::vector<Counter>* out) const {
+  const Counter rows[] = {
       {"im.accepted", stats_.accepted},
       {"im.open", conns_.size()},
       {"im.client_closes", stats_.client_closes},
@@ -394,23 +393,32 @@ void ImForwarder::print_counters(std::FILE* out) const {
       {"im.pushes", stats_.pushes},
       {"im.orphans", stats_.orphans},
       {"im.stalls", stats_.stalls},
-      {"im.bytes_out", !answers_ ? 0 : answers_->bytes_sent()},
-      {"im.deferred_sends", !answers_ ? 0 : answers_->deferred_sends()},
+      {"im.bytes_out", !outbox_ ? 0 : outbox_->bytes_sent()},
+      {"im.deferred_sends", !outbox_ ? 0 : outbox_->deferred_sends()},
+      {"im.queued_bytes", !outbox_ ? 0 : outbox_->queued_bytes()},
+      {"im.writable_wakeups", !outbox_ ? 0 : outbox_->writable_wakeups()},
+      {"im.sessions", sessions()},
   };
-  print_counter_rows(out, "", rows);
+  out->insert(out->end(), std::begin(rows), std::end(rows));
   if (!backend_) {
     return;
   }
   const np::AggregatorStats& tx = backend_->endpoint().tx_stats();
   const np::RxStats& rx = backend_->endpoint().rx_stats();
-  const CounterRow link[] = {
+  const Counter link[] = {
       {"netpdu.tx_tlpdus", tx.tlpdus},         {"netpdu.tx_pdus", tx.pdus},
       {"netpdu.tx_writev_calls", tx.gather_calls}, {"netpdu.tx_header_bytes", tx.header_bytes},
       {"netpdu.tx_payload_bytes", tx.payload_bytes}, {"netpdu.tx_would_block", tx.would_block},
       {"netpdu.rx_pdus", rx.pdus},             {"netpdu.rx_tlpdus", rx.tlpdus},
       {"netpdu.rx_read_calls", rx.read_calls}, {"netpdu.rx_payload_bytes", rx.payload_bytes},
   };
-  print_counter_rows(out, "", link);
+  out->insert(out->end(), std::begin(link), std::end(link));
+}
+
+void ImForwarder::print_counters(std::FILE* out) const {
+  std::vector<Counter> rows;
+  counters(&rows);
+  xtcp::cli::print_counters_text(out, rows);
 }
 
 }  // namespace xtcp_examples

@@ -10,6 +10,9 @@
 // Backpressure: when the backend link refuses more (it is slow), the forwarder stops
 // reading clients; their bytes stay unacknowledged in the pool, so TCP flow control slows
 // the clients instead of anything growing here. See docs/im-protocol.md, "Forwarding mode".
+// Toward the clients the group sends whole answers or nothing (XTCP_OPT_SEND_ALL); what the
+// transmit cache refuses waits in an Outbox with its ackd until xtcp_writable names the
+// connection.
 #pragma once
 
 #include <cstddef>
@@ -24,7 +27,7 @@
 
 #include "netpdu/backend_client.h"
 #include "netpdu/clock.h"
-#include "server_examples/common/answer_queue.h"
+#include "server_examples/common/outbox.h"
 #include "server_examples/common/server_flags.h"
 
 namespace xtcp_examples {
@@ -73,13 +76,15 @@ class ImForwarder {
   std::size_t sessions() const { return backend_ ? backend_->sessions() : 0; }
   const ImForwarderStats& stats() const { return stats_; }
   const std::string& backend_error() const { return backend_error_; }
+  // The "im.<name>" and "netpdu.<name>" counters.
+  void counters(std::vector<Counter>* out) const;
   // "im.<name> <value>" and "netpdu.<name> <value>" lines.
   void print_counters(std::FILE* out) const;
 
  private:
   struct Conn {
     std::uint64_t session = 0;    // 0: no backend session (not opened yet, or ended)
-    std::size_t forwarded = 0;    // unacknowledged bytes (from the oldest) already forwarded
+    std::size_t forwarded = 0;    // unanswered bytes (after the outbox's pending_ackd) already forwarded
     bool client_done = false;     // the client's FIN: finish once every line is answered
   };
   // Bytes xtcp_recv delivered that the backend link refused: retried before anything else
@@ -116,7 +121,7 @@ class ImForwarder {
   xtcp::netpdu::SteadyClock clock_;
   std::unique_ptr<xtcp::netpdu::BackendClient> backend_;
   std::string backend_error_;
-  std::optional<AnswerQueue> answers_;
+  std::optional<Outbox> outbox_;
   std::unordered_map<int, Conn> conns_;
   std::unordered_map<std::uint64_t, int> cd_of_session_;
   std::deque<int> unopened_;               // accepted; OPEN refused by backpressure

@@ -1,13 +1,13 @@
 // ImServer: xtcp_select -> xtcp_accept -> xtcp_recv (whole lines of one connection) ->
-// ImCore -> AnswerQueue (xtcp_send with ackd). See im_server.h and docs/im-protocol.md.
+// ImCore -> Outbox (xtcp_send with ackd, whole or queued) <- xtcp_writable. See im_server.h
+// and docs/im-protocol.md.
 #include "server_examples/im/im_server.h"
 
 #include <xtcp/xtcp.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <string_view>
-
-#include "server_examples/common/server_flags.h"
 
 namespace xtcp_examples {
 namespace {
@@ -18,13 +18,21 @@ constexpr std::size_t kRecvBuffer = 64 * 1024;
 
 }  // namespace
 
+std::size_t im_piece_size() {
+  struct xtcp_pool_stats st {};
+  if (xtcp_pool_stats(xtcp_default_pool(), &st) < 0 || st.tx_cache_size == 0) {
+    return kImMaxPiece;
+  }
+  return std::clamp<std::size_t>(static_cast<std::size_t>(st.tx_cache_size / 4), 256, kImMaxPiece);
+}
+
 int ImServer::open(std::uint16_t port, std::string* what) {
-  const int gd = open_line_group(port, kImMaxMessage, 0, what);
+  const int gd = open_line_group(port, kImMaxMessage, 0, true, what);
   if (gd < 0) {
     return gd;
   }
   gd_ = gd;
-  answers_.emplace(gd, kImMaxBacklog);
+  outbox_.emplace(gd, kImMaxBacklog, im_piece_size());
   buf_.resize(kRecvBuffer);
   return 0;
 }
@@ -42,10 +50,7 @@ int ImServer::run_once(int timeout_ms) {
   if (gd_ < 0) {
     return -EBADF;
   }
-  // Answers waiting for transmit-cache space are retried soon, not after a long wait.
-  if (answers_->any_pending() && timeout_ms > 2) {
-    timeout_ms = 2;
-  }
+  // Connections whose waiting answers now fit make the group ready (xtcp_writable).
   xtcp_set readable;
   xtcp_set acceptable;
   XTCP_ZERO(&readable);
@@ -60,11 +65,9 @@ int ImServer::run_once(int timeout_ms) {
   if (rc > 0 && XTCP_ISSET(gd_, &acceptable)) {
     accept_all();
   }
+  outbox_->flush_writable();  // before new requests: what waits goes first
   if (rc > 0 && XTCP_ISSET(gd_, &readable)) {
     serve_requests();
-  }
-  if (answers_->any_pending()) {
-    answers_->flush();
   }
   finish_closing();
   return 0;
@@ -113,13 +116,23 @@ void ImServer::on_data(int cd, std::size_t n) {
     it = conns_.emplace(cd, Conn{}).first;  // accepted before we saw it: adopt it
   }
   Conn& c = it->second;
-  const std::string_view data(buf_.data(), n);
+  // Requests answered by something still in the outbox are not acknowledged yet: they come
+  // first in every xtcp_recv until their answer leaves. Skip them.
+  const std::size_t skip = outbox_->pending_ackd(cd);
+  if (n <= skip) {
+    return;
+  }
+  const std::string_view data(buf_.data() + skip, n - skip);
+  if (c.quit) {
+    outbox_->send(cd, data.size(), {});  // after QUIT: dropped, and acknowledged
+    return;
+  }
   reply_.clear();
   pushes_.clear();
   std::size_t consumed = 0;
   ImCore::After after = ImCore::After::kKeepOpen;
   // Bounded: every pass consumes at least one byte.
-  while (consumed < n && after == ImCore::After::kKeepOpen) {
+  while (consumed < data.size() && after == ImCore::After::kKeepOpen) {
     const std::size_t nl = data.find('\n', consumed);
     if (nl == std::string_view::npos) {
       break;
@@ -132,24 +145,25 @@ void ImServer::on_data(int cd, std::size_t n) {
     consumed = nl + 1;
   }
   if (after == ImCore::After::kClose) {
-    consumed = n;  // whatever follows QUIT is dropped, and acknowledged
-  } else if (consumed < n && n - consumed > kImMaxLine + 1) {
+    consumed = data.size();  // whatever follows QUIT is dropped, and acknowledged
+  } else if (consumed < data.size() && data.size() - consumed > kImMaxLine + 1) {
     // No '\n' within the limit (only without framing): answer once, drop to the next '\n'.
     if (!c.discarding) {
       core_.on_line(cd, data.substr(consumed), &reply_, &pushes_);
     }
     c.discarding = true;
-    consumed = n;
+    consumed = data.size();
   }
   // An unterminated tail stays unacknowledged: xtcp_recv delivers it again, first.
   if (consumed > 0 || !reply_.empty()) {
-    const int rc = answers_->send(cd, consumed, reply_);
+    const int rc = outbox_->send(cd, consumed, reply_);
     if (rc == -ENOBUFS) {
       ++stats_.slow_consumers;
       core_.on_disconnect(cd, &pushes_);
       close_now(cd);
     } else if (after == ImCore::After::kClose) {
       ++stats_.quits;
+      c.quit = true;
       close_when_flushed(cd);
     }
   }
@@ -180,7 +194,7 @@ void ImServer::send_pushes() {
       if (conns_.count(p.cd) == 0) {
         continue;
       }
-      if (answers_->send(p.cd, 0, p.line) == -ENOBUFS) {
+      if (outbox_->send(p.cd, 0, p.line) == -ENOBUFS) {
         slow.push_back(p.cd);
       }
     }
@@ -196,49 +210,57 @@ void ImServer::send_pushes() {
 }
 
 void ImServer::close_when_flushed(int cd) {
-  if (answers_->close_when_flushed(cd)) {
+  if (outbox_->close_when_flushed(cd)) {
     close_now(cd);
   }
 }
 
 void ImServer::close_now(int cd) {
-  answers_->forget(cd);
+  outbox_->forget(cd);
   if (conns_.erase(cd) != 0) {
     xtcp_close(gd_, cd);
   }
 }
 
 void ImServer::finish_closing() {
-  for (const int cd : answers_->take_flushed()) {
+  for (const int cd : outbox_->take_flushed()) {
     close_now(cd);
   }
 }
 
-void ImServer::print_counters(std::FILE* out) const {
+void ImServer::counters(std::vector<Counter>* out) const {
   const ImCounters& c = core_.counters();
-  const CounterRow rows[] = {
-      {"accepted", stats_.accepted},
-      {"open", conns_.size()},
-      {"online", core_.online()},
-      {"client_closes", stats_.client_closes},
-      {"quits", stats_.quits},
-      {"resets", stats_.resets},
-      {"slow_consumers", stats_.slow_consumers},
-      {"requests", c.requests},
-      {"logins", c.logins},
-      {"logouts", c.logouts},
-      {"messages", c.messages},
-      {"messages_offline", c.messages_offline},
-      {"lists", c.lists},
-      {"errors", c.errors},
-      {"pushes", c.pushes},
-      {"recv_calls", stats_.recv_calls},
-      {"recv_errors", stats_.recv_errors},
-      {"bytes_in", stats_.bytes_in},
-      {"bytes_out", !answers_ ? 0 : answers_->bytes_sent()},
-      {"deferred_sends", !answers_ ? 0 : answers_->deferred_sends()},
+  const Counter rows[] = {
+      {"im.accepted", stats_.accepted},
+      {"im.open", conns_.size()},
+      {"im.online", core_.online()},
+      {"im.client_closes", stats_.client_closes},
+      {"im.quits", stats_.quits},
+      {"im.resets", stats_.resets},
+      {"im.slow_consumers", stats_.slow_consumers},
+      {"im.requests", c.requests},
+      {"im.logins", c.logins},
+      {"im.logouts", c.logouts},
+      {"im.messages", c.messages},
+      {"im.messages_offline", c.messages_offline},
+      {"im.lists", c.lists},
+      {"im.errors", c.errors},
+      {"im.pushes", c.pushes},
+      {"im.recv_calls", stats_.recv_calls},
+      {"im.recv_errors", stats_.recv_errors},
+      {"im.bytes_in", stats_.bytes_in},
+      {"im.bytes_out", !outbox_ ? 0 : outbox_->bytes_sent()},
+      {"im.deferred_sends", !outbox_ ? 0 : outbox_->deferred_sends()},
+      {"im.queued_bytes", !outbox_ ? 0 : outbox_->queued_bytes()},
+      {"im.writable_wakeups", !outbox_ ? 0 : outbox_->writable_wakeups()},
   };
-  print_counter_rows(out, "im.", rows);
+  out->insert(out->end(), std::begin(rows), std::end(rows));
+}
+
+void ImServer::print_counters(std::FILE* out) const {
+  std::vector<Counter> rows;
+  counters(&rows);
+  xtcp::cli::print_counters_text(out, rows);
 }
 
 }  // namespace xtcp_examples

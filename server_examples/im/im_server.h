@@ -1,6 +1,9 @@
 // xtcp-im's server loop on the xtcp C API: one group per port with '\n' framing, so each
 // xtcp_recv returns whole request lines of one connection; ImCore turns them into answers
 // (sent with ackd = the lines consumed, so the ACK rides on the answer) and pushes (ackd 0).
+// The group sends whole answers or nothing (XTCP_OPT_SEND_ALL); what the transmit cache
+// refuses waits in an Outbox with its ackd and leaves when xtcp_writable names the
+// connection, so a refused answer still carries its request's ACK.
 #pragma once
 
 #include <cstddef>
@@ -11,7 +14,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "server_examples/common/answer_queue.h"
+#include "server_examples/common/outbox.h"
+#include "server_examples/common/server_flags.h"
 #include "server_examples/im/im_core.h"
 
 namespace xtcp_examples {
@@ -22,6 +26,11 @@ inline constexpr std::size_t kImMaxMessage = 8192;
 // Answers and pushes waiting for a full transmit cache, per connection; past it the
 // connection is closed as a slow consumer.
 inline constexpr std::size_t kImMaxBacklog = 1u << 20;
+// The largest piece one xtcp_send takes (a longer answer, a big LIST, goes in pieces):
+// this, or a quarter of the transmit cache when that is smaller.
+inline constexpr std::size_t kImMaxPiece = 64 * 1024;
+// The piece size for the transmit cache the pool has now (after xtcp_initialize).
+std::size_t im_piece_size();
 
 struct ImServerStats {
   std::uint64_t accepted = 0;
@@ -44,8 +53,9 @@ class ImServer {
   // Opens the group on port in the default pool (after xtcp_initialize) and sets its
   // options. 0, or a negative errno with *what naming the call that failed.
   int open(std::uint16_t port, std::string* what);
-  // One round: xtcp_select (at most timeout_ms), accept, serve every connection with
-  // requests (bounded per round), retry waiting answers. 0 or xtcp_select's error.
+  // One round: xtcp_select (at most timeout_ms), accept, send what waits for connections
+  // xtcp_writable names, serve every connection with requests (bounded per round). 0 or
+  // xtcp_select's error.
   int run_once(int timeout_ms);
   // Closes the group (its connections are reset). Idempotent.
   void close();
@@ -54,13 +64,16 @@ class ImServer {
   std::size_t connections() const { return conns_.size(); }
   const ImCore& core() const { return core_; }
   const ImServerStats& stats() const { return stats_; }
-  const AnswerQueue* answers() const { return answers_ ? &*answers_ : nullptr; }
+  const Outbox* outbox() const { return outbox_ ? &*outbox_ : nullptr; }
+  // The "im.<name>" counters.
+  void counters(std::vector<Counter>* out) const;
   // "im.<name> <value>" lines.
   void print_counters(std::FILE* out) const;
 
  private:
   struct Conn {
     bool discarding = false;  // inside a line longer than the receive buffer
+    bool quit = false;        // QUIT answered: later bytes are dropped (and acknowledged)
   };
   void accept_all();
   void serve_requests();
@@ -74,7 +87,7 @@ class ImServer {
 
   int gd_ = -1;
   ImCore core_;
-  std::optional<AnswerQueue> answers_;  // set once the group is open
+  std::optional<Outbox> outbox_;  // set once the group is open
   std::unordered_map<int, Conn> conns_;
   std::vector<char> buf_;
   std::string reply_;

@@ -1,13 +1,14 @@
 // xtcp-im: the instant-messaging server of docs/im-protocol.md on the xtcp C API.
-//   xtcp-im --tun NAME --ip ADDR [--kernel-ip ADDR/PREFIX] --port N [--pcap FILE] [--duration S]
-//           [--backend ADDR:PORT|PATH [--backend-data N]]
+//   xtcp-im --tun NAME --ip ADDR --port N [--kernel-ip ADDR/PREFIX] [--pcap FILE]
+//           [--duration DURATION] [--pool-size SIZE] [--tx-cache SIZE]
+//           [--backend ADDR:PORT|PATH [--backend-data N]] [--stats-interval DURATION] [--stats-json]
 // Flags -> xtcp_configure/xtcp_initialize -> ImServer (local mode) or ImForwarder (requests
 // forwarded to xtcp-backend through NetPDU) rounds until SIGINT/SIGTERM or the duration
-// ends -> counters (IM, NetPDU and pool statistics) on stdout.
+// ends -> counters (IM, NetPDU and pool statistics) on stdout; every counter also every
+// --stats-interval and on SIGUSR1.
 #include <xtcp/xtcp.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -20,46 +21,61 @@
 namespace {
 
 using namespace xtcp_examples;
+namespace cli = xtcp::cli;
 
-constexpr const char* kUsage =
-    "usage: xtcp-im --tun NAME --ip ADDR [--kernel-ip ADDR/PREFIX] --port N [--pcap FILE]\n"
-    "               [--duration SECONDS] [--pool-size BYTES] [--tx-cache BYTES]\n"
-    "               [--backend ADDR:PORT|SOCKET_PATH [--backend-data N]]\n"
-    "  An instant-messaging server (docs/im-protocol.md) on the xtcp API: the stack answers\n"
-    "  at ADDR behind the TUN device NAME; --kernel-ip gives the kernel's end of the TUN an\n"
-    "  address and brings it up. SIGINT/SIGTERM stop it and print the counters.\n"
-    "  --backend: forwarding mode. Requests go to xtcp-backend at that TCP address or Unix\n"
-    "  socket path, aggregated in NetPDUs (docs/netpdu.md); --backend-data N uses variant 2\n"
-    "  (a control transport and N data transports) instead of one transport.\n";
+constexpr const char* kProgram = "xtcp-im";
+
+const ServerProgram kIm{
+    kProgram,
+    "--tun NAME --ip ADDR --port N [OPTION]...",
+    "An instant-messaging server on the xtcp API. Clients are ordinary TCP clients that send one "
+    "request per line: LOGIN name, MSG name text, LIST, QUIT; every request gets one answer line "
+    "(OK, ERR reason, USERS a b c, BYE), and logged-in users get FROM, ONLINE and OFFLINE lines "
+    "pushed. The stack answers at ADDR:N behind the TUN device NAME. With --backend the server "
+    "keeps no users itself: it forwards every request line to xtcp-backend, aggregated in "
+    "NetPDUs, and returns the answers. Each answer carries the TCP acknowledgement of its "
+    "request.",
+    0,
+    true,
+    4u << 20,
+    true,
+};
 
 // Runs server rounds until a stop signal or the duration; prints the counters.
 template <typename Server>
-int serve(Server& server, const ServerFlags& flags, const char* mode) {
-  volatile std::sig_atomic_t* stop = install_stop_signals();
-  std::printf("xtcp-im: %s:%u on %s%s%s%s\n", flags.ip.c_str(), flags.port, flags.tun.c_str(),
-              flags.pcap.empty() ? "" : ", pcap ", flags.pcap.c_str(), mode);
-  std::fflush(stdout);
-  int exit_code = 0;
-  const auto start = std::chrono::steady_clock::now();
-  const auto limit = std::chrono::seconds(flags.duration_s);
-  while (*stop == 0 && (flags.duration_s == 0 || std::chrono::steady_clock::now() - start < limit)) {
-    const int rc = server.run_once(100);
-    if constexpr (requires { server.backend_error(); }) {
-      if (rc == -EPIPE) {
-        std::fprintf(stderr, "xtcp-im: backend lost: %s\n", server.backend_error().c_str());
-        exit_code = 1;
-        break;
-      }
+int serve(Server& server, const ServerFlags& flags, const std::string& mode) {
+  constexpr bool kForwarding = requires { server.backend_error(); };
+  std::FILE* msg = message_stream(flags);
+  std::fprintf(msg, "%s: %s:%u on %s%s%s%s\n", kProgram, flags.ip.c_str(), flags.port, flags.tun.c_str(),
+               flags.pcap.empty() ? "" : ", pcap ", flags.pcap.c_str(), mode.c_str());
+  std::fflush(msg);
+  cli::StatsPrinter stats(kProgram, flags.stats, [&](std::vector<Counter>* out) {
+    collect_engine_counters(out);
+    server.counters(out);
+  });
+  const int rc = run_until_stopped(flags, stats, [&](int timeout_ms) { return server.run_once(timeout_ms); });
+  int exit_code = cli::kExitOk;
+  if (kForwarding && rc == -EPIPE) {
+    if constexpr (kForwarding) {
+      std::fprintf(stderr, "%s: backend lost: %s\n", kProgram, server.backend_error().c_str());
     }
-    if (rc < 0 && rc != -EINTR) {  // EINTR: a signal; the loop condition looks at it
-      std::fprintf(stderr, "xtcp-im: waiting for work: %s\n", std::strerror(-rc));
-      exit_code = 1;
-      break;
+    exit_code = cli::kExitFailure;
+  } else if (rc < 0) {
+    if constexpr (kForwarding) {
+      std::fprintf(stderr, "%s: waiting for work: %s\n", kProgram, std::strerror(-rc));
+    } else {
+      print_xtcp_error(kProgram, "waiting for work", rc);
     }
+    exit_code = cli::kExitFailure;
   }
-  std::printf("xtcp-im: stopping\n");
-  server.print_counters(stdout);
-  print_pool_stats("xtcp-im", stdout);
+  std::fprintf(msg, "%s: stopping\n", kProgram);
+  std::fflush(msg);
+  if (flags.stats.json) {
+    stats.print();
+  } else {
+    server.print_counters(stdout);
+    print_pool_stats(kProgram, stdout);
+  }
   server.close();
   return exit_code;
 }
@@ -67,37 +83,39 @@ int serve(Server& server, const ServerFlags& flags, const char* mode) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const ServerFlags flags = parse_server_flags(argc, argv, "xtcp-im", kUsage, 0, true, true);
+  ServerCommandLine cl(kIm);
+  cl.parse(argc, argv);
+  const ServerFlags& flags = cl.values;
   ImForwarderConfig forward;
   if (!flags.backend.empty()) {
     std::string err;
     if (flags.backend.find('/') != std::string::npos) {
       if (flags.backend.size() >= 108) {
-        usage_error("xtcp-im", kUsage, "--backend: a socket path has at most 107 bytes");
+        cl.cli.fail("--backend: a socket path has at most 107 bytes");
       }
       forward.backend = xtcp::netpdu::unix_address(flags.backend);
     } else if (auto a = xtcp::netpdu::parse_host_port(flags.backend, &err)) {
       forward.backend = *a;
     } else {
-      usage_error("xtcp-im", kUsage, "--backend: " + err);
+      cl.cli.fail("--backend: " + err);
     }
     forward.data_transports = flags.backend_data;
-  } else if (flags.backend_data != 0) {
-    usage_error("xtcp-im", kUsage, "--backend-data needs --backend");
+  } else if (cl.cli.given("--backend-data")) {
+    cl.cli.fail("--backend-data needs --backend");
   }
+  install_server_signals();
   const xtcp_config config = make_config(flags);
   int rc = xtcp_configure(&config);
   if (rc < 0) {
-    std::fprintf(stderr, "xtcp-im: xtcp_configure: %s\n", std::strerror(-rc));
-    return 1;
+    print_xtcp_error(kProgram, "cannot configure the link", rc);
+    return cli::kExitFailure;
   }
-  rc = xtcp_initialize(flags.pool_size);
+  rc = xtcp_initialize(static_cast<std::size_t>(flags.pool_size));
   if (rc < 0) {
-    std::fprintf(stderr, "xtcp-im: xtcp_initialize(%zu) on %s: %s\n", flags.pool_size,
-                 flags.tun.c_str(), std::strerror(-rc));
-    return 1;
+    print_xtcp_error(kProgram, "cannot start on TUN device " + flags.tun, rc);
+    return cli::kExitFailure;
   }
-  int exit_code = 0;
+  int exit_code = cli::kExitOk;
   std::string what;
   if (flags.backend.empty()) {
     ImServer server;
@@ -111,12 +129,16 @@ int main(int argc, char** argv) {
     if (rc == 0) {
       const std::string mode = ", forwarding to " + forward.backend.text() +
                                (forward.data_transports == 0 ? " (variant 1)" : " (variant 2)");
-      exit_code = serve(server, flags, mode.c_str());
+      exit_code = serve(server, flags, mode);
     }
   }
   if (rc < 0) {
-    std::fprintf(stderr, "xtcp-im: %s on port %u: %s\n", what.c_str(), flags.port, std::strerror(-rc));
-    exit_code = 1;
+    if (what.rfind("xtcp_", 0) == 0) {  // an xtcp call failed: the library says why
+      print_xtcp_error(kProgram, "cannot listen on port " + std::to_string(flags.port), rc);
+    } else {
+      std::fprintf(stderr, "%s: %s\n", kProgram, what.c_str());  // the backend link
+    }
+    exit_code = cli::kExitFailure;
   }
   xtcp_finalize();
   return exit_code;

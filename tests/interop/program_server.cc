@@ -4,7 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <csignal>
+#include <cstdio>
 #include <sstream>
 #include <thread>
 
@@ -88,15 +92,49 @@ CommandResult ProgramServer::stop_companion(std::chrono::milliseconds timeout) {
   return companion_->wait(timeout);
 }
 
+SplitResult run_split(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+  SplitResult r;
+  char err_path[] = "/tmp/xtcp-stderr-XXXXXX";
+  const int fd = ::mkstemp(err_path);
+  if (fd < 0) {
+    r.err = "mkstemp failed";
+    return r;
+  }
+  ::close(fd);
+  std::vector<std::string> sh = {"sh", "-c", "exec \"$0\" \"$@\" 2>" + std::string(err_path)};
+  sh.insert(sh.end(), argv.begin(), argv.end());
+  const CommandResult c = run_command(sh, timeout);
+  r.exit_code = c.exit_code;
+  r.out = c.output;
+  if (std::FILE* f = std::fopen(err_path, "r")) {
+    char buf[4096];
+    std::size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+      r.err.append(buf, n);
+    }
+    std::fclose(f);
+  }
+  std::remove(err_path);
+  return r;
+}
+
 void expect_usage_errors(const std::vector<std::vector<std::string>>& command_lines) {
   for (const auto& argv : command_lines) {
-    const CommandResult r = run_command(argv, std::chrono::seconds(10));
+    const SplitResult r = run_split(argv);
     std::string line;
     for (const auto& a : argv) {
       line += a + " ";
     }
-    EXPECT_EQ(r.exit_code, 2) << line << "\n" << r.output;
-    EXPECT_NE(r.output.find("usage:"), std::string::npos) << line << "\n" << r.output;
+    const std::string program = argv[0].substr(argv[0].rfind('/') + 1);
+    EXPECT_EQ(r.exit_code, 2) << line << "\n" << r.out << r.err;
+    EXPECT_EQ(r.out, "") << line << ": stdout must stay empty";
+    // Exactly two lines: what is wrong, then the hint.
+    const std::size_t first_end = r.err.find('\n');
+    ASSERT_NE(first_end, std::string::npos) << line << "\n" << r.err;
+    EXPECT_EQ(r.err.rfind(program + ": ", 0), 0u) << line << "\n" << r.err;
+    const std::string hint = r.err.substr(first_end + 1);
+    EXPECT_NE(hint.find(program + " --help"), std::string::npos) << line << "\n" << r.err;
+    EXPECT_EQ(std::count(hint.begin(), hint.end(), '\n'), 1) << line << "\n" << r.err;
   }
 }
 

@@ -42,6 +42,8 @@ class ProgramServer {
   // Runs fn on a thread inside the namespace (client sockets must be made there).
   void in_namespace(const std::function<void()>& fn) const;
   bool running() const { return cmd_ && cmd_->running(); }
+  // Sends sig to the program (SIGUSR1: print the counters); 0 or a negative errno.
+  int signal(int sig) const { return cmd_ ? cmd_->signal(sig) : -ESRCH; }
   std::string output_so_far() const { return cmd_ ? cmd_->output_so_far() : std::string(); }
   // SIGINT, then waits up to timeout for the exit; exit code and all output.
   CommandResult stop(std::chrono::milliseconds timeout = std::chrono::seconds(15));
@@ -70,8 +72,20 @@ class ProgramServer {
   ASSERT_TRUE(var) << start_error
 #define START_PROGRAM(var, binary, args, ready) START_PROGRAM_WITH(var, binary, args, ready, std::nullopt)
 
-// Runs each command line (no namespace needed: flags are checked first) and expects exit
-// status 2 with the usage text: a bad flag must be explained, not acted upon.
+// What a program wrote to stdout and to stderr, apart.
+struct SplitResult {
+  int exit_code = -1;  // as CommandResult::exit_code
+  std::string out;
+  std::string err;
+};
+// Runs argv (no namespace) with stderr in a file of its own; bounded by timeout.
+SplitResult run_split(const std::vector<std::string>& argv,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+// Runs each command line (no namespace needed: flags are checked first) and expects what
+// every program does with a bad, unknown or missing flag: exit status 2, nothing on stdout,
+// and on stderr one line "<program>: <what is wrong>" and a hint to --help. A bad flag must
+// be explained, not acted upon.
 void expect_usage_errors(const std::vector<std::vector<std::string>>& command_lines);
 
 // The value of a "name value" counter line in a program's output, or nullopt.

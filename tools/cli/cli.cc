@@ -382,7 +382,9 @@ std::string Flags::help() const {
       column = 0;
     }
     line += std::string(static_cast<std::size_t>(kHelpColumn - column), ' ');
-    out += line + wrap(text, kHelpColumn, kHelpColumn, kHelpWidth) + "\n";
+    std::string wrapped = wrap(text, kHelpColumn, kHelpColumn, kHelpWidth);
+    std::replace(wrapped.begin(), wrapped.end(), '\x01', ' ');
+    out += line + wrapped + "\n";
   };
   for (const Flag& f : flags_) {
     std::string left;
@@ -396,7 +398,7 @@ std::string Flags::help() const {
     if (f.is_required) {
       text += " (required)";
     } else if (!f.shown_default.empty()) {
-      text += " (default: " + f.shown_default + ")";
+      text += " (default:\x01" + f.shown_default + ")";  // \x01: a blank the wrap keeps
     }
     row(left, text);
   }
