@@ -1,8 +1,9 @@
 // Single-connection bulk transfer through a TUN device: xtcp against the kernel's own TCP,
 // side by side in one run. Needs root; everything happens inside network namespaces this
 // program creates (198.18.0.0/15) and deletes on every way out: normal end, failure, and
-// SIGINT, SIGTERM, SIGHUP or SIGPIPE (their handlers only set a flag; the run stops, the
-// namespaces are deleted, and the exit status is 128 + the signal's number).
+// SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT, SIGUSR1, SIGUSR2 or SIGALRM (their handlers
+// only set a flag; the run stops, the namespaces are deleted, and the exit status is 128 +
+// the signal's number). Only SIGKILL leaves them; the next run removes those of dead runs.
 //
 //   (A) xtcp:   kernel client [ns X] -> TUN xtb0 -> this process: xtcp stack (discard :9,
 //               source :19 on the engine API, one thread)
@@ -849,8 +850,9 @@ int run(int argc, char** argv) {
   flags.toggle("--no-warmup", "skip the 16 MiB warm-up transfer of each path and direction", &no_warmup);
   flags.toggle("--stats", "print the xtcp stack's counters at the end", &stats);
   flags.number("--txqueuelen", "N", "the queue length of every TUN device; 0: the kernel's (500)", &qlen, 0, 1000000);
-  flags.epilog("Signals: SIGINT, SIGTERM, SIGHUP and SIGPIPE stop the run; the namespaces are deleted, the "
-               "results so far printed, and the exit status is 128 + the signal's number.\n");
+  flags.epilog("Signals: SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT, SIGUSR1, SIGUSR2 and SIGALRM stop the run; "
+               "the namespaces are deleted, the results so far printed, and the exit status is 128 + the "
+               "signal's number. After a SIGKILL the next run removes the namespaces left behind.\n");
   flags.epilog("Exit status: 0 every transfer completed, 1 a transfer or the set-up failed (or not root), "
                "2 a bad, unknown or missing flag, 128+N stopped by signal N.\n");
   flags.parse(argc, argv);
@@ -864,7 +866,7 @@ int run(int argc, char** argv) {
     return cli::kExitFailure;
   }
   // Installed before the first namespace exists: from here on every way out deletes them.
-  cli::on_stop_signals({SIGINT, SIGTERM, SIGHUP, SIGPIPE});
+  cli::on_stop_signals({SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM});
 
   const bool want_xtcp = only.empty() || only == "xtcp";
   const bool want_kernel = only.empty() || only == "kernel";

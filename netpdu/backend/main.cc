@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
   flags.size("--max-queue", "answer bytes queued per transport before the backend stops reading its requests",
              &max_queue, 64 * 1024, std::uint64_t{1} << 34);
   flags.toggle("--quiet", "do not log transport events (handshakes, closes, failures) on stderr", &quiet);
-  cli::add_stats_flags(flags, &stats_options);
+  cli::add_stats_flags(flags, &stats_options, "the backend's counters");
   flags.epilog("Signals: SIGINT and SIGTERM stop the backend (it prints its counters and exits 0); SIGUSR1 "
                "prints its counters at once.\n");
   flags.epilog(cli::exit_codes_help());

@@ -95,7 +95,9 @@ ServerCommandLine::ServerCommandLine(const ServerProgram& p) : cli(p.name, p.syn
                "one transport)",
                &f.backend_data, 0, 64);
   }
-  cli::add_stats_flags(cli, &f.stats);
+  cli::add_stats_flags(cli, &f.stats,
+                       "every counter (the stack's IP, TCP and per-state counters, the API's, memory, the "
+                       "pool's and the program's own)");
   cli.epilog(cli::server_signals_help());
   cli.epilog(cli::exit_codes_help());
 }

@@ -111,6 +111,10 @@ TEST(ProgramFlags, HelpListsEveryFlagWithItsDefaultOnStdout) {
       EXPECT_NE(help_row(r.out, "--version"), "") << r.out;
       EXPECT_NE(r.out.find("Exit status: 0"), std::string::npos) << r.out;
     }
+    // --help wins over a bad flag before it.
+    const SplitResult bad_then_help = run_split({p.binary, "--bogus=1", "--help"});
+    EXPECT_EQ(bad_then_help.exit_code, 0) << name << "\n" << bad_then_help.err;
+    EXPECT_EQ(bad_then_help.out.rfind("usage: " + name + " ", 0), 0u) << bad_then_help.out;
   }
 }
 

@@ -474,6 +474,22 @@ void Flags::parse(int argc, char** argv) {
     return t;
   };
 
+  // --help and --version win over everything else on the line (a bad flag before them
+  // included), as far as "--" (the end of the flags).
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--") {
+      break;
+    }
+    if (a == "--help" || a == "-h") {
+      std::fputs(help().c_str(), stdout);
+      std::exit(kExitOk);
+    }
+    if (a == "--version") {
+      std::printf("%s\n", version_line().c_str());
+      std::exit(kExitOk);
+    }
+  }
   opterr = 0;
   optind = 0;  // glibc: a full reset
   int c = 0;
@@ -578,10 +594,9 @@ void print_counters_json(std::FILE* out, std::string_view program, const std::ve
   std::fputs(line.c_str(), out);
 }
 
-void add_stats_flags(Flags& flags, StatsOptions* options) {
+void add_stats_flags(Flags& flags, StatsOptions* options, const std::string& counted) {
   flags.custom("--stats-interval", "DURATION",
-               "print every counter this often (engine, API, memory and the program's own); 0: never; "
-               "a plain number is seconds; at least 10ms",
+               "print " + counted + " this often; 0: never; a plain number is seconds; at least 10ms",
                "0", [options](const std::string& v) {
                  std::string why;
                  const auto d = parse_duration(v, std::chrono::seconds(1), &why);

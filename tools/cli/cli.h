@@ -167,7 +167,8 @@ struct StatsOptions {
   Micros interval{0};  // 0: no periodic print
   bool json = false;
 };
-void add_stats_flags(Flags& flags, StatsOptions* options);
+// counted: what the prints hold, for --help ("every counter: the stack's, ...").
+void add_stats_flags(Flags& flags, StatsOptions* options, const std::string& counted);
 
 // Prints counters every interval and on SIGUSR1 (install on_stats_signal first), from the
 // main loop: call poll() after every wait, and bound waits by ms_until_due().
