@@ -26,6 +26,14 @@ namespace {
 
 std::string last_error() { return xtcp_last_error(); }
 
+TEST(ApiVersion, TheLibraryAndTheHeaderAgree) {
+  EXPECT_STREQ(xtcp_version(), XTCP_VERSION_STRING);
+  EXPECT_EQ(XTCP_VERSION_NUMBER, XTCP_VERSION_MAJOR * 10000 + XTCP_VERSION_MINOR * 100 + XTCP_VERSION_PATCH);
+  EXPECT_EQ(std::to_string(XTCP_VERSION_MAJOR) + "." + std::to_string(XTCP_VERSION_MINOR) + "." +
+                std::to_string(XTCP_VERSION_PATCH),
+            XTCP_VERSION_STRING);
+}
+
 TEST(ApiLastError, ExplainsConfigurationFailures) {
   ASSERT_EQ(api::process_runtime(), nullptr);
   EXPECT_EQ(xtcp_initialize(1u << 20), -ENODEV);
