@@ -114,8 +114,9 @@ stage_release() {
   local start=$SECONDS
   configure_and_build "$RELEASE_DIR" -DCMAKE_BUILD_TYPE=Release -DXTCP_WERROR=ON -DXTCP_TESTS=ON
   local built=$SECONDS
+  log "release: configure + build took $((built - start)) s"
   run_ctest "$RELEASE_DIR"
-  log "release: build $((built - start)) s, ctest $((SECONDS - built)) s"
+  log "release: ctest took $((SECONDS - built)) s"
 }
 
 stage_sanitizers() {
