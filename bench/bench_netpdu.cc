@@ -401,7 +401,10 @@ int main(int argc, char** argv) {
   cli::Micros latency(o.latency_us);
   std::string sizes_shown;
   for (const std::size_t size : o.sizes) {
-    sizes_shown += (sizes_shown.empty() ? "" : ",") + std::to_string(size);
+    if (!sizes_shown.empty()) {
+      sizes_shown += ',';
+    }
+    sizes_shown += std::to_string(size);
   }
   cli::Flags flags("bench_netpdu", "[OPTION]...",
                    "NetPDU aggregation against one send per message, side by side, over a socketpair and "
@@ -419,7 +422,12 @@ int main(int argc, char** argv) {
                    std::string why;
                    const auto n = cli::parse_size(v.substr(at, comma - at), 1, &why);
                    if (!n || *n > 65536) {
-                     return "'" + v + "' is not a list of sizes from 0 to 64K" + (n ? std::string() : ": " + why);
+                     std::string problem = "'" + v + "' is not a list of sizes from 0 to 64K";
+                     if (!n) {
+                       problem += ": ";
+                       problem += why;
+                     }
+                     return problem;
                    }
                    sizes.push_back(static_cast<std::size_t>(*n));
                    at = comma + 1;

@@ -50,6 +50,9 @@ struct ServerProgram {
 // The parsed command line; cli.fail() reports a check the program makes itself (exit 2).
 struct ServerCommandLine {
   explicit ServerCommandLine(const ServerProgram& program);
+  // The flags write into values through its address: neither copied nor moved.
+  ServerCommandLine(const ServerCommandLine&) = delete;
+  ServerCommandLine& operator=(const ServerCommandLine&) = delete;
   // Exits 0 after --help/--version, 2 after a bad or missing flag.
   void parse(int argc, char** argv);
 

@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 
 #ifndef XTCP_PROJECT_VERSION
@@ -54,7 +55,17 @@ bool iequal(std::string_view a, std::string_view b) {
   return true;
 }
 
-std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+// Concatenation by appending: GCC 12 at -O3 warns falsely (-Wrestrict, GCC bug 105329) on
+// "literal" + std::string temporaries.
+std::string cat(std::initializer_list<std::string_view> parts) {
+  std::string out;
+  for (const std::string_view p : parts) {
+    out.append(p);
+  }
+  return out;
+}
+
+std::string quoted(std::string_view s) { return cat({"'", s, "'"}); }
 
 // Word-wraps text to width columns, every line after the first indented by indent spaces
 // (the first continues where the caller's text ends, at column first_column).
@@ -75,7 +86,8 @@ std::string wrap(std::string_view text, int first_column, int indent, int width)
     const std::string_view word = text.substr(i, j - i);
     const int need = static_cast<int>(word.size()) + (line_empty ? 0 : 1);
     if (!line_empty && column + need > width) {
-      out += "\n" + std::string(static_cast<std::size_t>(indent), ' ');
+      out += '\n';
+      out.append(static_cast<std::size_t>(indent), ' ');
       column = indent;
       line_empty = true;
     }
@@ -373,7 +385,8 @@ void Flags::fail(const std::string& what) const {
 
 std::string Flags::help() const {
   std::string out = "usage: " + program_ + " " + synopsis_ + "\n\n";
-  out += wrap(about_, 0, 0, kHelpWidth) + "\n\nFlags (--flag=value and --flag value both work):\n";
+  out += wrap(about_, 0, 0, kHelpWidth);
+  out += "\n\nFlags (--flag=value and --flag value both work):\n";
   auto row = [&](const std::string& left, const std::string& text) {
     std::string line = "  " + left;
     int column = static_cast<int>(line.size());
@@ -411,25 +424,28 @@ std::string Flags::help() const {
     durations |= f.value_name.find("DURATION") != std::string::npos;
   }
   if (sizes) {
-    out += "\n" +
-           wrap("SIZE values take K, M, G or T (powers of 1024: 64K, 4M, 1G); a plain number is bytes unless "
+    out += '\n';
+    out += wrap("SIZE values take K, M, G or T (powers of 1024: 64K, 4M, 1G); a plain number is bytes unless "
                 "the flag says otherwise.",
-                0, 0, kHelpWidth) +
-           "\n";
+                0, 0, kHelpWidth);
+    out += '\n';
   }
   if (durations) {
-    out += (sizes ? "" : "\n") +
-           wrap("DURATION values take us, ms, s, m or h (200ms, 5s, 2m); a plain number is in the unit the "
+    if (!sizes) {
+      out += '\n';
+    }
+    out += wrap("DURATION values take us, ms, s, m or h (200ms, 5s, 2m); a plain number is in the unit the "
                 "flag names.",
-                0, 0, kHelpWidth) +
-           "\n";
+                0, 0, kHelpWidth);
+    out += '\n';
   }
   for (const std::string& e : epilog_) {
-    out += "\n";
+    out += '\n';
     std::size_t at = 0;
     while (at < e.size()) {  // each line of the paragraph wrapped on its own
       const std::size_t nl = std::min(e.find('\n', at), e.size());
-      out += wrap(std::string_view(e).substr(at, nl - at), 0, 0, kHelpWidth) + "\n";
+      out += wrap(std::string_view(e).substr(at, nl - at), 0, 0, kHelpWidth);
+      out += '\n';
       at = nl + 1;
     }
   }
@@ -513,7 +529,8 @@ void Flags::parse(int argc, char** argv) {
         fail(typed(last, f) + " takes no value");
       }
       if (optopt != 0) {
-        fail("unknown flag -" + std::string(1, static_cast<char>(optopt)));
+        const char c1[2] = {static_cast<char>(optopt), '\0'};
+        fail(cat({"unknown flag -", c1}));
       }
       const std::string t = typed(last, nullptr);
       int matches = 0;
@@ -534,7 +551,7 @@ void Flags::parse(int argc, char** argv) {
     f.seen = true;
   }
   if (optind < argc) {
-    fail("unexpected argument " + quoted(argv[optind]) + " (flags start with --)");
+    fail(cat({"unexpected argument ", quoted(argv[optind]), " (flags start with --)"}));
   }
   for (const Flag& f : flags_) {
     if (f.is_required && !f.seen) {
@@ -584,10 +601,10 @@ void print_counters_text(std::FILE* out, const std::vector<Counter>& counters) {
 }
 
 void print_counters_json(std::FILE* out, std::string_view program, const std::vector<Counter>& counters) {
-  std::string line = "{\"time\": " + unix_time_now() + ", \"program\": " + json_string(program) + ", \"counters\": {";
+  std::string line = cat({"{\"time\": ", unix_time_now(), ", \"program\": ", json_string(program), ", \"counters\": {"});
   bool first = true;
   for (const Counter& c : counters) {
-    line += (first ? "" : ", ") + json_string(c.name) + ": " + std::to_string(c.value);
+    line += cat({first ? "" : ", ", json_string(c.name), ": ", std::to_string(c.value)});
     first = false;
   }
   line += "}}\n";
