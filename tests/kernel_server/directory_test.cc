@@ -1,7 +1,8 @@
 // xtcp-kernel-server's shared pieces without networking (no root needed): the directory of
 // logged-in names (claims, releases, lookups, LIST, the global sequence, a full table, the
 // open-addressing index against a model under random churn, and two processes sharing it
-// through a MAP_SHARED mapping) and the sequencer's delivery order.
+// through a MAP_SHARED mapping), the sequencer's delivery order and the mesh's record
+// encoding. Suite names start with kernel_server (`ctest -R kernel_server`).
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -37,7 +38,7 @@ class SharedMemory {
   void* p_;
 };
 
-TEST(KernelServerDirectory, ClaimLookupReleaseAndTheSequence) {
+TEST(kernel_server_directory, ClaimLookupReleaseAndTheSequence) {
   SharedMemory mem(ImDirectory::region_size(100));
   ASSERT_NE(mem.get(), nullptr);
   ImDirectory* d = ImDirectory::create(mem.get(), 100);
@@ -72,7 +73,7 @@ TEST(KernelServerDirectory, ClaimLookupReleaseAndTheSequence) {
   EXPECT_EQ(d->names(), (std::vector<std::string>{"-", "0", "Zed", "_x", "a.b", "alice", "bob"}));
 }
 
-TEST(KernelServerDirectory, FullTableRefusesAndReusesFreedEntries) {
+TEST(kernel_server_directory, FullTableRefusesAndReusesFreedEntries) {
   SharedMemory mem(ImDirectory::region_size(3));
   ImDirectory* d = ImDirectory::create(mem.get(), 3);
   std::uint64_t s = 0;
@@ -87,7 +88,7 @@ TEST(KernelServerDirectory, FullTableRefusesAndReusesFreedEntries) {
 
 // Random claims and releases against a std::map: the index (linear probing, deletion by
 // backward shift) must never lose or invent a name, whatever collides.
-TEST(KernelServerDirectory, RandomChurnMatchesAModel) {
+TEST(kernel_server_directory, RandomChurnMatchesAModel) {
   constexpr std::uint32_t kMax = 500;
   SharedMemory mem(ImDirectory::region_size(kMax));
   ImDirectory* d = ImDirectory::create(mem.get(), kMax);
@@ -139,7 +140,7 @@ TEST(KernelServerDirectory, RandomChurnMatchesAModel) {
 }
 
 // Two processes on one mapping: what one claims the other sees taken, and the sequence is one.
-TEST(KernelServerDirectory, SharedBetweenProcesses) {
+TEST(kernel_server_directory, SharedBetweenProcesses) {
   SharedMemory mem(ImDirectory::region_size(1000));
   ImDirectory* d = ImDirectory::create(mem.get(), 1000);
   const pid_t pid = ::fork();
@@ -191,7 +192,7 @@ std::string show(const MeshRecord& r) {
   return r.type == MeshRecord::kPresence ? "#" + std::to_string(r.seq) + (r.online ? "+" : "-") + r.name : r.line;
 }
 
-TEST(KernelServerSequencer, InOrderEventsPassAtOnce) {
+TEST(kernel_server_sequencer, InOrderEventsPassAtOnce) {
   std::vector<std::string> got;
   Sequencer s(3, [&](MeshRecord& r) { got.push_back(show(r)); });
   s.add(0, presence(1, "a"));
@@ -205,7 +206,7 @@ TEST(KernelServerSequencer, InOrderEventsPassAtOnce) {
 
 // The name moved: worker 0 logged "bob" out (#1) and worker 1 logged him in (#2), but #2
 // arrived first. It waits, with the FROM of worker 1 behind it; worker 2's records do not.
-TEST(KernelServerSequencer, AnEventWaitsForTheEarlierOneAndKeepsItsChannelsOrder) {
+TEST(kernel_server_sequencer, AnEventWaitsForTheEarlierOneAndKeepsItsChannelsOrder) {
   std::vector<std::string> got;
   Sequencer s(3, [&](MeshRecord& r) { got.push_back(show(r)); });
   s.add(1, presence(2, "bob"));
@@ -221,7 +222,7 @@ TEST(KernelServerSequencer, AnEventWaitsForTheEarlierOneAndKeepsItsChannelsOrder
   EXPECT_EQ(s.next_event(), 3u);
 }
 
-TEST(KernelServerSequencer, ChainsOfWaitsAcrossChannelsResolve) {
+TEST(kernel_server_sequencer, ChainsOfWaitsAcrossChannelsResolve) {
   std::vector<std::string> got;
   Sequencer s(4, [&](MeshRecord& r) { got.push_back(show(r)); });
   s.add(3, presence(4, "d"));
@@ -233,7 +234,7 @@ TEST(KernelServerSequencer, ChainsOfWaitsAcrossChannelsResolve) {
   EXPECT_EQ(got, (std::vector<std::string>{"#1+a", "#2+b", "#3+c", "after c", "#4+d"}));
 }
 
-TEST(KernelServerMesh, RecordsSurviveEncoding) {
+TEST(kernel_server_mesh, RecordsSurviveEncoding) {
   std::string packet;
   MeshRecord a = from("FROM alice hello world\n");
   a.name = "bob";

@@ -3,7 +3,8 @@
 // clients, IM users on different workers reaching each other (MSG/FROM in order, LIST,
 // ERR name-taken and ERR offline across workers, presence in both modes, a slow consumer),
 // xtcp-loadgen (IM and echo, 2000 connections, every answer checked) against it, a worker
-// that dies taking the server down, and the command line (bad flags exit 2).
+// that dies taking the server down, and the command line (bad flags exit 2). Suite names
+// start with kernel_server so that `ctest -R kernel_server` picks exactly this folder.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -180,7 +181,7 @@ int connect_to(const char* ip, std::uint16_t port) {
 // The byte at offset i of connection c's stream.
 char pattern(std::size_t c, std::size_t i) { return static_cast<char>((c * 131 + i * 7 + i / 251) & 0xff); }
 
-TEST(KernelServer, EchoTwoProcessesTwoHundredConnections) {
+TEST(kernel_server, EchoTwoProcessesTwoHundredConnections) {
   START_SERVER(server, "--protocol echo --listen 127.0.0.1:7000 --processes 2", false);
   constexpr std::size_t kConns = 200;
   constexpr std::size_t kBytes = 64 * 1024;
@@ -383,7 +384,7 @@ std::pair<std::unique_ptr<ImClient>, std::unique_ptr<ImClient>> one_per_worker(K
   return {std::move(on[0]), std::move(on[1])};
 }
 
-TEST(KernelServer, ImUsersOnDifferentWorkersReachEachOther) {
+TEST(kernel_server, ImUsersOnDifferentWorkersReachEachOther) {
   START_SERVER(server, "--protocol im --listen 127.0.0.1:7001 --processes 2", false);
   server->in_namespace([&] {
     std::vector<std::unique_ptr<ImClient>> spare;
@@ -443,7 +444,7 @@ TEST(KernelServer, ImUsersOnDifferentWorkersReachEachOther) {
   EXPECT_EQ(k.at("im.quits"), 1u);
 }
 
-TEST(KernelServer, ImWatchedPresenceCrossesWorkers) {
+TEST(kernel_server, ImWatchedPresenceCrossesWorkers) {
   START_SERVER(server, "--protocol im --listen 127.0.0.1:7002 --processes 2 --presence watched", false);
   server->in_namespace([&] {
     std::vector<std::unique_ptr<ImClient>> spare;
@@ -479,7 +480,7 @@ TEST(KernelServer, ImWatchedPresenceCrossesWorkers) {
 }
 
 // One process: no directory, no mesh; ImCore as xtcp-im runs it.
-TEST(KernelServer, ImOneProcess) {
+TEST(kernel_server, ImOneProcess) {
   START_SERVER(server, "--protocol im --listen 127.0.0.1:7003", false);
   server->in_namespace([&] {
     ImClient a(7003), b(7003);
@@ -501,7 +502,7 @@ TEST(KernelServer, ImOneProcess) {
 
 // A client that reads nothing while another worker's user floods it is closed as a slow
 // consumer past --max-output, and logged out; the sender goes on.
-TEST(KernelServer, ImSlowConsumerAcrossWorkersIsClosed) {
+TEST(kernel_server, ImSlowConsumerAcrossWorkersIsClosed) {
   START_SERVER(server, "--protocol im --listen 127.0.0.1:7004 --processes 2 --max-output 64K", false);
   server->in_namespace([&] {
     std::vector<std::unique_ptr<ImClient>> spare;
@@ -532,7 +533,7 @@ TEST(KernelServer, ImSlowConsumerAcrossWorkersIsClosed) {
 }
 
 // A worker that dies takes the server down: the parent stops the other and exits 1.
-TEST(KernelServer, AWorkerThatDiesStopsTheServer) {
+TEST(kernel_server, AWorkerThatDiesStopsTheServer) {
   START_SERVER(server, "--protocol echo --listen 127.0.0.1:7005 --processes 2", false);
   const auto k = server->counters(2);
   ASSERT_GT(k.at("worker1.pid"), 0u);
@@ -557,7 +558,7 @@ CommandResult run_loadgen(const KernelServer& server, const std::string& args) {
                          seconds(60));
 }
 
-TEST(KernelServer, LoadgenImTwoThousandConnectionsTwoProcesses) {
+TEST(kernel_server, LoadgenImTwoThousandConnectionsTwoProcesses) {
   START_SERVER(server, "--protocol im --listen 198.18.0.1:7000 --processes 2", true);
   const CommandResult r = run_loadgen(
       *server, "--workload im --connections 2000 --ramp 4000 --interval 500ms --duration 3s --drain 10s");
@@ -579,7 +580,7 @@ TEST(KernelServer, LoadgenImTwoThousandConnectionsTwoProcesses) {
   EXPECT_EQ(k.at("im.slow_consumers"), 0u);
 }
 
-TEST(KernelServer, LoadgenEchoTwoThousandConnectionsTwoProcesses) {
+TEST(kernel_server, LoadgenEchoTwoThousandConnectionsTwoProcesses) {
   START_SERVER(server, "--protocol echo --listen 198.18.0.1:7000 --processes 2", true);
   const CommandResult r = run_loadgen(
       *server, "--workload echo --connections 2000 --ramp 4000 --interval 500ms --duration 3s --drain 10s");
@@ -599,7 +600,7 @@ TEST(KernelServer, LoadgenEchoTwoThousandConnectionsTwoProcesses) {
 
 CommandResult run_bin(const std::string& args) { return run_command({"sh", "-c", std::string(kBin) + " " + args}, seconds(10)); }
 
-TEST(KernelServerFlags, BadFlagsExit2AndHelpExits0) {
+TEST(kernel_server_flags, BadFlagsExit2AndHelpExits0) {
   for (const std::string args : {
            "",
            "--listen 127.0.0.1:7000",
@@ -634,7 +635,7 @@ TEST(KernelServerFlags, BadFlagsExit2AndHelpExits0) {
   EXPECT_EQ(version.output.rfind("xtcp-kernel-server (xtcp) ", 0), 0u) << version.output;
 }
 
-TEST(KernelServerFlags, AnAddressItCannotListenOnExits1) {
+TEST(kernel_server_flags, AnAddressItCannotListenOnExits1) {
   if (auto why = netns_unavailable_reason()) {
     GTEST_SKIP() << "needs root and network namespaces: " << *why;
   }

@@ -86,6 +86,29 @@ constexpr Named kMeshCounters[] = {
 
 void on_child(int) {}  // only ends ppoll
 
+// The kernel's TCP line of /proc/net/sockstat: sockets in use and in TIME-WAIT (this network
+// namespace), orphans and the pages of socket buffers (the whole machine). The kernel's
+// memory per connection is not in any process's RSS.
+void add_kernel_tcp(std::vector<cli::Counter>* out) {
+  std::FILE* f = std::fopen("/proc/net/sockstat", "r");
+  if (f == nullptr) {
+    return;
+  }
+  char line[512];
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    unsigned long long inuse = 0, orphan = 0, tw = 0, alloc = 0, mem = 0;
+    if (std::sscanf(line, "TCP: inuse %llu orphan %llu tw %llu alloc %llu mem %llu", &inuse, &orphan, &tw, &alloc,
+                    &mem) == 5) {
+      out->push_back(cli::Counter{"kernel.tcp_inuse", inuse});
+      out->push_back(cli::Counter{"kernel.tcp_time_wait", tw});
+      out->push_back(cli::Counter{"kernel.tcp_orphans", orphan});
+      out->push_back(cli::Counter{"kernel.tcp_buffer_bytes", mem * static_cast<unsigned long long>(::sysconf(_SC_PAGESIZE))});
+      break;
+    }
+  }
+  std::fclose(f);
+}
+
 std::size_t align64(std::size_t n) { return (n + 63) / 64 * 64; }
 
 struct WorkerProc {
@@ -309,6 +332,7 @@ void Supervisor::collect(std::vector<cli::Counter>* out) {
   out->push_back(cli::Counter{"server.pss_bytes", pss});
   out->push_back(cli::Counter{"server.parent_rss_bytes", parent.rss});
   out->push_back(cli::Counter{"server.shared_bytes", shared_size_});
+  add_kernel_tcp(out);
   const std::string proto = o_.protocol == Protocol::kEcho ? "echo" : "im";
   for (std::size_t i = 0; i < n; ++i) {
     const std::string w = "worker" + std::to_string(i) + ".";
