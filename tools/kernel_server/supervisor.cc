@@ -237,10 +237,17 @@ bool Supervisor::make_mesh() {
 
 std::string Supervisor::describe(int status) const {
   if (WIFEXITED(status)) {
-    return "exited with status " + std::to_string(WEXITSTATUS(status));
+    std::string s = "exited with status ";
+    s += std::to_string(WEXITSTATUS(status));
+    return s;
   }
   if (WIFSIGNALED(status)) {
-    return std::string("killed by signal ") + std::to_string(WTERMSIG(status)) + " (" + strsignal(WTERMSIG(status)) + ")";
+    std::string s = "killed by signal ";
+    s += std::to_string(WTERMSIG(status));
+    s += " (";
+    s += strsignal(WTERMSIG(status));
+    s += ")";
+    return s;
   }
   return "ended";
 }
@@ -312,7 +319,7 @@ void Supervisor::collect(std::vector<cli::Counter>* out) {
   std::vector<ProcessMemory> mem(n);
   for (std::size_t i = 0; i < n; ++i) {
     if (!workers_[i].exited && workers_[i].pid > 0 &&
-        read_process_memory("/proc/" + std::to_string(workers_[i].pid), &mem[i])) {
+        read_process_memory(std::string("/proc/").append(std::to_string(workers_[i].pid)), &mem[i])) {
       continue;
     }
     mem[i].rss = stats_[i].rss_bytes.load();
@@ -335,7 +342,9 @@ void Supervisor::collect(std::vector<cli::Counter>* out) {
   add_kernel_tcp(out);
   const std::string proto = o_.protocol == Protocol::kEcho ? "echo" : "im";
   for (std::size_t i = 0; i < n; ++i) {
-    const std::string w = "worker" + std::to_string(i) + ".";
+    std::string w = "worker";
+    w += std::to_string(i);
+    w += '.';
     out->push_back(cli::Counter{w + "pid", static_cast<std::uint64_t>(std::max<pid_t>(workers_[i].pid, 0))});
     out->push_back(cli::Counter{w + "accepted", stats_[i].c[kAccepted].load()});
     out->push_back(cli::Counter{w + "open", stats_[i].c[kOpen].load()});
@@ -447,7 +456,10 @@ int Supervisor::run() {
   if (!stopping_) {
     std::string pids;
     for (const WorkerProc& w : workers_) {
-      pids += (pids.empty() ? "" : " ") + std::to_string(w.pid);
+      if (!pids.empty()) {
+        pids += ' ';
+      }
+      pids += std::to_string(w.pid);  // appended: GCC 12 -O3 misreports "a" + std::string (-Wrestrict)
     }
     std::fprintf(msg, "%s: %s on %s, %d worker process%s (pids %s)%s\n", kProgram,
                  o_.protocol == Protocol::kEcho ? "echo" : "im", o_.listen.c_str(), o_.processes,
