@@ -60,6 +60,9 @@ class ImServer {
   // Closes the group (its connections are reset). Idempotent.
   void close();
 
+  // Who hears of logins and logouts (ImCore::Presence); before or after open().
+  void set_presence(ImCore::Presence p) { core_.set_presence(p); }
+
   int group() const { return gd_; }
   std::size_t connections() const { return conns_.size(); }
   const ImCore& core() const { return core_; }

@@ -29,7 +29,7 @@ const ServerProgram kIm{
     kProgram,
     "--tun NAME --ip ADDR --port N [OPTION]...",
     "An instant-messaging server on the xtcp API. Clients are ordinary TCP clients that send one "
-    "request per line: LOGIN name, MSG name text, LIST, QUIT; every request gets one answer line "
+    "request per line: LOGIN name, MSG name text, LIST, WATCH name, QUIT; every request gets one answer line "
     "(OK, ERR reason, USERS a b c, BYE), and logged-in users get FROM, ONLINE and OFFLINE lines "
     "pushed. The stack answers at ADDR:N behind the TUN device NAME. With --backend the server "
     "keeps no users itself: it forwards every request line to xtcp-backend, aggregated in "
@@ -84,6 +84,20 @@ int serve(Server& server, const ServerFlags& flags, const std::string& mode) {
 
 int main(int argc, char** argv) {
   ServerCommandLine cl(kIm);
+  ImCore::Presence presence = ImCore::Presence::kAll;
+  cl.cli.custom("--presence", "MODE",
+                "who hears of logins and logouts (ONLINE/OFFLINE): all (every logged-in user) or watched "
+                "(only connections that sent WATCH name; for many users). Local mode only",
+                "all", [&](const std::string& v) {
+                  if (v == "all") {
+                    presence = ImCore::Presence::kAll;
+                  } else if (v == "watched") {
+                    presence = ImCore::Presence::kWatched;
+                  } else {
+                    return std::string("expected all or watched");
+                  }
+                  return std::string();
+                });
   cl.parse(argc, argv);
   const ServerFlags& flags = cl.values;
   ImForwarderConfig forward;
@@ -103,6 +117,9 @@ int main(int argc, char** argv) {
   } else if (cl.cli.given("--backend-data")) {
     cl.cli.fail("--backend-data needs --backend");
   }
+  if (!flags.backend.empty() && cl.cli.given("--presence")) {
+    cl.cli.fail("--presence: with --backend, presence is the backend's");
+  }
   install_server_signals();
   const xtcp_config config = make_config(flags);
   int rc = xtcp_configure(&config);
@@ -119,6 +136,7 @@ int main(int argc, char** argv) {
   std::string what;
   if (flags.backend.empty()) {
     ImServer server;
+    server.set_presence(presence);
     rc = server.open(flags.port, &what);
     if (rc == 0) {
       exit_code = serve(server, flags, "");
