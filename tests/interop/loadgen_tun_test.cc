@@ -41,5 +41,25 @@ TEST(LoadgenTun, TwentyThousandEchoConnectionsThroughTun) {
   EXPECT_EQ(stopped.exit_code, 0) << stopped.output;
 }
 
+// The IM workload of the CI run: 20,000 users log in through TUN and message each other;
+// every message must arrive once, at its target, in its sender's order.
+TEST(LoadgenTun, TwentyThousandImUsersThroughTun) {
+  START_PROGRAM(server, XTCP_IM_BIN, "--port 7000 --presence watched --pool-size 16M", "xtcp-im: ");
+  const CommandResult r = run_loadgen(*server,
+                                      "--target 198.18.0.2:7000 --workload im --connections 20000 --ramp 10000 "
+                                      "--interval 2s --duration 4s --drain 30s");
+  EXPECT_EQ(r.exit_code, 0) << r.output.substr(0, 4000);
+  EXPECT_EQ(json_number(r.output, "established"), 20000) << r.output.substr(0, 4000);
+  EXPECT_EQ(json_number(r.output, "logins"), 20000);
+  EXPECT_EQ(json_number(r.output, "errors"), 0);
+  EXPECT_EQ(json_number(r.output, "lost"), 0);
+  EXPECT_EQ(json_number(r.output, "duplicated"), 0);
+  EXPECT_EQ(json_number(r.output, "reordered"), 0);
+  EXPECT_GE(json_number(r.output, "answered"), 20000) << "every user sent at least once";
+  const CommandResult stopped = server->stop();
+  EXPECT_EQ(stopped.exit_code, 0) << stopped.output;
+  EXPECT_NE(stopped.output.find("im.online 20000"), std::string::npos) << "all were logged in at the end";
+}
+
 }  // namespace
 }  // namespace xtcp::test

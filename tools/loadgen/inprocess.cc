@@ -16,6 +16,8 @@ namespace xtcp::loadgen {
 
 namespace {
 
+using xtcp_examples::ImCore;
+
 std::uint64_t mem_total() {
   const int n = xtcp_counters(nullptr, 0);
   if (n <= 0) {
@@ -55,6 +57,7 @@ class ImTarget final : public InProcessTarget {
   }
   int open(std::uint16_t port, std::string* error) {
     std::string what;
+    server_.set_presence(ImCore::Presence::kWatched);  // as xtcp-im --presence watched
     const int rc = server_.open(port, &what);
     if (rc < 0) {
       *error = what + ": " + xtcp_last_error();
