@@ -90,6 +90,7 @@ std::unique_ptr<Runtime> Runtime::open(const LinkSetup& setup, int* error, std::
   TunOptions topts;
   topts.name = setup.tun_name;
   topts.mtu = setup.mtu;
+  topts.tx_queue_len = setup.tun_queue_len;
   std::string msg;
   int code = 0;
   owned->tun = TunLink::open(topts, &msg, &code);

@@ -50,6 +50,7 @@ struct LinkSetup {
   std::size_t mtu = 1500;
   std::uint32_t max_connections = 1u << 20;
   std::size_t tx_cache_size = 64u << 20;
+  std::uint32_t tun_queue_len = 10'000;
 };
 
 // Per-group options (xtcp_setopt); snapshotted into a connection when it is accepted.

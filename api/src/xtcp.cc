@@ -4,7 +4,9 @@
 #include <arpa/inet.h>
 #include <net/if.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <iterator>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -188,6 +190,18 @@ int xtcp_configure(const struct xtcp_config* config) {
     }
     if (config->tx_cache_size != 0) {
       s.tx_cache_size = config->tx_cache_size;
+    }
+    if (config->tun_queue_len != 0) {
+      if (config->tun_queue_len > 1'000'000) {
+        explain("tun_queue_len %u: at most 1,000,000 packets", config->tun_queue_len);
+        return -EINVAL;
+      }
+      s.tun_queue_len = config->tun_queue_len;
+    }
+    if (config->reserved_u32 != 0 || std::any_of(std::begin(config->reserved), std::end(config->reserved),
+                                                 [](std::size_t v) { return v != 0; })) {
+      explain("the reserved fields must be 0 (initialize the struct with {0})");
+      return -EINVAL;
     }
     state().setup = s;
     state().configured = true;

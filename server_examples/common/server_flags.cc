@@ -84,6 +84,14 @@ ServerCommandLine::ServerCommandLine(const ServerProgram& p) : cli(p.name, p.syn
   cli.size("--tx-cache,--tx-buffer", "the transmit cache all connections share (answers wait there for "
            "their client's ACK)", &f.tx_cache_size, 4096, 1ull << 34)
       .default_text("64M, the library's");
+  cli.number("--tun-queue", "N",
+             "packets the kernel may queue toward the stack on the TUN device before it drops (a burst "
+             "from many clients needs room)",
+             &f.tun_queue_len, 1, 1'000'000)
+      .default_text("10000, the library's");
+  cli.number("--max-connections", "N", "the most connections the stack holds at once", &f.max_connections, 1,
+             16'777'214)
+      .default_text("1048576, the library's");
   if (p.backend_flags) {
     cli.text("--backend", "ADDR:PORT|PATH",
              "forwarding mode: send the clients' requests in NetPDUs to xtcp-backend at this TCP "
@@ -117,6 +125,8 @@ xtcp_config make_config(const ServerFlags& flags) {
   c.kernel_addr = flags.kernel_ip.empty() ? nullptr : flags.kernel_ip.c_str();
   c.pcap_path = flags.pcap.empty() ? nullptr : flags.pcap.c_str();
   c.tx_cache_size = static_cast<std::size_t>(flags.tx_cache_size);
+  c.tun_queue_len = static_cast<std::uint32_t>(flags.tun_queue_len);
+  c.max_connections = static_cast<std::uint32_t>(flags.max_connections);
   return c;
 }
 

@@ -30,6 +30,8 @@ struct ServerFlags {
   xtcp::cli::Micros duration{0};          // 0: until SIGINT/SIGTERM
   std::uint64_t pool_size = 4u << 20;     // the pool's shared receive buffer (--pool-size)
   std::uint64_t tx_cache_size = 0;        // the shared transmit cache; 0: the API's default
+  std::uint64_t tun_queue_len = 0;        // the TUN device's queue toward the stack; 0: the API's
+  std::uint64_t max_connections = 0;      // 0: the API's default
   // Only for xtcp-im (ServerProgram::backend_flags), checked further by the program.
   std::string backend;                    // --backend ADDR:PORT or a Unix socket path
   int backend_data = 0;                   // --backend-data N: variant 2 with N data transports

@@ -108,6 +108,38 @@ TEST(ApiLastError, ExplainsDeviceAndCaptureFailures) {
   }, &err), 0) << err;
 }
 
+// The TUN device the library creates queues 10,000 packets toward the stack by default (the
+// kernel's 500 overflow in a burst), or what tun_queue_len asks; reserved fields must be 0.
+TEST(ApiConfig, TunQueueLengthIsSetOnTheDevice) {
+  if (auto why = netns_unavailable_reason()) {
+    GTEST_SKIP() << *why;
+  }
+  xtcp_config bad{};
+  bad.local_addr = "198.18.0.2";
+  bad.reserved[2] = 1;
+  EXPECT_EQ(xtcp_configure(&bad), -EINVAL);
+  EXPECT_HAS(std::string(xtcp_last_error()), "reserved");
+  bad.reserved[2] = 0;
+  bad.tun_queue_len = 2'000'000;
+  EXPECT_EQ(xtcp_configure(&bad), -EINVAL);
+  std::string err;
+  auto ns = NetNs::create(&err);
+  ASSERT_TRUE(ns) << err;
+  for (const std::uint32_t asked : {0u, 3000u}) {
+    ASSERT_EQ(ns->run_in_thread([&] {
+      xtcp_config c{};
+      c.local_addr = "198.18.0.2";
+      c.tun_name = "xtcp0";
+      c.tun_queue_len = asked;
+      ASSERT_EQ(xtcp_configure(&c), 0);
+      ASSERT_EQ(xtcp_initialize(1u << 20), 0) << xtcp_last_error();
+    }, &err), 0) << err;
+    const CommandResult link = ns->run("ip link show dev xtcp0");
+    EXPECT_HAS(link.output, asked == 0 ? "qlen 10000" : "qlen 3000");
+    EXPECT_EQ(xtcp_finalize(), 0);
+  }
+}
+
 TEST(ApiCounters, EveryLayerByNameInAFixedOrder) {
   Bench b;
   b.install();

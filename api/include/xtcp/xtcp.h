@@ -68,6 +68,11 @@ struct xtcp_config {
   uint32_t mtu;                /* 0: 1500 */
   uint32_t max_connections;    /* 0: 1,048,576 */
   size_t tx_cache_size;        /* shared transmit cache for all pools; 0: 64 MiB */
+  uint32_t tun_queue_len;      /* packets the kernel may queue toward the stack on the TUN
+                                  device before it drops; 0: 10,000 (the kernel's 500 is
+                                  too few for a burst from many clients) */
+  uint32_t reserved_u32;       /* 0 */
+  size_t reserved[6];          /* 0: room for later settings without changing the size */
 };
 /* Sets the link used by every pool; must precede xtcp_initialize / xtcp_pool_create.
  * Returns 0, -EINVAL (bad address or name), -EALREADY (already running). */
