@@ -396,6 +396,31 @@ void Loadgen::report_progress() {
   progress_(p);
 }
 
+// The run is over: every connection still open is reset, so the server does not keep a
+// million idle connections (a kernel server its descriptors) after the tool has gone. In
+// batches, letting the link drain between them, for at most a few seconds.
+void Loadgen::reset_all() {
+  const TimeNs give_up = clock_.now() + seconds(5);
+  std::uint32_t i = 0;
+  while (i < clients_.size() && clock_.now() < give_up) {
+    for (std::uint32_t batch = 0; batch < 2048 && i < clients_.size(); ++i) {
+      Client& c = clients_[i];
+      if (c.conn != kNoConn) {
+        conn_to_client_[c.conn] = kNoClient;
+        stack_->tcp().abort(c.conn);
+        c.conn = kNoConn;
+        c.state = kIdle;
+        ++batch;
+      }
+    }
+    stack_->poll();
+    stack_->tcp().poll_events([](const TcpEvent&) {});
+    if (pump_) {
+      pump_();
+    }
+  }
+}
+
 Results Loadgen::run() {
   start_ = clock_.now();
   last_progress_at_ = start_;
@@ -431,6 +456,7 @@ Results Loadgen::run() {
   }
   // What never arrived is lost.
   r_.messages_lost += pending_->size();
+  reset_all();
   if (phase_ >= Phase::kMeasure) {
     r_.measure_seconds = static_cast<double>(measure_end_ - measure_start_) / 1e9;
   }

@@ -161,6 +161,7 @@ class Loadgen {
   TimeNs next_wake() const;
   // Messages sent and not answered yet (the drain phase waits for them).
   std::uint64_t outstanding() const;
+  void reset_all();
 
   Options opt_;
   Link& link_;
