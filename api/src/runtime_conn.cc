@@ -210,6 +210,11 @@ bool Runtime::has_news(std::uint32_t slot) {
     if (avail > c.seen) {
       return true;
     }
+    if (avail > 0 && (c.flags & internal::kWantWrite) != 0) {
+      // Bytes shown but refused an answer wait for room and will be offered again: the
+      // client's end comes after them, or they could never be answered.
+      return false;
+    }
   }
   return (c.flags & (kPeerFin | kEnded)) != 0;
 }

@@ -173,6 +173,33 @@ TEST(ApiWritable, GroupThatNeverAsksIsNotWoken) {
   EXPECT_EQ(woken, 1u);
 }
 
+// A client that half-closes while its request waits for room (XTCP_OPT_SEND_ALL refused
+// the answer): the request comes again once there is room, and only then the end.
+TEST(ApiWritable, TheEndWaitsForARefusedRequest) {
+  Bench b(small_cache(2048));
+  const int gd = b.rt->open_group(b.pool, PF_INET, SOCK_STREAM, 0, 7000);
+  ASSERT_EQ(b.rt->setopt(gd, XTCP_OPT_SEND_ALL, 1), 0);
+  auto cl = open_clients(b, gd, 2);
+  ASSERT_EQ(b.send(gd, cl[0].cd, 0, std::string(2048, 'f')), 2048);
+  b.sent();
+  b.inject(cl[1].c, data(1, "REQ\n"));
+  auto r = b.recv(gd);
+  ASSERT_EQ(r.cd, cl[1].cd);
+  EXPECT_EQ(b.send(gd, r.cd, r.data.size(), std::string(300, 'a')), -EAGAIN);
+  Seg fin = data(5, "");
+  fin.flags = kAck | kFin;
+  b.inject(cl[1].c, fin);
+  EXPECT_EQ(b.recv(gd).rc, -EAGAIN) << "not the end yet: REQ was never answered";
+  b.inject(cl[0].c, ack(2049));
+  r = b.recv(gd);
+  ASSERT_EQ(r.cd, cl[1].cd);
+  EXPECT_EQ(r.data, "REQ\n");
+  ASSERT_EQ(b.send(gd, r.cd, r.data.size(), std::string(300, 'a')), 300);
+  r = b.recv(gd);
+  EXPECT_EQ(r.cd, cl[1].cd);
+  EXPECT_EQ(r.rc, 0) << "now the end";
+}
+
 TEST(ApiUserData, ComesBackWithEveryRecvAndGoesWithTheConnection) {
   Bench b;
   const int gd = b.rt->open_group(b.pool, PF_INET, SOCK_STREAM, 0, 7000);
