@@ -1,4 +1,4 @@
-// Variant 1 source side (patent Fig. 5): TLPDUs of many sessions are queued into the open
+// Variant 1 (headers inline) source side: TLPDUs of many sessions are queued into the open
 // NetPDU, which closes on a size threshold, a latency bound or an explicit flush; closed
 // NetPDUs leave as header + payload iovecs in one gather call (several NetPDUs per call).
 //

@@ -1,4 +1,4 @@
-// Cascaded aggregation (patent Fig. 9, an inverted tree): a concentrator de-aggregates the
+// Cascaded aggregation (an inverted tree of links): a concentrator de-aggregates the
 // NetPDU streams of several upstream transports and re-aggregates their TLPDUs into one
 // downstream transport, and routes the answers back. Payloads are forwarded by reference.
 //

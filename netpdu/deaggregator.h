@@ -1,4 +1,4 @@
-// Variant 1 target side (patent Fig. 6): read the fixed NetPDU header, allocate a buffer
+// Variant 1 (headers inline) target side: read the fixed NetPDU header, allocate a buffer
 // from its total length, scatter the rest of the frame (plus the next frame's header) into
 // it with one readv, then hand each TLPDU to the sink as a slice of that buffer (no copy).
 //

@@ -1,18 +1,18 @@
-// Variant 2 source side (patent Fig. 7, with seed 001's out-of-band multiplexing info):
-// payloads go back to back on one of N data transports with one gather call each; the
-// variable-length NetPDU header (fixed part + one TLPDU header per payload, naming the data
-// transport) goes on the control transport, many headers per write.
+// Variant 2 source side (the multiplexing information travels out of band, on a control
+// transport): payloads go back to back on one of N data transports with one gather call
+// each; the variable-length NetPDU header (fixed part + one TLPDU header per payload, naming
+// the data transport) goes on the control transport, many headers per write.
 //
 //   submit -> lane = hash(session) % N -> open NetPDU of that lane (header bytes built here)
 //   close  -> header appended to the control queue; payload refs queued on lane N
 //   poll   -> each lane's payloads --writev--> data transport j, then
 //             control queue --one write--> control transport (many headers per call)
 //
-// Each turn writes the payloads before the headers (Fig. 7's order), but a header does not
-// wait for its payloads to be completely written: the receiver reads a data transport only
-// for a header it holds, so waiting would deadlock as soon as one NetPDU's payloads exceed
-// the socket buffer. Headers leave in close order, which per lane is the payload order; a
-// session always uses the same lane, so its TLPDUs stay in order.
+// Each turn writes the payloads before the headers, but a header does not wait for its
+// payloads to be completely written: the receiver reads a data transport only for a header
+// it holds, so waiting would deadlock as soon as one NetPDU's payloads exceed the socket
+// buffer. Headers leave in close order, which per lane is the payload order; a session
+// always uses the same lane, so its TLPDUs stay in order.
 #pragma once
 
 #include <cstddef>

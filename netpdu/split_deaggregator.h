@@ -1,4 +1,4 @@
-// Variant 2 target side (patent Fig. 8): one read on the control transport brings many
+// Variant 2 (control transport) target side: one read on the control transport brings many
 // variable-length NetPDU headers; for each, in control order, buffers are allocated from
 // its TLPDU sizes and one readv scatters the payloads from the data transport it names.
 //

@@ -31,12 +31,12 @@ inline constexpr std::uint32_t kMaxMaxTlpdus = 1u << 20;
 
 namespace pdu_flags {
 // The header travels on a control transport; its TLPDU headers follow it there and the
-// payloads go, back to back, on the data transport it names (variant 2, Figs. 7-8).
+// payloads go, back to back, on the data transport it names (variant 2).
 inline constexpr std::uint8_t kSplit = 0x01;
 inline constexpr std::uint8_t kKnown = kSplit;
 }  // namespace pdu_flags
 
-// The request type of a TLPDU (the patent's "flags such as a request type").
+// The request type of a TLPDU: what the message does to its session.
 enum class TlpduType : std::uint8_t {
   kOpen = 1,   // a session (client connection) starts
   kData = 2,   // bytes of the session
