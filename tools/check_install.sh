@@ -8,7 +8,7 @@
 # It also checks the package itself: the programs xtcp-echo, xtcp-im and xtcp-backend are in
 # <prefix>/bin and start from there, pkg-config gives consumers no rpath (so the outside
 # program runs with LD_LIBRARY_PATH, as a user of a non-system prefix would), and every
-# symbol libxtcp.so exports carries the version node XTCP_0.1 (api/xtcp.map).
+# symbol libxtcp.so exports carries the version node XTCP_0.2 (api/xtcp.map).
 # XTCP_BUILD_DIR picks the build dir (default build/). Needs root for the namespace part.
 set -euo pipefail
 
@@ -78,16 +78,16 @@ LIB="$(find "$PREFIX" -name 'libxtcp.so.*' -type f -print -quit)"
 [ -n "$LIB" ] || die "the install has no libxtcp.so.* file"
 objdump -T "$LIB" >"$WORK/dynsym.txt" || die "objdump -T $LIB failed"
 # Defined dynamic symbols (not *UND*): the last two fields are the version and the name.
-# The version node itself appears as an absolute symbol named XTCP_0.1.
+# The version node itself appears as an absolute symbol named XTCP_0.2.
 awk '$0 !~ /\*UND\*/ && / (g|w) / { print $(NF - 1), $NF }' "$WORK/dynsym.txt" \
   >"$WORK/exported.txt"
-EXPORTED="$(awk '$2 != "XTCP_0.1"' "$WORK/exported.txt" | wc -l)"
+EXPORTED="$(awk '$2 != "XTCP_0.2"' "$WORK/exported.txt" | wc -l)"
 [ "$EXPORTED" -gt 0 ] || { cat "$WORK/dynsym.txt"; die "libxtcp.so exports no symbols"; }
-if awk '$2 != "XTCP_0.1" && ($1 != "XTCP_0.1" || $2 !~ /^(xtcp_|XTCP_)/)' "$WORK/exported.txt" |
+if awk '$2 != "XTCP_0.2" && ($1 != "XTCP_0.2" || $2 !~ /^(xtcp_|XTCP_)/)' "$WORK/exported.txt" |
   grep .; then
-  die "the symbols above are exported without the version node XTCP_0.1 or are not xtcp_*/XTCP_*"
+  die "the symbols above are exported without the version node XTCP_0.2 or are not xtcp_*/XTCP_*"
 fi
-echo "  $EXPORTED symbols, all xtcp_*/XTCP_* at version XTCP_0.1 ($(basename "$LIB"))"
+echo "  $EXPORTED symbols, all xtcp_*/XTCP_* at version XTCP_0.2 ($(basename "$LIB"))"
 
 # The program is built from a copy outside the source tree, so nothing but the installed
 # package can satisfy its includes and libraries.
