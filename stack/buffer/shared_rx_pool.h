@@ -1,6 +1,6 @@
-// SharedRxPool: the one shared receive buffer of an XTCP connection pool (seed 002: "shared
-// receive packet buffer 302"). Every connection of the pool keeps its received, not yet
-// acknowledged bytes here as a FIFO of 256-byte chunks; there are no per-connection buffers.
+// SharedRxPool: the one shared receive buffer of an XTCP connection pool. Every connection
+// of the pool keeps its received, not yet acknowledged bytes here as a FIFO of 256-byte
+// chunks; there are no per-connection buffers.
 //
 //   TcpLayer --append(conn)--> pool --peek(conn, offset)--> xtcp_recv (delivered, still held)
 //   xtcp_send(ackd) --pop_front(conn, ackd)--> bytes leave; the engine ACKs what is no longer held
@@ -10,7 +10,7 @@
 // and split most messages; a 1,500-byte one would waste most of each chunk on idle
 // connections holding one short request). A full-sized segment spans six chunks.
 //
-// Throttling (the seed's last paragraph): once free space falls below low_water, connections
+// Throttling under buffer pressure: once free space falls below low_water, connections
 // that already hold bytes may only fill the chunk they have, so the reserve serves idle
 // connections' new requests; what the store refuses the engine drops (and counts) while
 // still processing the segment's ACK field. free_space() tells the engine the truth, so the

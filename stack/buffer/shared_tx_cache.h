@@ -1,7 +1,7 @@
-// SharedTxCache: the one transmit cache shared by all connection pools (seed 002: "shared
-// transmit packet buffer"). An answer stays here, in fixed-size chunks, from xtcp_send until
-// the client ACKs it; the engine reads it back at any offset to (re)transmit, and the ACK
-// purges it (Fig. 6i). A connection that goes down is purged at once (Fig. 6h).
+// SharedTxCache: the one transmit cache shared by all connection pools. An answer stays
+// here, in fixed-size chunks, from xtcp_send until the client ACKs it; the engine reads it
+// back at any offset to (re)transmit, and the ACK purges it. A connection that goes down is
+// purged at once.
 //
 //   xtcp_send --TcpLayer::send--> append(conn) ; TcpLayer --copy(conn, offset)--> segment
 //   client ACK --> TcpLayer --consume(conn, n)--> chunks back to the free list
@@ -21,8 +21,8 @@ namespace xtcp {
 
 struct SharedTxCacheStats {
   std::uint64_t bytes_in = 0;      // answer bytes cached
-  std::uint64_t bytes_purged = 0;  // acknowledged and dropped (Fig. 6i)
-  std::uint64_t bytes_released = 0;  // dropped with their connection (Fig. 6h / close)
+  std::uint64_t bytes_purged = 0;  // acknowledged by the client and dropped
+  std::uint64_t bytes_released = 0;  // dropped with their connection (down or closed)
   std::uint64_t refused = 0;       // bytes not taken because the cache (or the conn's share) was full
 };
 

@@ -388,9 +388,8 @@ bool TcpLayer::check_sequence(ConnId conn, Tcb& tcb, const Segment& seg) {
       ++stats_.held_duplicates;
     } else if (tcb.has(tcb_flag::kAppAck) && seg.seq_len > 0 && tcb.snd_max > tcb.snd_una &&
                tcb.snd_una > tcb.iss) {
-      // XTCP (seed Figs. 5c, 6e): the request was answered but the answer was lost; the
-      // client retransmits the request. Resend the cached answer with the ACK, without
-      // waking the application.
+      // XTCP: the request was answered but the answer was lost; the client retransmits
+      // the request. Resend the cached answer with the ACK, without waking the application.
       ++stats_.answers_from_cache;
       retransmit_first(conn, tcb);
     } else if (seg.seq_len == 0 && !take_ack_budget(tcb)) {

@@ -259,8 +259,8 @@ void TcpLayer::connection_done(ConnId conn, Tcb& tcb, int error) {
     flows_.erase(tcb.key);
   }
   if (error != 0) {
-    // Seed Fig. 6h: a connection that is down purges what it still had to send at once;
-    // received bytes stay readable until the application closes it.
+    // A connection that is down purges what it still had to send at once; received bytes
+    // stay readable until the application closes it.
     tx_.release(conn);
     tcb.snd_end = tcb.snd_una;
   }
@@ -288,7 +288,7 @@ void TcpLayer::enter_time_wait(ConnId conn, Tcb& tcb) {
   e.window = static_cast<std::uint16_t>(std::min<std::uint32_t>(
       65535, static_cast<std::uint32_t>(tcb.rcv_adv - tcb.rcv_nxt) >> tcb.rcv_wscale));
   e.flags = tcb.has(tcb_flag::kTimestampsOk) ? TimeWaitTable::kTimestamps : 0;
-  // The control block goes; only the flow entry stays (seed 003).
+  // The control block goes; only the compact flow entry stays, in the TIME-WAIT table.
   connection_done(conn, tcb, 0);
   time_wait_.insert(e);
 }

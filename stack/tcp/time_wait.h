@@ -1,7 +1,8 @@
-// Compact TIME-WAIT table (seed 003, Table 1): on entering TIME-WAIT the control block is
-// released and only this 32-byte flow entry stays for 2*MSL. Every entry lives for the same
-// time, so entries sit in a ring in expiry order and expiry pops from the head: no timer
-// per entry. Restarting 2*MSL (a retransmitted FIN) moves an entry to the tail.
+// Compact TIME-WAIT table: on entering TIME-WAIT the control block is released and only
+// this 32-byte flow entry stays for 2*MSL, so a server closing many connections does not
+// keep their full control blocks. Every entry lives for the same time, so entries sit in a
+// ring in expiry order and expiry pops from the head: no timer per entry. Restarting 2*MSL
+// (a retransmitted FIN) moves an entry to the tail.
 #pragma once
 
 #include <cstdint>
