@@ -306,7 +306,8 @@ int Runtime::open_group(int pool, int domain, int type, int protocol, std::uint1
     explain("all %zu group descriptors are in use", groups_.size() - 1);
     return -EMFILE;
   }
-  // The group's one descriptor, shared by all its connections (seed Fig. 6b).
+  // The group's one descriptor, shared by all its connections: the application waits on
+  // one descriptor per group, never one per connection.
   const int efd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (efd < 0) {
     return -errno;

@@ -362,7 +362,7 @@ void Runtime::sweep_accept_timeouts(TimeNs now) {
       if (p.deadline > now) {
         break;
       }
-      // Seed Fig. 6c: a connection request not accepted in time is refused.
+      // A connection request not accepted in time is refused.
       g.pending.pop_front();
       engine_to_slot_[c.conn] = kNil;
       stack_->tcp().abort(c.conn);
