@@ -52,8 +52,10 @@ TEST(ApiC, CallsWithoutARuntimeAreErrors) {
   EXPECT_EQ(XTCP_ISSET(3, nullptr), 0);
 }
 
-// The whole Figure 4 cycle through the C functions, on the test's link.
-TEST(ApiC, Figure4CycleOnAnInstalledRuntime) {
+// A server's whole cycle through the C functions (initialize, open a group, select, accept,
+// recv, answer with the ACK, poll the resend timer, a second pool, finalize), on the test's
+// link.
+TEST(ApiC, WholeServerCycleOnAnInstalledRuntime) {
   Bench b;
   b.install();
   ASSERT_EQ(xtcp_initialize(1u << 20), 0);

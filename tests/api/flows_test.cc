@@ -1,5 +1,7 @@
-// The seed's flows of Figs. 5a-5d driven THROUGH the XTCP API (xtcp_recv / xtcp_send with
-// ackd), asserting the exact segments on the wire, in virtual time.
+// The request/answer flows of application-controlled ACKs (the answer carries the request's
+// ACK; a lost request, a lost answer, a lost client ACK) driven THROUGH the XTCP API
+// (xtcp_recv / xtcp_send with ackd), asserting the exact segments on the wire, in virtual
+// time.
 #include <gtest/gtest.h>
 
 #include "tests/api/api_test_util.h"
@@ -22,9 +24,9 @@ struct Flow {
   }
 };
 
-// Fig. 5a: Req[C,4] draws no ACK of its own; Ans[S,4] carries ACK[C+4]; the client's ACK
-// purges the answer from the shared transmit cache (Fig. 6i).
-TEST(ApiFlows, Fig5aAnswerCarriesTheAck) {
+// Req[C,4] draws no ACK of its own; Ans[S,4] carries ACK[C+4]; the client's ACK purges the
+// answer from the shared transmit cache.
+TEST(ApiFlows, AnswerCarriesTheAck) {
   Flow f;
   f.b.inject(f.c, data(1, "REQ1"));
   f.b.advance(seconds(2));  // far past any delayed-ACK time
@@ -49,9 +51,9 @@ TEST(ApiFlows, Fig5aAnswerCarriesTheAck) {
   EXPECT_EQ(st.rx_buffer_used, 0u);
 }
 
-// Fig. 5b: the request is lost; the client's retransmission is served in due course. A
-// duplicate of a request the application holds unanswered draws nothing.
-TEST(ApiFlows, Fig5bLostRequestIsServedWhenRetransmitted) {
+// The request is lost; the client's retransmission is served in due course. A duplicate of
+// a request the application holds unanswered draws nothing.
+TEST(ApiFlows, LostRequestIsServedWhenRetransmitted) {
   Flow f;
   // Req[C,4] is lost on the way: nothing reaches the stack.
   f.b.advance(seconds(1));
@@ -66,9 +68,9 @@ TEST(ApiFlows, Fig5bLostRequestIsServedWhenRetransmitted) {
   EXPECT_SEGMENT(f.b.sent_one(f.c), Match().flags(kAck | kPsh).rseq(1).rack(5).payload(bytes_of("ANS1")));
 }
 
-// Fig. 5c / 6e: the answer is lost; the client retransmits the request; the cached answer
-// goes again with the ACK, without waking the application.
-TEST(ApiFlows, Fig5cLostAnswerIsResentFromTheCache) {
+// The answer is lost; the client retransmits the request; the cached answer goes again
+// with the ACK, without waking the application.
+TEST(ApiFlows, LostAnswerIsResentFromTheCache) {
   Flow f;
   f.b.inject(f.c, data(1, "REQ1"));
   ASSERT_EQ(f.b.recv(f.gd).data, "REQ1");
@@ -85,9 +87,9 @@ TEST(ApiFlows, Fig5cLostAnswerIsResentFromTheCache) {
   EXPECT_EQ(f.b.rt->tx_cache().used(), 0u);
 }
 
-// Fig. 5d / 6h: the client's ACK of the answer is lost; the answer is resent on the resend
-// timer until ACKed; with no ACK at all the connection goes down and recv says so.
-TEST(ApiFlows, Fig5dLostClientAckAnswerResentUntilAcked) {
+// The client's ACK of the answer is lost; the answer is resent on the resend timer until
+// ACKed.
+TEST(ApiFlows, LostClientAckAnswerResentUntilAcked) {
   Flow f;
   f.b.inject(f.c, data(1, "REQ1"));
   ASSERT_EQ(f.b.recv(f.gd).data, "REQ1");
@@ -104,7 +106,9 @@ TEST(ApiFlows, Fig5dLostClientAckAnswerResentUntilAcked) {
   EXPECT_EQ(f.b.recv(f.gd).rc, -EAGAIN);
 }
 
-TEST(ApiFlows, Fig5dNoClientAckConnectionDownIsReportedAsTimedOut) {
+// No ACK of the answer ever comes: after the last resend the connection goes down (RST),
+// its cached answer is purged, and recv reports it once as timed out.
+TEST(ApiFlows, LostClientAckConnectionDownIsReportedAsTimedOut) {
   api::RuntimeConfig cfg = default_config();
   cfg.stack.tcp.max_retransmits = 3;
   Flow f(0, cfg);
@@ -126,7 +130,7 @@ TEST(ApiFlows, Fig5dNoClientAckConnectionDownIsReportedAsTimedOut) {
     }
   }
   EXPECT_EQ(resends, 3);
-  EXPECT_EQ(f.b.rt->tx_cache().used(), 0u) << "Fig. 6h: the cached answer is purged";
+  EXPECT_EQ(f.b.rt->tx_cache().used(), 0u) << "the cached answer is purged when the connection is down";
   const auto r = f.b.recv(f.gd);
   EXPECT_EQ(r.rc, -ETIMEDOUT);
   EXPECT_EQ(r.cd, f.cd);

@@ -2,7 +2,7 @@
 // answering each line and acknowledging it through ackd) and an engine Stack playing many
 // clients, over a MemLinkPair with seeded loss, duplication, reordering and delay, in
 // virtual time. Every request must be answered exactly once and in order, with the server's
-// ACKs riding on its answers (lost answers resent from the cache, Figs. 5b-5d).
+// ACKs riding on its answers (lost answers resent from the cache).
 #include <gtest/gtest.h>
 
 #include <algorithm>

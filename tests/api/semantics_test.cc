@@ -221,7 +221,7 @@ TEST(ApiSemantics, ResetIsReported) {
   b.expect_silence();
 }
 
-// Seed Fig. 6c: a connection not accepted in time is refused with a RST.
+// A connection not accepted in time is refused with a RST.
 TEST(ApiSemantics, AcceptTimeoutRefusesTheConnection) {
   Bench b;
   const int gd = open_group(b);

@@ -174,8 +174,8 @@ TEST(ApiTun, KernelClientsGetAnswersThatCarryTheAcks) {
       state = 1;
       cv.notify_all();
     }
-    // The application loop of seed Figs. 5a and 6f/6g: answer each request, acknowledging
-    // it with the answer.
+    // The server's application loop: wait in xtcp_select, accept what is pending, answer
+    // each request, acknowledging it with the answer.
     while (!stop.load()) {
       xtcp_set r;
       xtcp_set a;

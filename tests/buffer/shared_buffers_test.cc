@@ -178,13 +178,13 @@ TEST(SharedTxCache, OffsetsConsumeAndPerConnectionShare) {
   auto dst = wire::MutableByteSpan(reinterpret_cast<std::byte*>(out.data()), out.size());
   EXPECT_EQ(tx.copy(5, 130, dst), 100u);
   EXPECT_EQ(out, a.substr(130, 100));
-  tx.consume(5, 130);  // the client ACKed 130 bytes: they are purged (Fig. 6i)
+  tx.consume(5, 130);  // the client ACKed 130 bytes: they are purged
   EXPECT_EQ(tx.queued(5), 170u);
   EXPECT_EQ(tx.stats().bytes_purged, 130u);
   EXPECT_EQ(tx.copy(5, 0, dst), 100u);
   EXPECT_EQ(out, a.substr(130, 100));
   EXPECT_EQ(tx.free_space(5), 130u);
-  tx.release(5);  // the connection went down (Fig. 6h)
+  tx.release(5);  // the connection went down: the rest is purged at once
   EXPECT_EQ(tx.used(), 0u);
   EXPECT_EQ(tx.stats().bytes_released, 170u);
   EXPECT_EQ(tx.free_space(6), 300u);

@@ -92,9 +92,9 @@ TEST(NetpduSplit, GoldenControlAndDataBytes) {
 }
 
 TEST(NetpduSplit, HeaderFollowsItsPayloadGatherCall) {
-  // Fig. 7's order: the payloads' gather call, then the header. The header does not wait
-  // for the payloads to be completely written (that would deadlock once a NetPDU is larger
-  // than the socket buffer; see NetpduRoundTrip.Variant2SmallBuffersBackpressure).
+  // Payloads before headers: the payloads' gather call, then the header. The header does
+  // not wait for the payloads to be completely written (that would deadlock once a NetPDU is
+  // larger than the socket buffer; see NetpduRoundTrip.Variant2SmallBuffersBackpressure).
   ManualClock clock;
   std::vector<std::string> log;
   ScriptedSink control;

@@ -1,5 +1,6 @@
-// Application-controlled ACKs (XTCP, seed 002): the flows of Figs. 5a-5d on the wire, the
-// ACK deadline, partial release, and the window telling the truth about held data.
+// Application-controlled ACKs (XTCP): the request/answer flows on the wire (the answer
+// carries the request's ACK; a lost request, a lost answer, a lost client ACK), the ACK
+// deadline, partial release, and the window telling the truth about held data.
 #include <gtest/gtest.h>
 
 #include "tests/support/tcp_harness.h"
@@ -26,8 +27,8 @@ std::string read_n(TcpHarness& h, ConnId c, std::size_t n) {
   return std::string(reinterpret_cast<const char*>(buf.data()), got);
 }
 
-// Fig. 5a: the request is not ACKed by itself; the answer carries the ACK.
-TEST(AppAck, Fig5aAnswerCarriesTheAck) {
+// The request is not ACKed by itself; the answer carries the ACK.
+TEST(AppAck, AnswerCarriesTheAck) {
   TcpHarness h;
   const ConnId c = open_app_ack(h);
   h.inject(data_seg(1, bytes_of("REQ1")));
@@ -37,7 +38,7 @@ TEST(AppAck, Fig5aAnswerCarriesTheAck) {
   ASSERT_EQ(h.tcp().send(c, bytes_of("ANS1")), 4);
   const Sent answer = h.sent_one();
   EXPECT_SEGMENT(answer, Match().flags(kAck | kPsh).rseq(1).rack(5).payload(bytes_of("ANS1")));
-  // Fig. 6i: the client's ACK purges the answer from the transmit cache.
+  // The client's ACK purges the answer from the transmit cache.
   EXPECT_EQ(h.buffers.tx_queued(c), 4u);
   h.inject(ack_seg(5, 65535, 5));
   EXPECT_EQ(h.buffers.tx_queued(c), 0u);
@@ -58,9 +59,9 @@ TEST(AppAck, PartialReleaseAcksOnlyThatMuch) {
   EXPECT_SEGMENT(h.sent_one(), Match().flags(kAck).rack(11).len(0));
 }
 
-// Fig. 5b: the request is lost; its retransmission is served in due course. A duplicate of
-// a request still held (not yet answered) draws nothing.
-TEST(AppAck, Fig5bRetransmittedRequestWhileHeldIsSilent) {
+// The request is lost; its retransmission is served in due course. A duplicate of a
+// request still held (not yet answered) draws nothing.
+TEST(AppAck, RetransmittedRequestWhileHeldIsSilent) {
   TcpHarness h;
   const ConnId c = open_app_ack(h);
   h.inject(data_seg(1, bytes_of("REQ1")));
@@ -72,9 +73,9 @@ TEST(AppAck, Fig5bRetransmittedRequestWhileHeldIsSilent) {
   EXPECT_SEGMENT(h.sent_one(), Match().rack(5).payload(bytes_of("ANS1")));
 }
 
-// Fig. 5c / 6e: the answer is lost; the client retransmits the request; the cached answer
-// goes again with the ACK, and the application is not woken.
-TEST(AppAck, Fig5cRetransmittedRequestIsAnsweredFromCache) {
+// The answer is lost; the client retransmits the request; the cached answer goes again
+// with the ACK, and the application is not woken.
+TEST(AppAck, RetransmittedRequestIsAnsweredFromCache) {
   TcpHarness h;
   const ConnId c = open_app_ack(h);
   h.inject(data_seg(1, bytes_of("REQ1")));
@@ -89,9 +90,10 @@ TEST(AppAck, Fig5cRetransmittedRequestIsAnsweredFromCache) {
   EXPECT_EQ(h.buffers.readable(c), 0u);
 }
 
-// Fig. 5d / 6h: the client's ACK of the answer is lost: the answer is resent on the resend
-// timer until ACKed; with no ACK at all the connection is eventually marked down.
-TEST(AppAck, Fig5dAnswerResentUntilAckedOrDown) {
+// The client's ACK of the answer is lost: the answer is resent on the resend timer until
+// ACKed; with no ACK at all the connection is eventually marked down and its cached answer
+// purged.
+TEST(AppAck, AnswerResentUntilAckedOrDown) {
   HarnessOptions o;
   o.tcp.max_retransmits = 3;
   TcpHarness h(o);
