@@ -109,8 +109,8 @@ TEST(StateMachine, SimultaneousOpenBareSynThenAck) {
   expect_flow_works(h, f);
 }
 
-// Figure 8 line 6: the peer, also in SYN-RECEIVED, answers our SYN with its SYN-ACK; that
-// SYN-ACK acknowledges our SYN and completes the open (Linux does the same).
+// RFC 9293 figure 8 line 6: the peer, also in SYN-RECEIVED, answers our SYN with its
+// SYN-ACK; that SYN-ACK acknowledges our SYN and completes the open (Linux does the same).
 TEST(StateMachine, SimultaneousOpenPeerSynAckCompletes) {
   TcpHarness h;
   const std::int64_t c = start_connect(h);
