@@ -670,7 +670,7 @@ def markdown(a, recs, floor, started, finished, load_start, load_end, plots):
              "the measuring period (within 0.5 s of the last connection coming up).")
     if floor:
         o, pp = floor["oneway"], floor["pingpong"]
-        L.append(f"- **TUN floor** (`bench_tun_floor --duration {a.floor_duration}s`, "
+        L.append(f"- **TUN floor** (`bench_tun_floor --duration {a.floor_duration:g}s`, "
                  f"{floor['packet_bytes']}-byte IPv4/UDP packets, TUN -> kernel forwarding -> TUN, no TCP): "
                  f"**{o['packets_per_s']:,.0f} packets/s** one way (window {floor['window']}, writer "
                  f"{o['writer_cpu_us_per_packet']:.2f} us CPU/packet, reader {o['reader_cpu_us_per_packet']:.2f}), "
@@ -886,14 +886,14 @@ def plot(a, recs):
               "set xtics (" + ", ".join(f"'{fmt_n(n)}' {n}" for n in sizes) + ")" if sizes else "",
               f"set output '{mem_png}'",
               "set title 'Memory per connection (im workload, after the ramp)'",
-              "set ylabel 'bytes per connection'", "set yrange [0:*]"]
+              "set ylabel 'bytes per connection'", "set yrange [0:*]", "set key left center"]
     curves = [f"'{data[('mem', s)][0]}' using 1:2 with linespoints lw 2 pt 7 lc rgb '{colors.get(s, 'black')}' "
               f"title '{s}'" for s in a.servers if data[("mem", s)][1] > 0]
     made = []
     if curves:
         script.append("plot " + ", ".join(curves))
         made.append(("Memory per connection vs connections, xtcp and kernel", mem_png))
-    script += [f"set output '{lat_png}'", "set title 'IM latency (send to delivery), p50 and p99'",
+    script += [f"set output '{lat_png}'", "set title 'IM latency (send to delivery), p50 and p99'", "set key top left",
                "set ylabel 'microseconds'", "set logscale y", "set yrange [*:*]"]
     curves = []
     for s in a.servers:
