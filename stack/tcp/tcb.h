@@ -71,7 +71,7 @@ struct Tcb {
   std::uint8_t rcv_wscale = 0;  // shift the peer applies to windows we send
   std::uint8_t backoff = 0;     // consecutive RTO expirations (RFC 6298 5.5)
   std::uint32_t flags = 0;
-  std::uint32_t gen = 0;        // bumped each time the slot is reused
+  ConnId self = kNoConn;        // the connection this block belongs to (timers find it)
   std::uint16_t snd_mss = 536;  // payload bytes per segment, options excluded
   std::uint16_t listen_port = 0;
   std::uint8_t dupacks = 0;
@@ -124,5 +124,32 @@ struct Tcb {
   void set(std::uint32_t f) { flags |= f; }
   void clear(std::uint32_t f) { flags &= ~f; }
 };
+
+// What an idle ESTABLISHED connection keeps between events, 64 bytes: nothing in flight,
+// nothing queued, nothing held by the application, no timer, no loss or reordering state.
+// Everything else of its Tcb then has a value that follows from these fields (see
+// TcpLayer::unpack), so while a connection is quiet only this record exists; the full Tcb is
+// made again from it when the next segment, call or timer needs it.
+struct TcbHot {
+  FlowKey key;                       // 12; the flow index reads keys from here
+  TcpState state = TcpState::kListen;  // kListen marks a free slot
+  std::uint8_t wscales = 0;          // snd_wscale << 4 | rcv_wscale
+  std::uint16_t snd_mss = 0;
+  std::uint32_t flags = 0;
+  std::uint16_t snd_wnd_field = 0;   // the peer's window: snd_wnd >> snd_wscale
+  std::uint16_t max_snd_wnd_field = 0;
+  std::uint16_t ts_recent_age = 0;   // ts_recent_tick >> 16: only its 24-day age matters
+  std::uint16_t reserved = 0;
+  SeqNum snd_una;                    // = snd_nxt = snd_max = snd_end (nothing in flight)
+  SeqNum rcv_nxt;                    // = ack point = last ACK sent (nothing owed)
+  SeqNum rcv_adv;
+  std::uint32_t ts_recent = 0;
+  std::uint32_t srtt_us = 0;
+  std::uint32_t rttvar_us = 0;
+  std::uint32_t cwnd = 0;
+  std::uint32_t ssthresh = 0;
+  std::uint32_t cold = 0;            // cold slot + 1 while the full Tcb exists, else 0
+};
+static_assert(sizeof(TcbHot) == 64, "an idle connection's record is meant to stay at 64 bytes");
 
 }  // namespace xtcp

@@ -55,12 +55,13 @@ void TcpLayer::tcp_input(std::uint32_t src, std::uint32_t dst, std::uint8_t /*to
   seg.seq_len = v.seq_length();
 
   if (auto conn = flows_.find(seg.key)) {
-    Tcb& tcb = tcbs_[*conn];
+    Tcb& tcb = open(*conn);
     if (tcb.state == TcpState::kSynSent) {
       syn_sent_input(*conn, tcb, seg);
     } else {
       synchronized_input(*conn, tcb, seg);
     }
+    settle(*conn);
     return;
   }
   if (TimeWaitTable::Entry* tw = time_wait_.find(seg.key)) {
@@ -128,7 +129,8 @@ void TcpLayer::listen_input(Listener& l, std::uint16_t port, const Segment& seg,
       const std::int64_t conn = open_from_cookie(port, l, seg);
       if (conn >= 0) {
         Segment rest = seg;
-        synchronized_input(static_cast<ConnId>(conn), tcbs_[static_cast<ConnId>(conn)], rest);
+        synchronized_input(static_cast<ConnId>(conn), open(static_cast<ConnId>(conn)), rest);
+        settle(static_cast<ConnId>(conn));
         return;
       }
     }
@@ -158,7 +160,7 @@ void TcpLayer::listen_input(Listener& l, std::uint16_t port, const Segment& seg,
     return;
   }
   const auto conn = static_cast<ConnId>(id);
-  Tcb& tcb = tcbs_[conn];
+  Tcb& tcb = open(conn);
   tcb.set(tcb_flag::kPassive);
   tcb.listen_port = port;
   tcb.irs = seg.seq;
@@ -255,7 +257,7 @@ std::int64_t TcpLayer::open_from_cookie(std::uint16_t port, Listener& l, const S
   }
   ++stats_.syn_cookies_ok;
   const auto conn = static_cast<ConnId>(id);
-  Tcb& tcb = tcbs_[conn];
+  Tcb& tcb = open(conn);
   tcb.set(tcb_flag::kPassive | tcb_flag::kSynFromCookie);
   tcb.listen_port = port;
   tcb.irs = peer_isn;
@@ -502,7 +504,7 @@ void TcpLayer::synchronized_input(ConnId conn, Tcb& tcb, Segment& seg) {
         break;  // CLOSE-WAIT, CLOSING, LAST-ACK: the peer already sent FIN; ignore
     }
   }
-  if (lookup(conn) == nullptr || tcbs_[conn].state == TcpState::kClosed) {
+  if (lookup(conn) == nullptr || open(conn).state == TcpState::kClosed) {
     return;
   }
   output(conn, tcb);
@@ -1027,7 +1029,13 @@ void TcpLayer::icmp_error_input(const IcmpErrorInfo& info) {
   if (!conn) {
     return;
   }
-  Tcb& tcb = tcbs_[*conn];
+  icmp_error_for(*conn, info);
+  settle(*conn);
+}
+
+void TcpLayer::icmp_error_for(ConnId conn_id, const IcmpErrorInfo& info) {
+  const std::optional<ConnId> conn = conn_id;
+  Tcb& tcb = open(*conn);
   // RFC 5927 4.1: believe the error only if it quotes a sequence number we have in flight.
   const SeqNum s(info.quoted_tcp_seq);
   if (!(tcb.snd_una <= s && s <= tcb.snd_max)) {

@@ -9,6 +9,20 @@
 
 namespace xtcp {
 
+// Settles (packs back when quiet) the connection an application call worked on, on every
+// way out of the call.
+class TcpLayer::SettleOnReturn {
+ public:
+  SettleOnReturn(TcpLayer& layer, ConnId conn) : layer_(layer), conn_(conn) {}
+  ~SettleOnReturn() { layer_.settle(conn_); }
+  SettleOnReturn(const SettleOnReturn&) = delete;
+  SettleOnReturn& operator=(const SettleOnReturn&) = delete;
+
+ private:
+  TcpLayer& layer_;
+  ConnId conn_;
+};
+
 const char* to_string(TcpState s) {
   static constexpr const char* kNames[kTcpStateCount] = {
       "CLOSED",     "LISTEN",     "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1",
@@ -40,6 +54,7 @@ TcpLayer::TcpLayer(const TcpConfig& config, Ipv4Layer& ip, const Clock& clock, R
       epoch_(clock.now() - kNsPerMs),
       isn_(random_sip_key()),
       cookies_(random_sip_key()),
+      conns_(config.max_connections),
       wheel_(ms(1), clock.now()) {
   // RFC 7323 2.2: the smallest shift that lets our largest receive window be advertised.
   const std::size_t cap = rx_.capacity(0);
@@ -77,10 +92,18 @@ std::uint32_t TcpLayer::ts_now(const Tcb& tcb) const {
 // ---- slots ------------------------------------------------------------------------------
 
 Tcb* TcpLayer::lookup(ConnId conn) {
-  return conn < tcbs_.size() && tcbs_[conn].state != TcpState::kListen ? &tcbs_[conn] : nullptr;
+  return conns_.live(conn) ? &open(conn) : nullptr;
 }
+// Read-only: a quiet connection is unpacked into a scratch Tcb, not attached.
 const Tcb* TcpLayer::lookup(ConnId conn) const {
-  return conn < tcbs_.size() && tcbs_[conn].state != TcpState::kListen ? &tcbs_[conn] : nullptr;
+  if (!conns_.live(conn)) {
+    return nullptr;
+  }
+  if (conns_.attached(conn)) {
+    return &conns_.cold(conn);
+  }
+  unpack(conns_.hot(conn), conn, scratch_);
+  return &scratch_;
 }
 
 // A connection the application holds a handle to.
@@ -93,9 +116,9 @@ Tcb* TcpLayer::app_tcb(ConnId conn) {
 }
 
 void TcpLayer::init_tcb(Tcb& tcb, const FlowKey& key) {
-  const std::uint32_t gen = tcb.gen + 1;
+  const ConnId self = tcb.self;
   tcb = Tcb{};
-  tcb.gen = gen;
+  tcb.self = self;
   tcb.key = key;
   tcb.rto_us = static_cast<std::uint32_t>(config_.initial_rto / kNsPerUs);
   tcb.ts_offset = isn_.timestamp_offset(key);
@@ -113,7 +136,8 @@ void TcpLayer::init_tcb(Tcb& tcb, const FlowKey& key) {
 }
 
 std::int64_t TcpLayer::alloc_conn(const FlowKey& key) {
-  if (live_connections_ >= config_.max_connections) {
+  const ConnId id = conns_.connections() < config_.max_connections ? conns_.alloc() : kNoConn;
+  if (id == kNoConn) {
     ++stats_.drop_no_memory;
     if (config_.logger != nullptr) {
       config_.logger->report(LogKind::kConnTableFull, LogLevel::kWarning, clock_.now(),
@@ -122,28 +146,22 @@ std::int64_t TcpLayer::alloc_conn(const FlowKey& key) {
     }
     return -ENOMEM;
   }
-  ConnId id;
-  if (!free_slots_.empty()) {
-    id = free_slots_.back();
-    free_slots_.pop_back();
-  } else {
-    id = static_cast<ConnId>(tcbs_.size());
-    tcbs_.emplace_back();
-  }
-  init_tcb(tcbs_[id], key);
+  init_tcb(conns_.cold(id), key);
+  TcbHot& hot = conns_.hot(id);
+  hot.key = key;
+  hot.state = TcpState::kClosed;  // live; the rest of the record is written when it goes quiet
   flows_.insert(key, id);
-  ++live_connections_;
   ++state_counts_[static_cast<int>(TcpState::kClosed)];
   return id;
 }
 
 void TcpLayer::free_conn(ConnId conn) {
-  Tcb& tcb = tcbs_[conn];
+  Tcb& tcb = open(conn);
   auto mapped = flows_.find(tcb.key);
   if (mapped && *mapped == conn) {
     flows_.erase(tcb.key);
   }
-  wheel_.cancel(conn);
+  wheel_.cancel(conns_.cold_index(conn));
   if (tcb.has(tcb_flag::kHasExtra)) {
     auto it = extras_.find(conn);
     if (it != extras_.end()) {
@@ -154,12 +172,7 @@ void TcpLayer::free_conn(ConnId conn) {
   rx_.release(conn);
   tx_.release(conn);
   --state_counts_[static_cast<int>(tcb.state)];
-  const std::uint32_t gen = tcb.gen;
-  tcb = Tcb{};
-  tcb.gen = gen;
-  tcb.state = TcpState::kListen;  // marks a free slot (never a connection's state)
-  free_slots_.push_back(conn);
-  --live_connections_;
+  conns_.free(conn);
 }
 
 void TcpLayer::set_state(Tcb& tcb, TcpState s) {
@@ -191,8 +204,8 @@ TcpLayer::Extra* TcpLayer::find_extra(ConnId conn, const Tcb& tcb) {
 }
 
 std::size_t TcpLayer::memory_bytes() const {
-  std::size_t m = tcbs_.capacity() * sizeof(Tcb) + flows_.memory_bytes() +
-                  time_wait_.memory_bytes() + free_slots_.capacity() * sizeof(ConnId);
+  std::size_t m = conns_.hot_bytes() + conns_.cold_bytes() + flows_.memory_bytes() +
+                  time_wait_.memory_bytes() + wheel_.memory_bytes();
   for (const auto& [conn, e] : extras_) {
     m += sizeof(e) + e.ooo.memory_bytes() + 32;
   }
@@ -204,10 +217,11 @@ std::size_t TcpLayer::memory_bytes() const {
 void TcpLayer::emit(TcpEventType type, ConnId conn, int error) {
   // After close()/abort() the application holds no handle: its id is freed when the
   // connection ends and may then name another one, so it gets no more events.
-  if (tcbs_[conn].has(tcb_flag::kAppClosed)) {
+  const Tcb& tcb = open(conn);
+  if (tcb.has(tcb_flag::kAppClosed)) {
     return;
   }
-  events_.push_back(TcpEvent{type, conn, tcbs_[conn].listen_port, error});
+  events_.push_back(TcpEvent{type, conn, tcb.listen_port, error});
 }
 
 void TcpLayer::established(ConnId conn, Tcb& tcb) {
@@ -234,7 +248,7 @@ void TcpLayer::established(ConnId conn, Tcb& tcb) {
   if (l.accept_tail == kNoConn) {
     l.accept_head = conn;
   } else {
-    tcbs_[l.accept_tail].accept_next = conn;
+    open(l.accept_tail).accept_next = conn;
   }
   l.accept_tail = conn;
   ++l.accept_len;
@@ -253,7 +267,7 @@ void TcpLayer::connection_done(ConnId conn, Tcb& tcb, int error) {
   set_state(tcb, TcpState::kClosed);
   tcb.error = static_cast<std::int16_t>(error);
   tcb.rto_at = tcb.delack_at = tcb.keepalive_at = tcb.linger_at = 0;
-  wheel_.cancel(conn);
+  wheel_.cancel(conns_.cold_index(conn));
   auto mapped = flows_.find(tcb.key);
   if (mapped && *mapped == conn) {
     flows_.erase(tcb.key);
@@ -316,8 +330,8 @@ int TcpLayer::unlisten(std::uint16_t port) {
   ConnId c = it->second.accept_head;
   listeners_.erase(it);
   while (c != kNoConn) {
-    const ConnId next = tcbs_[c].accept_next;
-    Tcb& t = tcbs_[c];
+    Tcb& t = open(c);
+    const ConnId next = t.accept_next;
     t.clear(tcb_flag::kInAcceptQueue);
     if (t.state != TcpState::kClosed) {
       send_rst(t);
@@ -340,7 +354,7 @@ std::int64_t TcpLayer::accept(std::uint16_t port) {
   Listener& l = it->second;
   while (l.accept_head != kNoConn) {
     const ConnId conn = l.accept_head;
-    Tcb& tcb = tcbs_[conn];
+    Tcb& tcb = open(conn);
     l.accept_head = tcb.accept_next;
     if (l.accept_head == kNoConn) {
       l.accept_tail = kNoConn;
@@ -360,6 +374,7 @@ std::int64_t TcpLayer::accept(std::uint16_t port) {
     if (tcb.has(tcb_flag::kPeerFin)) {
       emit(TcpEventType::kPeerClosed, conn);
     }
+    settle(conn);  // out of the accept queue: an idle connection packs now
     return conn;
   }
   return -EAGAIN;
@@ -407,7 +422,7 @@ std::int64_t TcpLayer::connect(std::uint32_t remote_addr, std::uint16_t remote_p
     return id;
   }
   const auto conn = static_cast<ConnId>(id);
-  Tcb& tcb = tcbs_[conn];
+  Tcb& tcb = open(conn);
   tcb.set(tcb_flag::kAppOwned);
   tcb.iss = isn_.isn(key, clock_.now());
   tcb.snd_una = tcb.iss;
@@ -424,6 +439,7 @@ std::int64_t TcpLayer::connect(std::uint32_t remote_addr, std::uint16_t remote_p
 }
 
 std::int64_t TcpLayer::send(ConnId conn, wire::ByteSpan data) {
+  const SettleOnReturn settle_on_return(*this, conn);
   Tcb* tcb = lookup(conn);
   if (tcb == nullptr || !tcb->has(tcb_flag::kAppOwned) || tcb->has(tcb_flag::kAppClosed)) {
     return -EBADF;
@@ -461,6 +477,7 @@ std::int64_t TcpLayer::send(ConnId conn, wire::ByteSpan data) {
 }
 
 int TcpLayer::want_writable(ConnId conn) {
+  const SettleOnReturn settle_on_return(*this, conn);
   Tcb* tcb = app_tcb(conn);
   if (tcb == nullptr) {
     return -EBADF;
@@ -470,6 +487,7 @@ int TcpLayer::want_writable(ConnId conn) {
 }
 
 void TcpLayer::consumed(ConnId conn) {
+  const SettleOnReturn settle_on_return(*this, conn);
   Tcb* tcb = lookup(conn);
   if (tcb == nullptr || !tcb->synchronized()) {
     return;
@@ -503,6 +521,7 @@ void TcpLayer::consumed(ConnId conn) {
 }
 
 int TcpLayer::shutdown(ConnId conn) {
+  const SettleOnReturn settle_on_return(*this, conn);
   Tcb* tcb = app_tcb(conn);
   if (tcb == nullptr) {
     return -EBADF;
@@ -530,6 +549,7 @@ int TcpLayer::shutdown(ConnId conn) {
 }
 
 int TcpLayer::close(ConnId conn) {
+  const SettleOnReturn settle_on_return(*this, conn);
   Tcb* tcb = app_tcb(conn);
   if (tcb == nullptr) {
     return -EBADF;
@@ -565,6 +585,7 @@ int TcpLayer::close(ConnId conn) {
 }
 
 int TcpLayer::abort(ConnId conn) {
+  const SettleOnReturn settle_on_return(*this, conn);
   Tcb* tcb = app_tcb(conn);
   if (tcb == nullptr) {
     return -EBADF;
@@ -578,13 +599,14 @@ int TcpLayer::abort(ConnId conn) {
   if (tcb->state != TcpState::kClosed) {
     connection_done(conn, *tcb, ECONNABORTED);
   }
-  if (lookup(conn) != nullptr && tcbs_[conn].state == TcpState::kClosed) {
+  if (lookup(conn) != nullptr && open(conn).state == TcpState::kClosed) {
     free_conn(conn);
   }
   return 0;
 }
 
 int TcpLayer::set_nodelay(ConnId conn, bool nodelay) {
+  const SettleOnReturn settle_on_return(*this, conn);
   Tcb* tcb = app_tcb(conn);
   if (tcb == nullptr) {
     return -EBADF;
@@ -599,6 +621,7 @@ int TcpLayer::set_nodelay(ConnId conn, bool nodelay) {
 }
 
 int TcpLayer::set_keepalive(ConnId conn, bool on) {
+  const SettleOnReturn settle_on_return(*this, conn);
   Tcb* tcb = app_tcb(conn);
   if (tcb == nullptr) {
     return -EBADF;
@@ -632,8 +655,12 @@ void TcpLayer::poll_events(FunctionRef<void(const TcpEvent&)> on_event) {
   std::vector<TcpEvent> batch;
   batch.swap(events_);
   for (const TcpEvent& e : batch) {
-    if (e.type == TcpEventType::kReadable && e.conn < tcbs_.size()) {
-      tcbs_[e.conn].clear(tcb_flag::kReadableQueued);
+    if (e.type == TcpEventType::kReadable && conns_.live(e.conn)) {
+      if (conns_.attached(e.conn)) {
+        conns_.cold(e.conn).clear(tcb_flag::kReadableQueued);
+      } else {
+        conns_.hot(e.conn).flags &= ~tcb_flag::kReadableQueued;
+      }
     }
     on_event(e);
   }
@@ -653,14 +680,19 @@ void TcpLayer::rearm(ConnId conn, Tcb& tcb) {
     }
   }
   if (best == 0) {
-    wheel_.cancel(conn);
+    wheel_.cancel(conns_.cold_index(conn));
   } else {
-    wheel_.schedule(conn, tick_time(best));
+    wheel_.schedule(conns_.cold_index(conn), tick_time(best));
   }
 }
 
 void TcpLayer::advance(TimeNs now) {
-  wheel_.advance(now, [this](std::uint32_t conn) { on_timer(conn); });
+  // Timers belong to cold slots (only busy connections have them).
+  wheel_.advance(now, [this](std::uint32_t cold) {
+    const ConnId conn = conns_.cold_at(cold).self;
+    on_timer(conn);
+    settle(conn);
+  });
   time_wait_.expire(tick(now));
 }
 
@@ -700,14 +732,14 @@ void TcpLayer::on_timer(ConnId conn) {
       return;
     }
     on_rto(conn, *tcb);
-    if (lookup(conn) == nullptr || tcbs_[conn].state == TcpState::kClosed) {
+    if (lookup(conn) == nullptr || open(conn).state == TcpState::kClosed) {
       return;
     }
   }
   if (tcb->keepalive_at != 0 && tick_before_eq(tcb->keepalive_at, now)) {
     tcb->keepalive_at = 0;
     on_keepalive(conn, *tcb);
-    if (lookup(conn) == nullptr || tcbs_[conn].state == TcpState::kClosed) {
+    if (lookup(conn) == nullptr || open(conn).state == TcpState::kClosed) {
       return;
     }
   }

@@ -19,6 +19,7 @@
 #include "stack/core/function_ref.h"
 #include "stack/core/timer_wheel.h"
 #include "stack/ip/ipv4_layer.h"
+#include "stack/tcp/conn_store.h"
 #include "stack/tcp/isn.h"
 #include "stack/tcp/reassembly.h"
 #include "stack/tcp/tcb.h"
@@ -183,12 +184,16 @@ class TcpLayer final : public IpUpperLayer {
 
   const TcpStats& stats() const { return stats_; }
   std::array<std::uint64_t, kTcpStateCount> connections_by_state() const;
-  std::size_t connection_count() const { return live_connections_; }
+  std::size_t connection_count() const { return conns_.connections(); }
+  // Connections that have their full control block now (opening, closing, or with data,
+  // timers or loss state); the others are quiet and keep only their 64-byte hot record.
+  std::size_t busy_connections() const { return conns_.busy(); }
   std::size_t memory_bytes() const;
   const TcpConfig& config() const { return config_; }
 
  private:
   struct Segment;
+  class SettleOnReturn;
   struct Listener {
     ConnId accept_head = kNoConn;
     ConnId accept_tail = kNoConn;
@@ -203,6 +208,17 @@ class TcpLayer final : public IpUpperLayer {
     SackScoreboard scoreboard;
     SeqNum rexmit_next;  // next hole to retransmit during SACK recovery
   };
+
+  // tcp_conns.cc: a connection's full Tcb while it is busy, its hot record while quiet.
+  // open() gives the full Tcb (made again from the hot record if the connection was quiet);
+  // settle() packs it back when the connection has gone quiet. Every entry point (a
+  // segment, a call, a timer) settles the connections it opened.
+  Tcb& open(ConnId conn);
+  void settle(ConnId conn);
+  bool quiet(const Tcb& tcb) const;
+  void pack(const Tcb& tcb, TcbHot& hot) const;
+  void unpack(const TcbHot& hot, ConnId conn, Tcb& tcb) const;
+  std::uint32_t derived_rto_us(std::uint32_t srtt_us, std::uint32_t rttvar_us) const;
 
   // tcp_layer.cc: slots, lifecycle, events, timers.
   Tcb* lookup(ConnId conn);
@@ -253,6 +269,7 @@ class TcpLayer final : public IpUpperLayer {
   void send_challenge_ack(ConnId conn, Tcb& tcb);
   bool take_ack_budget(Tcb& tcb);
   std::int64_t open_from_cookie(std::uint16_t port, Listener& l, const Segment& seg);
+  void icmp_error_for(ConnId conn, const IcmpErrorInfo& info);
 
   // tcp_output.cc
   void output(ConnId conn, Tcb& tcb);
@@ -306,9 +323,8 @@ class TcpLayer final : public IpUpperLayer {
   SynCookies cookies_;
   std::uint8_t rcv_wscale_ = 0;
 
-  std::vector<Tcb> tcbs_;
-  std::vector<ConnId> free_slots_;
-  std::size_t live_connections_ = 0;
+  ConnStore conns_;
+  mutable Tcb scratch_;  // a quiet connection unpacked for a read-only look (const lookup)
   FlowTable flows_;
   std::unordered_map<std::uint16_t, Listener> listeners_;
   std::unordered_map<ConnId, Extra> extras_;
