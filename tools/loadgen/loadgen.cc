@@ -277,6 +277,7 @@ void Loadgen::advance_phase() {
         const IpStats& ip = stack_->ip().stats();
         packets_out_at_measure_ = ip.packets_out;
         packets_in_at_measure_ = ip.packets_in;
+        answered_at_measure_ = r_.messages_answered;
         if (opt_.workload == Workload::kBurst) {
           next_burst_ = now + ms(500);  // let the last handshakes' ACKs settle
         }
@@ -289,6 +290,10 @@ void Loadgen::advance_phase() {
         phase_ = Phase::kDrain;
         measure_end_ = now;
         drain_end_ = now + opt_.drain;
+        const IpStats& ip = stack_->ip().stats();
+        r_.packets_out = ip.packets_out - packets_out_at_measure_;
+        r_.packets_in = ip.packets_in - packets_in_at_measure_;
+        r_.answered_in_measure = r_.messages_answered - answered_at_measure_;
       }
       return;
     }
@@ -460,9 +465,12 @@ Results Loadgen::run() {
   if (phase_ >= Phase::kMeasure) {
     r_.measure_seconds = static_cast<double>(measure_end_ - measure_start_) / 1e9;
   }
-  const IpStats& ip = stack_->ip().stats();
-  r_.packets_out = ip.packets_out - packets_out_at_measure_;
-  r_.packets_in = ip.packets_in - packets_in_at_measure_;
+  if (phase_ == Phase::kMeasure) {  // stopped early: count what the period had
+    const IpStats& ip = stack_->ip().stats();
+    r_.packets_out = ip.packets_out - packets_out_at_measure_;
+    r_.packets_in = ip.packets_in - packets_in_at_measure_;
+    r_.answered_in_measure = r_.messages_answered - answered_at_measure_;
+  }
   r_.retransmits = stack_->tcp().stats().retransmits;
   return r_;
 }

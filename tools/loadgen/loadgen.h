@@ -66,6 +66,7 @@ struct Results {
   std::uint64_t logins = 0;
   std::uint64_t messages_sent = 0;
   std::uint64_t messages_answered = 0;   // echoes complete, or IM messages delivered
+  std::uint64_t answered_in_measure = 0; // of which in the measuring period
   std::uint64_t messages_lost = 0;       // IM: acknowledged with OK, never delivered
   std::uint64_t messages_duplicated = 0;
   std::uint64_t messages_reordered = 0;
@@ -195,6 +196,7 @@ class Loadgen {
   TimeNs drain_end_ = 0;
   std::uint64_t packets_out_at_measure_ = 0;
   std::uint64_t packets_in_at_measure_ = 0;
+  std::uint64_t answered_at_measure_ = 0;
   std::uint32_t bursts_done_ = 0;
   TimeNs burst_started_ = 0;
   std::uint64_t burst_outstanding_ = 0;

@@ -26,6 +26,8 @@
 
 namespace {
 
+constexpr std::uint32_t kImMaxText = 1000;
+
 using namespace xtcp;           // NOLINT
 using namespace xtcp::loadgen;  // NOLINT
 
@@ -176,6 +178,11 @@ int main(int argc, char** argv) {
   }
   if (a.soak && a.target_pid == 0) {
     f.fail("--soak: needs --target-pid, the process whose memory is watched");
+  }
+  // A MSG line is "MSG u<index>.<gen> <text>": the protocol takes lines of at most 1024 bytes.
+  if (o.workload == Workload::kIm && o.message_size > kImMaxText) {
+    f.fail("--message-size: an IM message text has at most " + std::to_string(kImMaxText) +
+           " bytes (the protocol's request line is at most 1024 bytes, the MSG command and the name included)");
   }
   if (o.workload == Workload::kIm && !a.in_process.empty() && a.in_process != "im") {
     f.fail("--workload im needs an IM server: --in-process im");

@@ -165,7 +165,8 @@ std::string summary_json(const Results& r, const SummaryContext& ctx) {
   field(j, "bad_answers", r.bad_answers);
   field(j, "sends_refused", r.sends_refused);
   field(j, "measure_seconds", r.measure_seconds);
-  field(j, "per_second", r.measure_seconds > 0 ? static_cast<double>(r.messages_answered) / r.measure_seconds : 0.0,
+  field(j, "answered_in_measure", r.answered_in_measure);
+  field(j, "per_second", r.measure_seconds > 0 ? static_cast<double>(r.answered_in_measure) / r.measure_seconds : 0.0,
         true);
   j << "  },\n";
   histogram(j, "latency_us", r.latency, false);
@@ -181,7 +182,7 @@ std::string summary_json(const Results& r, const SummaryContext& ctx) {
   field(j, "out", r.packets_out);
   field(j, "in", r.packets_in);
   field(j, "retransmits", r.retransmits);
-  const double exchanges = static_cast<double>(r.messages_answered);
+  const double exchanges = static_cast<double>(r.answered_in_measure);
   field(j, "per_exchange", exchanges > 0 ? static_cast<double>(r.packets_out + r.packets_in) / exchanges : 0.0, true);
   j << "  },\n";
   j << "  \"errors\": " << r.errors() << ",\n";
