@@ -489,10 +489,6 @@ def figures(rec):
                  measure_seconds=m["measure_seconds"], p50=lat["p50"], p99=lat["p99"], p999=lat["p999"],
                  lat_count=lat["count"], per_exchange=pk["per_exchange"], packets=pk["out"] + pk["in"],
                  retransmits=pk["retransmits"], errors=lgj["errors"], bursts=lgj.get("bursts_seconds", []),
-                 # xtcp-loadgen counts its packets after resetting every connection still open at
-                 # the end (one RST each): without them.
-                 per_exchange_no_resets=((pk["out"] + pk["in"] - max(0, c["established"] - c["resets"])) /
-                                         m["answered"] if m["answered"] else None),
                  interval_ms=lgj["options"]["interval_ms"], duration_s=lgj["options"]["duration_s"],
                  message_size=lgj["options"]["message_size"])
         if m["measure_seconds"] > 0:
@@ -784,10 +780,8 @@ def markdown(a, recs, floor, started, finished, load_start, load_end, plots):
     L.append("How to read it:")
     L.append("")
     L.append("- `packets / exchange` is the load generator's `packets.per_exchange`: its own packets (out and in) "
-             "from the start of the measuring period to the end, divided by the answered messages. Those counts "
-             "include the drain and the reset it sends to every connection still open at the very end (one "
-             "packet per connection); in brackets the same without those resets. Packets/s divide the counts "
-             "by the measuring period.")
+             "during the measuring period, divided by the messages answered in it. Packets/s divide the same "
+             "counts by the measuring period.")
     L.append("- Fractions of the floor, per direction: \"2 x set-up\" = the clients' two packets per handshake "
              "(SYN, ACK) at the set-up rate / the one-way floor (with a paced ramp the set-up rate is at most "
              "`--ramp`); \"packets/s of floor\" = the busier direction's packets (`packets.out` or "
