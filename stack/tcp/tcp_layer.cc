@@ -1,5 +1,8 @@
-// TCP layer: connection slots, lifecycle, application calls, events and timers.
-// Segment processing is in tcp_input.cc, segment building in tcp_output.cc.
+// The host part of the TCP layer: connection slots and their lifecycle, listeners and the
+// TIME-WAIT table, the application's calls, events, and the timer that each busy connection
+// has. The other parts: tcp_input.cc (segment arrival, RFC 9293 3.10.7), tcp_handshake.cc,
+// tcp_receiver.cc, tcp_sender.cc, tcp_recovery.cc (with congestion control behind
+// congestion.h) and tcp_conns.cc (hot and cold connection state).
 #include "stack/tcp/tcp_layer.h"
 
 #include <algorithm>
@@ -222,37 +225,6 @@ void TcpLayer::emit(TcpEventType type, ConnId conn, int error) {
     return;
   }
   events_.push_back(TcpEvent{type, conn, tcb.listen_port, error});
-}
-
-void TcpLayer::established(ConnId conn, Tcb& tcb) {
-  set_state(tcb, TcpState::kEstablished);
-  ++stats_.established;
-  tcb.backoff = 0;
-  if (tcb.has(tcb_flag::kKeepalive)) {
-    tcb.keepalive_at = deadline_tick(config_.keepalive_idle);
-  }
-  if (!tcb.has(tcb_flag::kPassive)) {
-    emit(TcpEventType::kConnected, conn);
-    return;
-  }
-  auto it = listeners_.find(tcb.listen_port);
-  if (it == listeners_.end()) {
-    return;
-  }
-  Listener& l = it->second;
-  if (l.syn_received > 0) {
-    --l.syn_received;
-  }
-  tcb.accept_next = kNoConn;
-  tcb.set(tcb_flag::kInAcceptQueue);
-  if (l.accept_tail == kNoConn) {
-    l.accept_head = conn;
-  } else {
-    open(l.accept_tail).accept_next = conn;
-  }
-  l.accept_tail = conn;
-  ++l.accept_len;
-  emit(TcpEventType::kAcceptable, conn);
 }
 
 // The connection reached CLOSED. The slot lives on while the application still holds it
@@ -779,56 +751,6 @@ void TcpLayer::on_keepalive(ConnId conn, Tcb& tcb) {
   ++stats_.keepalive_probes;
   send_control(conn, tcb, tcb.snd_una - 1, wire::tcp_flags::kAck);
   tcb.keepalive_at = deadline_tick(config_.keepalive_interval);
-}
-
-void TcpLayer::on_rto(ConnId conn, Tcb& tcb) {
-  if (tcb.has(tcb_flag::kPersist)) {
-    send_window_probe(conn, tcb);
-    return;
-  }
-  ++stats_.rto_expirations;
-  int limit = config_.max_retransmits;
-  if (tcb.state == TcpState::kSynSent) {
-    limit = config_.max_syn_retransmits;
-  } else if (tcb.state == TcpState::kSynReceived) {
-    limit = config_.max_synack_retransmits;
-  }
-  // RFC 1122 4.2.2.17: a peer that keeps its window closed MUST not be timed out while it
-  // answers our probes. With data in flight and a zero window our retransmissions are those
-  // probes: give up only once it has been silent for 2*max_rto (Linux: TCP_RTO_MAX).
-  const bool closed_window_alive =
-      tcb.state >= TcpState::kEstablished && tcb.snd_wnd == 0 &&
-      static_cast<std::int32_t>(now_tick() - tcb.last_activity) <
-          static_cast<std::int32_t>(2 * config_.max_rto / kNsPerMs);
-  if (tcb.backoff >= limit && !closed_window_alive) {
-    ++stats_.conn_timeouts;
-    if (tcb.synchronized()) {
-      send_rst(tcb);
-    }
-    connection_done(conn, tcb, ETIMEDOUT);
-    return;
-  }
-  if (tcb.backoff < UINT8_MAX) {
-    ++tcb.backoff;
-  }
-  tcb.clear(tcb_flag::kRttTiming);  // Karn: never time a retransmitted segment
-  if (tcb.state == TcpState::kSynSent || tcb.state == TcpState::kSynReceived) {
-    ++stats_.retransmits;
-    send_syn(conn, tcb, tcb.state == TcpState::kSynReceived);
-    return;
-  }
-  // RFC 5681 3.1 eq. 4 and loss window; RFC 6582 leaves recovery on RTO.
-  const std::uint32_t flight = static_cast<std::uint32_t>(tcb.snd_max - tcb.snd_una);
-  tcb.ssthresh = std::max(flight / 2, 2u * tcb.snd_mss);
-  tcb.cwnd = tcb.snd_mss;
-  tcb.clear(tcb_flag::kInRecovery);
-  tcb.dupacks = 0;
-  tcb.recover = tcb.snd_max;
-  if (Extra* x = find_extra(conn, tcb)) {
-    x->scoreboard.clear();  // the peer may have reneged; resend everything unacknowledged
-  }
-  tcb.snd_nxt = tcb.snd_una;
-  retransmit_first(conn, tcb);
 }
 
 }  // namespace xtcp

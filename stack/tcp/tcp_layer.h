@@ -3,8 +3,13 @@
 // (from Ipv4Layer), time through advance(); it never reads a clock on its own and never
 // calls the application: what happened is queued as TcpEvents drained by poll_events().
 //
-//   Ipv4Layer --tcp_input--> TcpLayer --(state machine, tcp_input.cc)--> RxStore / events
-//   application --send/close--> TcpLayer --(tcp_output.cc)--> Ipv4Layer::send --> link
+//   Ipv4Layer --tcp_input--> TcpLayer --(input, handshake, receiver)--> RxStore / events
+//   application --send/close--> TcpLayer --(sender, recovery)--> Ipv4Layer --> link
+//
+// One class, in parts that each have their own file: the host (tcp_layer.cc), input
+// (tcp_input.cc), handshake, receiver, sender, loss recovery (tcp_*.cc), congestion control
+// behind a static interface (congestion.h), and the hot/cold connection store
+// (conn_store.h, tcp_conns.cc).
 #pragma once
 
 #include <array>
@@ -220,79 +225,94 @@ class TcpLayer final : public IpUpperLayer {
   void unpack(const TcbHot& hot, ConnId conn, Tcb& tcb) const;
   std::uint32_t derived_rto_us(std::uint32_t srtt_us, std::uint32_t rttvar_us) const;
 
-  // tcp_layer.cc: slots, lifecycle, events, timers.
+  // Host (tcp_layer.cc): slots and lifecycle, events, timers, the application's calls.
   Tcb* lookup(ConnId conn);
   const Tcb* lookup(ConnId conn) const;
   Tcb* app_tcb(ConnId conn);
   std::int64_t alloc_conn(const FlowKey& key);
   void free_conn(ConnId conn);
+  void init_tcb(Tcb& tcb, const FlowKey& key);
   void set_state(Tcb& tcb, TcpState s);
   void emit(TcpEventType type, ConnId conn, int error = 0);
   void connection_done(ConnId conn, Tcb& tcb, int error);
   void enter_time_wait(ConnId conn, Tcb& tcb);
-  void established(ConnId conn, Tcb& tcb);
   Extra& extra(ConnId conn, Tcb& tcb);
   Extra* find_extra(ConnId conn, const Tcb& tcb);
   void rearm(ConnId conn, Tcb& tcb);
   void on_timer(ConnId conn);
-  void on_rto(ConnId conn, Tcb& tcb);
   void on_keepalive(ConnId conn, Tcb& tcb);
   Tick tick(TimeNs t) const;
   Tick now_tick() const;
   Tick deadline_tick(TimeNs delay) const;
   TimeNs tick_time(Tick t) const;
   std::uint32_t ts_now(const Tcb& tcb) const;
-  void init_tcb(Tcb& tcb, const FlowKey& key);
   std::uint16_t ephemeral_port(std::uint32_t local_addr, std::uint32_t remote_addr, std::uint16_t remote_port);
 
-  // tcp_input.cc: RFC 9293 section 3.10.7.
+  // Input (tcp_input.cc): RFC 9293 section 3.10.7 in its order.
   void closed_input(const Segment& seg);
+  void synchronized_input(ConnId conn, Tcb& tcb, Segment& seg);
+  bool paws_reject(Tcb& tcb, const Segment& seg);
+  bool check_sequence(ConnId conn, Tcb& tcb, const Segment& seg);
+  bool process_rst(ConnId conn, Tcb& tcb, const Segment& seg);
+  bool process_ack(ConnId conn, Tcb& tcb, const Segment& seg);
+  void send_challenge_ack(ConnId conn, Tcb& tcb);
+  bool take_ack_budget(Tcb& tcb);
+  void time_wait_input(TimeWaitTable::Entry& tw, const Segment& seg);
+  void icmp_error_for(ConnId conn, const IcmpErrorInfo& info);
+
+  // Handshake (tcp_handshake.cc): LISTEN, SYN-SENT, SYN cookies, options, ESTABLISHED.
   // iss: the ISS to use instead of a fresh one (TIME-WAIT reuse).
   void listen_input(Listener& l, std::uint16_t port, const Segment& seg,
                     const SeqNum* iss = nullptr);
   void syn_sent_input(ConnId conn, Tcb& tcb, const Segment& seg);
-  void synchronized_input(ConnId conn, Tcb& tcb, Segment& seg);
-  bool check_sequence(ConnId conn, Tcb& tcb, const Segment& seg);
-  bool process_rst(ConnId conn, Tcb& tcb, const Segment& seg);
-  bool process_ack(ConnId conn, Tcb& tcb, const Segment& seg);
-  // Merges valid SACK blocks into the scoreboard; true if they reported new data.
-  bool process_sack(ConnId conn, Tcb& tcb, const Segment& seg);
+  void adopt_syn_options(Tcb& tcb, const wire::TcpOptions& opts, bool from_cookie_opts);
+  std::int64_t open_from_cookie(std::uint16_t port, Listener& l, const Segment& seg);
+  void send_cookie_synack(const Segment& seg, Listener& l);
+  // Could an ACK to l complete a cookie handshake? Only while its cookies are still valid.
+  bool cookies_outstanding(const Listener& l) const;
+  void report_accept_overflow(std::uint16_t port);
+  void send_syn(ConnId conn, Tcb& tcb, bool with_ack);
+  void established(ConnId conn, Tcb& tcb);
+
+  // Receiver (tcp_receiver.cc): text and FIN in, the ACK point, the window, SACK blocks.
   void process_data(ConnId conn, Tcb& tcb, Segment& seg);
   void process_fin(ConnId conn, Tcb& tcb, const Segment& seg);
   void deliver_in_order(ConnId conn, Tcb& tcb, wire::ByteSpan data);
-  void time_wait_input(TimeWaitTable::Entry& tw, const Segment& seg);
-  void update_rtt(Tcb& tcb, std::uint32_t sample_us);
-  void on_dupack(ConnId conn, Tcb& tcb);
-  void on_new_ack(ConnId conn, Tcb& tcb, std::uint32_t acked);
-  bool paws_reject(Tcb& tcb, const Segment& seg);
-  void adopt_syn_options(Tcb& tcb, const wire::TcpOptions& opts, bool from_cookie_opts);
-  void send_challenge_ack(ConnId conn, Tcb& tcb);
-  bool take_ack_budget(Tcb& tcb);
-  std::int64_t open_from_cookie(std::uint16_t port, Listener& l, const Segment& seg);
-  void icmp_error_for(ConnId conn, const IcmpErrorInfo& info);
+  SeqNum ack_point(const Tcb& tcb) const;
+  bool refresh_app_ack(ConnId conn, Tcb& tcb);
+  void arm_ack_deadline(Tcb& tcb);
+  std::uint16_t window_to_advertise(ConnId conn, Tcb& tcb);
+  std::uint32_t receive_window(ConnId conn, const Tcb& tcb) const;
+  void fill_ack_options(ConnId conn, Tcb& tcb, wire::TcpOptions* opts);
+  void schedule_delayed_ack(ConnId conn, Tcb& tcb);
 
-  // tcp_output.cc
+  // Sender (tcp_sender.cc): the send loop, segments, ACKs, RSTs, probes.
   void output(ConnId conn, Tcb& tcb);
   bool send_data_segment(ConnId conn, Tcb& tcb, SeqNum seq, std::uint32_t len, bool fin,
                          bool retransmission);
   void send_control(ConnId conn, Tcb& tcb, SeqNum seq, std::uint8_t flags);
   void send_ack(ConnId conn, Tcb& tcb);
+  // Bookkeeping after any segment carrying our ACK left (delayed-ACK state, ACK deadline).
+  void ack_sent(Tcb& tcb);
   SeqNum acceptable_seq(const Tcb& tcb) const;
-  void send_syn(ConnId conn, Tcb& tcb, bool with_ack);
   void send_rst_reply(const Segment& seg);
   void send_rst(Tcb& tcb);
   void send_window_probe(ConnId conn, Tcb& tcb);
-  bool retransmit_hole(ConnId conn, Tcb& tcb);
-  void retransmit_first(ConnId conn, Tcb& tcb);
   void transmit(const FlowKey& key, const wire::TcpFields& f, const wire::TcpOptions& opts,
                 wire::ByteSpan payload, ConnId conn_for_payload, std::size_t tx_offset,
                 std::size_t len);
-  std::uint16_t window_to_advertise(ConnId conn, Tcb& tcb);
-  SeqNum ack_point(const Tcb& tcb) const;
-  bool refresh_app_ack(ConnId conn, Tcb& tcb);
-  void arm_ack_deadline(Tcb& tcb);
-  // Bookkeeping after any segment carrying our ACK left (delayed-ACK state, ACK deadline).
-  void ack_sent(Tcb& tcb);
+  std::uint32_t payload_room(ConnId conn, Tcb& tcb);
+
+  // Loss recovery (tcp_recovery.cc): RTT and RTO, duplicate ACKs, SACK, tail loss probe.
+  void update_rtt(Tcb& tcb, std::uint32_t sample_us);
+  // Merges valid SACK blocks into the scoreboard; true if they reported new data.
+  bool process_sack(ConnId conn, Tcb& tcb, const Segment& seg);
+  void on_new_ack(ConnId conn, Tcb& tcb, std::uint32_t acked);
+  void on_dupack(ConnId conn, Tcb& tcb);
+  void on_rto(ConnId conn, Tcb& tcb);
+  void start_rto(Tcb& tcb);
+  bool retransmit_hole(ConnId conn, Tcb& tcb);
+  void retransmit_first(ConnId conn, Tcb& tcb);
   // RFC 8985 7: the retransmission timer after new data was sent or acknowledged: a tail
   // loss probe timeout when one may be sent and comes before the RTO, else the RTO.
   void arm_rto_or_probe(Tcb& tcb);
@@ -303,15 +323,6 @@ class TcpLayer final : public IpUpperLayer {
   // An ACK of new data ends a probe episode (RFC 8985 7.4): a resent segment that was
   // needed is a repaired loss, answered like one.
   void end_probe_episode(Tcb& tcb);
-  std::uint32_t receive_window(ConnId conn, const Tcb& tcb) const;
-  void fill_ack_options(ConnId conn, Tcb& tcb, wire::TcpOptions* opts);
-  std::uint32_t payload_room(ConnId conn, Tcb& tcb);
-  void start_rto(Tcb& tcb);
-  void schedule_delayed_ack(ConnId conn, Tcb& tcb);
-  void send_cookie_synack(const Segment& seg, Listener& l);
-  // Could an ACK to l complete a cookie handshake? Only while its cookies are still valid.
-  bool cookies_outstanding(const Listener& l) const;
-  void report_accept_overflow(std::uint16_t port);
 
   TcpConfig config_;
   Ipv4Layer& ip_;
