@@ -101,6 +101,9 @@ bool TcpLayer::paws_reject(Tcb& tcb, const Segment& seg) {
 // RFC 9293 3.10.7.4 first check, on a segment already known to belong to tcb. Trims the
 // segment to the receive window in place (see synchronized_input).
 bool TcpLayer::check_sequence(ConnId conn, Tcb& tcb, const Segment& seg) {
+  if (seg.has(kRst) && rst_matches_ack_sent(tcb, seg)) {
+    return true;  // below RCV.NXT but exactly what our ACKs told the peer (process_rst)
+  }
   const std::uint32_t wnd =
       tcb.rcv_adv > tcb.rcv_nxt ? static_cast<std::uint32_t>(tcb.rcv_adv - tcb.rcv_nxt) : 0;
   const SeqNum end = tcb.rcv_nxt + wnd;
@@ -175,8 +178,6 @@ void TcpLayer::send_challenge_ack(ConnId conn, Tcb& tcb) {
 }
 
 void TcpLayer::synchronized_input(ConnId conn, Tcb& tcb, Segment& seg) {
-  tcb.last_activity = now_tick();
-  tcb.probes = 0;  // the peer is alive: keepalive and probe counts start over
 
   // A retransmitted SYN while we wait in SYN-RECEIVED: our SYN-ACK was lost.
   if (tcb.state == TcpState::kSynReceived && seg.has(kSyn) && !seg.has(kAck) &&
@@ -219,6 +220,11 @@ void TcpLayer::synchronized_input(ConnId conn, Tcb& tcb, Segment& seg) {
     send_challenge_ack(conn, tcb);
     return;
   }
+  // The peer is alive: keepalive and probe counts start over. Only now: a segment dropped
+  // above, an ignored RST above all, says nothing of the peer's state, and counting it would
+  // keep a connection whose peer is gone from ever timing out.
+  tcb.last_activity = now_tick();
+  tcb.probes = 0;
   // Fifth: ACK.
   if (!seg.has(kAck)) {
     ++stats_.drop_no_ack;
@@ -256,8 +262,17 @@ void TcpLayer::synchronized_input(ConnId conn, Tcb& tcb, Segment& seg) {
   rearm(conn, tcb);
 }
 
+// With application-controlled ACKs, bytes the application still holds lie between the ACK
+// point we send and RCV.NXT. A peer that lost its state answers our (challenge) ACK with a
+// RST whose sequence number is that ACK (RFC 9293 3.10.7.1), so RFC 5961 3.2's exact match
+// is against the ACK point as well as RCV.NXT; a blind attacker has to guess it just as
+// exactly.
+bool TcpLayer::rst_matches_ack_sent(const Tcb& tcb, const Segment& seg) const {
+  return tcb.has(tcb_flag::kAppAck) && seg.seq == tcb.rcv_ack && tcb.rcv_ack != tcb.rcv_nxt;
+}
+
 bool TcpLayer::process_rst(ConnId conn, Tcb& tcb, const Segment& seg) {
-  if (seg.seq != tcb.rcv_nxt) {
+  if (seg.seq != tcb.rcv_nxt && !rst_matches_ack_sent(tcb, seg)) {
     send_challenge_ack(conn, tcb);
     return false;
   }

@@ -254,6 +254,7 @@ class TcpLayer final : public IpUpperLayer {
   bool paws_reject(Tcb& tcb, const Segment& seg);
   bool check_sequence(ConnId conn, Tcb& tcb, const Segment& seg);
   bool process_rst(ConnId conn, Tcb& tcb, const Segment& seg);
+  bool rst_matches_ack_sent(const Tcb& tcb, const Segment& seg) const;
   bool process_ack(ConnId conn, Tcb& tcb, const Segment& seg);
   void send_challenge_ack(ConnId conn, Tcb& tcb);
   bool take_ack_budget(Tcb& tcb);

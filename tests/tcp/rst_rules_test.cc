@@ -21,6 +21,12 @@ Seg seg(std::uint8_t flags, std::uint32_t seq, std::uint32_t ack) {
   return s;
 }
 
+Seg seg_at(std::uint8_t flags, std::uint32_t seq, std::uint32_t ack, std::string_view payload = {}) {
+  Seg s = seg(flags, seq, ack);
+  s.payload = bytes_of(payload);
+  return s;
+}
+
 // The challenge ACK of RFC 5961: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, here on a fresh
 // connection where both are 1.
 Match challenge_ack() { return Match().flags(kAck).rseq(1).rack(1).len(0); }
@@ -324,6 +330,67 @@ TEST(RstRules, SynSentSynAckWithUnacceptableAckGetsRst) {
   h.inject(synack);
   EXPECT_SEGMENT(h.sent_one(), Match().flags(kAck).rseq(1).rack(1));
   EXPECT_EQ(state_of(h, static_cast<ConnId>(c)), TcpState::kEstablished);
+}
+
+// RFC 5961 3.2 with application-controlled ACKs: while the application holds received
+// bytes, our ACKs (challenge ACKs included) carry the application's ACK point, not RCV.NXT.
+// A peer that lost its state answers a challenge ACK with a RST at that ACK (RFC 9293
+// 3.10.7.1): it must reset the connection, or the connection could never be reset.
+TEST(RstRules, AppAckRstAtTheAckPointWeSentResets) {
+  TcpHarness h;
+  h.listen_options.app_ack = true;
+  const ConnId c = h.establish_passive();
+  h.inject(seg_at(kAck | kPsh, 1, 1, "REQUEST"));  // held by the application: not ACKed
+  h.expect_silence();
+  // An in-window RST that is not exact draws a challenge ACK carrying the ACK point (1).
+  h.inject(seg_at(kRst, 20, 1));
+  EXPECT_SEGMENT(h.sent_one(), Match().flags(kAck).rack(1));
+  // The peer answers at that ACK: the connection is reset.
+  h.inject(seg_at(kRst, 1, 1));
+  bool reset = false;
+  for (const TcpEvent& e : h.events()) {
+    reset |= e.type == TcpEventType::kClosed && e.error == ECONNRESET;
+  }
+  EXPECT_TRUE(reset);
+  EXPECT_EQ(h.tcp().stats().conn_resets, 1u);
+  (void)c;
+}
+
+// The same RST when nothing is held is an old one (below RCV.NXT): ignored.
+TEST(RstRules, RstBelowRcvNxtIsIgnoredWhenNothingIsHeld) {
+  TcpHarness h;
+  h.listen_options.app_ack = true;
+  const ConnId c = h.establish_passive();
+  h.inject(seg_at(kAck | kPsh, 1, 1, "REQUEST"));
+  std::vector<std::byte> buf(7);
+  ASSERT_EQ(h.buffers.read(c, buf), 7u);
+  h.tcp().consumed(c);  // released and ACKed: the ACK point is RCV.NXT again
+  h.sent();
+  h.inject(seg_at(kRst, 1, 1));
+  EXPECT_EQ(h.tcp().stats().conn_resets, 0u);
+  EXPECT_EQ(h.tcp().stats().rst_ignored, 1u);
+}
+
+// RSTs that are ignored say nothing of the peer: they must not keep a connection whose peer
+// is gone from timing out (they used to reset the keepalive probe count).
+TEST(RstRules, IgnoredRstsDoNotKeepADeadConnectionAlive) {
+  HarnessOptions o;
+  o.tcp.keepalive_idle = seconds(10);
+  o.tcp.keepalive_interval = seconds(1);
+  o.tcp.keepalive_probes = 3;
+  TcpHarness h(o);
+  const ConnId c = h.establish_passive();
+  ASSERT_EQ(h.tcp().set_keepalive(c, true), 0);
+  bool timed_out = false;
+  for (int i = 0; i < 200 && !timed_out; ++i) {
+    h.advance(ms(500));
+    h.inject(seg_at(kRst, 1u << 30, 1));  // far out of window: ignored
+    for (const TcpEvent& e : h.events()) {
+      timed_out |= e.type == TcpEventType::kClosed && e.error == ETIMEDOUT;
+    }
+  }
+  EXPECT_TRUE(timed_out) << "keepalive probes went unanswered; ignored RSTs are no answer";
+  EXPECT_EQ(h.tcp().stats().conn_timeouts, 1u);
 }
 
 }  // namespace
