@@ -5,6 +5,7 @@
 
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -35,7 +36,49 @@ using internal::load_be;
 
 namespace {
 std::atomic<int> g_next_pool_id{1};
+
+// API slots: one per engine connection the application holds, plus connections whose engine
+// side is gone (reset by the runtime) and not yet closed by the application.
+std::uint32_t slot_capacity(const RuntimeConfig& config) {
+  const std::uint64_t engine = std::min<std::uint64_t>(config.stack.tcp.max_connections, kMaxSlots);
+  return static_cast<std::uint32_t>(std::min<std::uint64_t>(kMaxSlots, 2 * engine + 64));
+}
 }  // namespace
+
+// ---- the engine index --------------------------------------------------------------------
+
+EngineIndex::~EngineIndex() {
+  if (entries_ != nullptr) {
+    ::munmap(entries_, static_cast<std::size_t>(cap_) * sizeof(std::uint32_t));
+  }
+}
+
+void EngineIndex::reserve(std::uint32_t n) {
+  if (n == 0) {
+    return;
+  }
+  void* p = ::mmap(nullptr, static_cast<std::size_t>(n) * sizeof(std::uint32_t), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    throw std::bad_alloc();
+  }
+  entries_ = static_cast<std::uint32_t*>(p);
+  cap_ = n;
+}
+
+bool EngineIndex::set(ConnId id, std::uint32_t slot) {
+  if (id >= cap_) {
+    return false;
+  }
+  entries_[id] = slot + 1;
+  high_ = std::max(high_, id + 1);
+  return true;
+}
+
+std::size_t EngineIndex::resident_bytes() const {
+  constexpr std::size_t kPage = 4096;
+  return (static_cast<std::size_t>(high_) * sizeof(std::uint32_t) + kPage - 1) / kPage * kPage;
+}
 
 // ---- construction ------------------------------------------------------------------------
 
@@ -51,11 +94,14 @@ Runtime::Runtime(const RuntimeConfig& config, Link& link, const Clock& clock,
       tx_(config.tx_cache_size, config.tx_chunk_size, config.tx_conn_limit),
       rx_(config.conn_window),
       groups_(XTCP_SETSIZE),
-      port_gd_(65536, 0) {
+      port_gd_(65536, 0),
+      conns_(slot_capacity(config)),
+      cold_(slot_capacity(config)) {
   config_.stack.tcp.max_connections =
       std::min<std::uint32_t>(config_.stack.tcp.max_connections, kMaxSlots);
   config_.stack.logger = &logger_;
   stack_ = std::make_unique<Stack>(config_.stack, link_, clock_, rx_, tx_);
+  engine_to_slot_.reserve(stack_->tcp().config().max_connections);
   // A connection belongs to the pool of the group listening on its local port; an active
   // open to the pool staged by connect().
   rx_.set_resolver([this](ConnId c) -> int {
@@ -158,7 +204,7 @@ Runtime::Conn* Runtime::conn(int pool, int gd, int cd, std::uint32_t* slot) {
     return nullptr;
   }
   const std::uint32_t index = (static_cast<std::uint32_t>(cd) & 0xFFFFFF);
-  if (index == 0 || index - 1 >= conns_.size()) {
+  if (index == 0 || index - 1 >= conns_.high_water()) {
     return nullptr;
   }
   Conn& c = conns_[index - 1];
@@ -175,17 +221,26 @@ ConnId Runtime::engine_conn(int gd, int cd) const {
   return c != nullptr ? c->conn : kNoConn;
 }
 
+bool Runtime::conn_busy(int gd, int cd) const {
+  std::uint32_t slot = 0;
+  const Conn* c = const_cast<Runtime*>(this)->conn(0, gd, cd, &slot);
+  return c != nullptr && c->cold != 0;
+}
+
+std::size_t Runtime::hot_record_bytes() { return sizeof(Conn); }
+std::size_t Runtime::cold_record_bytes() { return sizeof(Cold); }
+
+// Slots come from the runtime's own free list first: the slab would default-construct a
+// recycled slot, and its generation must survive (stale descriptors must not match).
 std::uint32_t Runtime::alloc_slot() {
-  if (!free_slots_.empty()) {
-    const std::uint32_t s = free_slots_.back();
-    free_slots_.pop_back();
+  if (free_head_ != kNil) {
+    const std::uint32_t s = free_head_;
+    free_head_ = static_cast<std::uint32_t>(conns_[s].user_data);
+    conns_[s].user_data = 0;
     return s;
   }
-  if (conns_.size() >= kMaxSlots) {
-    return kNil;
-  }
-  conns_.emplace_back();
-  return static_cast<std::uint32_t>(conns_.size() - 1);
+  const std::uint32_t s = conns_.alloc();
+  return s == Slab<Conn>::kNone ? kNil : s;
 }
 
 void Runtime::free_slot(std::uint32_t slot) {
@@ -193,11 +248,55 @@ void Runtime::free_slot(std::uint32_t slot) {
   if ((c.flags & internal::kWantWrite) != 0) {
     write_want_.erase(slot);  // a queued WriteWaiter goes stale with the generation
   }
+  Group* g = group(c.gd);
+  if ((c.flags & kQueued) != 0 && g != nullptr) {
+    --g->ready_count;  // its FIFO entry goes stale with the generation
+  }
+  const bool had_entry = (c.flags & internal::kInFifo) != 0;
+  if (c.cold != 0) {
+    cold_.free(c.cold - 1);
+  }
   const std::uint8_t gen = static_cast<std::uint8_t>(c.gen + 1);
   c = Conn{};
   c.gen = gen;  // a stale descriptor of this slot no longer matches
-  free_slots_.push_back(slot);
+  c.user_data = free_head_;
+  free_head_ = slot;
   --live_conns_;
+  if (had_entry && g != nullptr) {
+    ready_compact(*g);
+  }
+}
+
+Runtime::Cold& Runtime::cold_of(Conn& c) {
+  if (c.cold == 0) {
+    const std::uint32_t i = cold_.alloc();  // as many cold slots as hot ones: never kNone
+    c.cold = i + 1;
+  }
+  return cold_[c.cold - 1];
+}
+
+void Runtime::settle_cold(Conn& c) {
+  if (c.cold == 0) {
+    return;
+  }
+  const Cold& k = cold_[c.cold - 1];
+  if (k.delivered == 0 && k.seen == 0 && k.frames_end == 0 && k.scan_pos == 0 && !k.gone) {
+    cold_.free(c.cold - 1);
+    c.cold = 0;
+  }
+}
+
+void Runtime::remote_of(const Conn& c, std::uint32_t* addr, std::uint16_t* port) const {
+  *addr = 0;
+  *port = 0;
+  ConnInfo info{};
+  if (c.conn != kNoConn && stack_->tcp().info(c.conn, &info) == 0) {
+    *addr = info.key.remote_addr;
+    *port = info.key.remote_port;
+  } else if (const Cold* k = cold_if(c); k != nullptr && k->gone) {
+    *addr = k->remote_addr;
+    *port = k->remote_port;
+  }
 }
 
 // ---- pools -------------------------------------------------------------------------------
@@ -344,13 +443,13 @@ void Runtime::destroy_groups(const std::vector<bool>& which) {
     tcp.unlisten(g->port);
     port_gd_[g->port] = 0;
   }
-  for (std::uint32_t s = 0; s < conns_.size(); ++s) {
+  for (std::uint32_t s = 0; s < conns_.high_water(); ++s) {
     Conn& c = conns_[s];
     if (c.state == kFree || !which[c.gd]) {
       continue;
     }
     if (c.conn != kNoConn) {
-      engine_to_slot_[c.conn] = kNil;
+      engine_to_slot_.clear(c.conn);
       tcp.abort(c.conn);
     }
     if (Pool* p = pool_of(groups_[c.gd]->pool); p != nullptr && p->connections > 0) {
@@ -392,7 +491,7 @@ int Runtime::group_fd(int gd) {
 }
 
 bool Runtime::group_ready(const Group& g) const {
-  return g.ready_head != kNil || g.pending_live > 0 || !g.writable.empty();
+  return g.ready_count > 0 || g.pending_live > 0 || !g.writable.empty();
 }
 
 void Runtime::reassert_fds() {
@@ -584,7 +683,7 @@ int Runtime::select(int n, xtcp_set* readgds, xtcp_set* acceptgds, const timeval
       if (g == nullptr) {
         continue;
       }
-      if (XTCP_ISSET(gd, &want_read) && (g->ready_head != kNil || !g->writable.empty())) {
+      if (XTCP_ISSET(gd, &want_read) && (g->ready_count > 0 || !g->writable.empty())) {
         XTCP_SET(gd, &r);
         ++ready;
       }

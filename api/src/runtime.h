@@ -26,6 +26,7 @@
 #include "stack/buffer/shared_tx_cache.h"
 #include "stack/core/clock.h"
 #include "stack/core/log.h"
+#include "stack/core/slab.h"
 #include "stack/netif/link.h"
 #include "stack/stack.h"
 
@@ -63,6 +64,36 @@ struct GroupOptions {
   std::int64_t accept_timeout_ms = 5000;
   bool nodelay = true;
   bool send_all = false;  // XTCP_OPT_SEND_ALL: an answer is queued whole or not at all
+};
+
+// Engine ConnId -> API slot, for every id the engine can hand out (its max_connections):
+// reserved at start-up as zero pages, so an id never written reads "none" without making its
+// page resident, and nothing grows on the accept path. Entries hold slot + 1 (0: none).
+class EngineIndex {
+ public:
+  static constexpr std::uint32_t kNone = UINT32_MAX;
+  EngineIndex() = default;
+  ~EngineIndex();
+  EngineIndex(const EngineIndex&) = delete;
+  EngineIndex& operator=(const EngineIndex&) = delete;
+  // Reserves room for ids below n; throws std::bad_alloc if it cannot.
+  void reserve(std::uint32_t n);
+  // The slot of engine connection id, or kNone.
+  std::uint32_t slot(ConnId id) const { return id < cap_ ? entries_[id] - 1 : kNone; }
+  // False (nothing stored) for an id beyond the reserved range.
+  bool set(ConnId id, std::uint32_t slot);
+  void clear(ConnId id) {
+    if (id < cap_) {
+      entries_[id] = 0;
+    }
+  }
+  // The pages ever written (an estimate of what is resident: the ids below the highest set).
+  std::size_t resident_bytes() const;
+
+ private:
+  std::uint32_t* entries_ = nullptr;
+  std::uint32_t cap_ = 0;
+  std::uint32_t high_ = 0;  // 1 + the highest id ever set
 };
 
 class Runtime {
@@ -125,16 +156,51 @@ class Runtime {
   // Engine connection behind a descriptor (kNoConn if none): for tests.
   ConnId engine_conn(int gd, int cd) const;
   std::size_t open_connections() const { return live_conns_; }
+  // Connections that have a cold record now (bytes shown or held in their counters, or an
+  // engine side that is gone): the others keep only their hot record. For tests and stats.
+  std::size_t busy_connections() const { return cold_.in_use(); }
+  // Whether connection cd of group gd has a cold record (false for an unknown one): for tests.
+  bool conn_busy(int gd, int cd) const;
+  // Bytes of one connection's hot record (every connection) and cold record (busy ones).
+  static std::size_t hot_record_bytes();
+  static std::size_t cold_record_bytes();
 
  private:
   struct Owned;
   struct Pool;
   struct Group;
-  struct Conn;
   struct Pending {
     std::uint32_t slot;
     std::uint8_t gen;
     TimeNs deadline;
+  };
+
+  // Every connection's hot record: all an idle connection needs, 24 bytes. A free slot keeps
+  // its generation (a stale descriptor of the slot no longer matches) and holds the next free
+  // slot in user_data.
+  struct Conn {
+    std::uint64_t user_data = 0;
+    ConnId conn = kNoConn;       // engine connection; kNoConn once the engine side is gone
+    std::uint32_t cold = 0;      // 1 + index of the cold record; 0: none
+    std::uint16_t gd = 0;        // 0: free slot
+    std::uint8_t gen = 0;
+    std::uint8_t state = 0;      // internal::ConnState
+    std::uint8_t flags = 0;      // internal::ConnFlag
+    std::uint8_t framing = XTCP_FRAME_NONE;
+    std::uint8_t delimiter = '\n';
+    std::uint8_t error = 0;      // errno the connection ended with (the ones used are < 256)
+  };
+  static_assert(sizeof(Conn) <= 24, "the hot record of every connection is at most 24 bytes");
+  // What only a connection with data in hand, or whose engine side is gone, needs: attached
+  // on demand, returned when all of it is back to zero (settle_cold).
+  struct Cold {
+    std::uint32_t delivered = 0;    // bytes the last xtcp_recv returned, not yet acknowledged
+    std::uint32_t seen = 0;         // unacknowledged bytes the application has been shown
+    std::uint32_t frames_end = 0;   // framing: end of the last complete message found
+    std::uint32_t scan_pos = 0;     // delimiter framing: bytes searched so far
+    std::uint32_t remote_addr = 0;  // host order; kept once the engine side is gone (kill)
+    std::uint16_t remote_port = 0;
+    bool gone = false;              // remote_addr/remote_port are set: the engine side is gone
   };
 
   Runtime(const RuntimeConfig& config, Link& link, const Clock& clock, std::unique_ptr<Owned> owned);
@@ -146,13 +212,33 @@ class Runtime {
   std::uint32_t alloc_slot();
   void free_slot(std::uint32_t slot);
   int make_cd(std::uint32_t slot) const;
+  // The connection's cold record, attached now if it has none (never fails: the cold slab
+  // has a slot for every hot one).
+  Cold& cold_of(Conn& c);
+  // Its cold record, or nullptr.
+  const Cold* cold_if(const Conn& c) const { return c.cold != 0 ? &cold_[c.cold - 1] : nullptr; }
+  // Returns the cold record of a connection that no longer needs it.
+  void settle_cold(Conn& c);
+  // The peer's address and port (host order): from the engine while it has the connection.
+  void remote_of(const Conn& c, std::uint32_t* addr, std::uint16_t* port) const;
 
   void process_events();
   void on_event(const TcpEvent& e);
   void take_accepted(std::uint16_t port);
   void sweep_accept_timeouts(TimeNs now);
+  // The ready FIFO of a group holds slot | gen << 24 entries: kQueued says a connection is
+  // in the list, kInFifo that it has an entry (at most one); entries of connections taken
+  // off the list or closed stay until popped (or compacted) and are skipped.
   void ready_push(Group& g, std::uint32_t slot);
   void ready_unlink(Group& g, std::uint32_t slot);
+  // Whether a FIFO entry is its connection's current one (else it is skipped).
+  bool ready_current(const Group& g, std::uint32_t entry) const;
+  // The connection at the front of the list, or kNil: pops the entries skipped on the way.
+  std::uint32_t ready_front(Group& g);
+  // Takes the front connection (ready_front's) off the list.
+  void ready_take_front(Group& g);
+  // Drops the entries that would be skipped once they outnumber the queued connections.
+  void ready_compact(Group& g);
   // Re-evaluates whether the connection has something for xtcp_recv, fixes its place in
   // the group's ready list and the group's eventfd.
   void refresh(std::uint32_t slot);
@@ -160,7 +246,7 @@ class Runtime {
   // Framing: finds message ends in newly received bytes; false if a message is too big.
   bool scan_frames(Conn& c);
   bool at_boundary(const Conn& c, std::size_t ackd) const;
-  std::size_t frame_cut(const Conn& c, const std::byte* data, std::size_t n) const;
+  std::size_t frame_cut(const Conn& c, std::uint32_t frames_end, const std::byte* data, std::size_t n) const;
   // RST now; the descriptor stays (reporting error) until the application closes it.
   void kill(Conn& c, int error);
   void sync_fd(Group& g);
@@ -199,9 +285,10 @@ class Runtime {
   std::unique_ptr<Stack> stack_;
   std::vector<std::unique_ptr<Group>> groups_;  // indexed by gd (0 unused)
   std::vector<std::uint16_t> port_gd_;          // listening port -> gd
-  std::vector<Conn> conns_;                     // API connection slots
-  std::vector<std::uint32_t> free_slots_;
-  std::vector<std::uint32_t> engine_to_slot_;   // ConnId -> API slot
+  Slab<Conn> conns_;                            // hot records: every API connection slot
+  std::uint32_t free_head_ = UINT32_MAX;        // free hot slots, threaded through user_data
+  Slab<Cold> cold_;                             // cold records of busy connections
+  EngineIndex engine_to_slot_;                  // ConnId -> API slot
   std::size_t live_conns_ = 0;
   int staged_pool_slot_ = -1;                   // rx pool of an active open in progress
   Logger logger_;

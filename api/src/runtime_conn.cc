@@ -22,6 +22,7 @@ using internal::kConnecting;
 using internal::kEnded;
 using internal::kEndReported;
 using internal::kFree;
+using internal::kInFifo;
 using internal::kMaxSlots;
 using internal::kNil;
 using internal::kOpen;
@@ -31,6 +32,14 @@ using internal::kQueued;
 using internal::load_be;
 
 // ---- readiness ---------------------------------------------------------------------------
+//
+// Each group's ready list is a FIFO of slots, not links in the connection records: a
+// connection becomes ready at the back (kQueued, counted in ready_count, and an entry unless
+// it still has one: kInFifo), xtcp_recv serves the front. Taking a connection off the list
+// (no more news, closed) only clears kQueued; its entry stays and is skipped when popped, or
+// dropped by ready_compact once such entries outnumber the queued ones. An entry carries the
+// generation it was pushed under, so one left by a closed connection never names the next
+// connection of its slot.
 
 // The descriptor is readable exactly while the group is ready. The runtime writes the
 // eventfd when the group becomes ready and reads it (resetting the counter) when it is
@@ -56,15 +65,12 @@ void Runtime::sync_fd(Group& g) {
 
 void Runtime::ready_push(Group& g, std::uint32_t slot) {
   Conn& c = conns_[slot];
-  c.prev = g.ready_tail;
-  c.next = kNil;
-  if (g.ready_tail == kNil) {
-    g.ready_head = slot;
-  } else {
-    conns_[g.ready_tail].next = slot;
-  }
-  g.ready_tail = slot;
   c.flags |= kQueued;
+  ++g.ready_count;
+  if ((c.flags & kInFifo) == 0) {
+    c.flags |= kInFifo;
+    g.ready.push_back(internal::ready_entry(slot, c.gen));
+  }
 }
 
 void Runtime::ready_unlink(Group& g, std::uint32_t slot) {
@@ -72,18 +78,59 @@ void Runtime::ready_unlink(Group& g, std::uint32_t slot) {
   if ((c.flags & kQueued) == 0) {
     return;
   }
-  if (c.prev == kNil) {
-    g.ready_head = c.next;
-  } else {
-    conns_[c.prev].next = c.next;
-  }
-  if (c.next == kNil) {
-    g.ready_tail = c.prev;
-  } else {
-    conns_[c.next].prev = c.prev;
-  }
-  c.prev = c.next = kNil;
   c.flags &= static_cast<std::uint8_t>(~kQueued);
+  --g.ready_count;
+  ready_compact(g);
+}
+
+bool Runtime::ready_current(const Group& g, std::uint32_t entry) const {
+  const Conn& c = conns_[entry & 0xFFFFFF];
+  return c.gen == (entry >> 24) && c.state == kOpen && c.gd == g.gd && (c.flags & kInFifo) != 0;
+}
+
+std::uint32_t Runtime::ready_front(Group& g) {
+  while (!g.ready.empty()) {
+    const std::uint32_t e = g.ready.front();
+    const std::uint32_t slot = e & 0xFFFFFF;
+    if (ready_current(g, e)) {
+      if ((conns_[slot].flags & kQueued) != 0) {
+        return slot;
+      }
+      conns_[slot].flags &= static_cast<std::uint8_t>(~kInFifo);  // taken off the list meanwhile
+    }
+    g.ready.pop_front();  // left by a closed connection, or no longer queued
+  }
+  return kNil;
+}
+
+void Runtime::ready_take_front(Group& g) {
+  Conn& c = conns_[g.ready.front() & 0xFFFFFF];
+  g.ready.pop_front();
+  c.flags &= static_cast<std::uint8_t>(~(kInFifo | kQueued));
+  --g.ready_count;
+}
+
+void Runtime::ready_compact(Group& g) {
+  if (g.ready.size() < 64 || g.ready.size() <= 2 * static_cast<std::size_t>(g.ready_count)) {
+    return;
+  }
+  // Keeps the entry of each queued connection, in order; a connection that has an entry but
+  // is not queued loses it (and will get a new one at the back when it is ready again).
+  std::size_t kept = 0;
+  for (const std::uint32_t e : g.ready) {
+    if (!ready_current(g, e)) {
+      continue;  // left by a closed connection (or a duplicate: see below)
+    }
+    Conn& c = conns_[e & 0xFFFFFF];
+    c.flags &= static_cast<std::uint8_t>(~kInFifo);  // set again below for the kept ones
+    if ((c.flags & kQueued) != 0) {
+      g.ready[kept++] = e;
+    }
+  }
+  g.ready.resize(kept);
+  for (const std::uint32_t e : g.ready) {
+    conns_[e & 0xFFFFFF].flags |= kInFifo;
+  }
 }
 
 bool Runtime::scan_frames(Conn& c) {
@@ -92,45 +139,60 @@ bool Runtime::scan_frames(Conn& c) {
   if (pool == nullptr) {
     return true;
   }
+  const Group* g = group(c.gd);
+  const auto max_message = static_cast<std::uint32_t>(g != nullptr ? g->opts.max_message : INT32_MAX);
+  const Cold* k = cold_if(c);
+  std::uint32_t frames_end = k != nullptr ? k->frames_end : 0;
+  std::uint32_t scan_pos = k != nullptr ? k->scan_pos : 0;
+  // Works on copies; a connection gets a cold record only when they move.
+  auto store = [&](bool ok) {
+    if (frames_end != (k != nullptr ? k->frames_end : 0) || scan_pos != (k != nullptr ? k->scan_pos : 0)) {
+      Cold& w = cold_of(c);
+      w.frames_end = frames_end;
+      w.scan_pos = scan_pos;
+    }
+    return ok;
+  };
   if (c.framing == XTCP_FRAME_DELIMITER) {
     std::byte tmp[512];
     const auto delim = static_cast<std::byte>(c.delimiter);
-    while (c.scan_pos < held) {
-      const std::size_t k =
-          pool->peek(c.conn, c.scan_pos, wire::MutableByteSpan(tmp, std::min(sizeof tmp, held - c.scan_pos)));
-      const std::byte* hit = std::find(tmp, tmp + k, delim);
-      if (hit == tmp + k) {
-        c.scan_pos += static_cast<std::uint32_t>(k);
+    while (scan_pos < held) {
+      const std::size_t n =
+          pool->peek(c.conn, scan_pos, wire::MutableByteSpan(tmp, std::min(sizeof tmp, held - scan_pos)));
+      const std::byte* hit = std::find(tmp, tmp + n, delim);
+      if (hit == tmp + n) {
+        scan_pos += static_cast<std::uint32_t>(n);
         continue;
       }
-      const auto end = static_cast<std::uint32_t>(c.scan_pos + (hit - tmp) + 1);
-      if (end - c.frames_end > c.max_message) {
-        return false;
+      const auto end = static_cast<std::uint32_t>(scan_pos + (hit - tmp) + 1);
+      if (end - frames_end > max_message) {
+        return store(false);
       }
-      c.frames_end = c.scan_pos = end;
+      frames_end = scan_pos = end;
     }
-    return held - c.frames_end <= c.max_message;  // a partial message already too long
+    return store(held - frames_end <= max_message);  // a partial message already too long
   }
   const std::size_t hdr = header_len(c.framing);
-  while (held - c.frames_end >= hdr) {
+  while (held - frames_end >= hdr) {
     std::byte h[4];
-    pool->peek(c.conn, c.frames_end, wire::MutableByteSpan(h, hdr));
+    pool->peek(c.conn, frames_end, wire::MutableByteSpan(h, hdr));
     const std::uint64_t total = hdr + static_cast<std::uint64_t>(load_be(h, hdr));
-    if (total > c.max_message) {
-      return false;
+    if (total > max_message) {
+      return store(false);
     }
-    if (c.frames_end + total > held) {
+    if (frames_end + total > held) {
       break;
     }
-    c.frames_end += static_cast<std::uint32_t>(total);
+    frames_end += static_cast<std::uint32_t>(total);
   }
-  return true;
+  return store(true);
 }
 
 // The largest message boundary within the first n bytes of the stream (copied to data).
-std::size_t Runtime::frame_cut(const Conn& c, const std::byte* data, std::size_t n) const {
-  if (n >= c.frames_end) {
-    return c.frames_end;
+std::size_t Runtime::frame_cut(const Conn& c, std::uint32_t frames_end, const std::byte* data,
+                               std::size_t n) const {
+  if (n >= frames_end) {
+    return frames_end;
   }
   if (c.framing == XTCP_FRAME_DELIMITER) {
     const auto delim = static_cast<std::byte>(c.delimiter);
@@ -180,12 +242,20 @@ bool Runtime::at_boundary(const Conn& c, std::size_t ackd) const {
 
 void Runtime::kill(Conn& c, int error) {
   if (c.conn != kNoConn) {
-    engine_to_slot_[c.conn] = kNil;
+    // The address outlives the engine side (xtcp_pars, xtcp_connection_info).
+    std::uint32_t addr = 0;
+    std::uint16_t port = 0;
+    remote_of(c, &addr, &port);
+    Cold& k = cold_of(c);
+    k.remote_addr = addr;
+    k.remote_port = port;
+    k.gone = true;
+    engine_to_slot_.clear(c.conn);
     stack_->tcp().abort(c.conn);  // RST; the engine frees the connection and its bytes
     c.conn = kNoConn;
   }
   c.flags |= kEnded;
-  c.error = static_cast<std::int16_t>(error);
+  c.error = internal::error_byte(error);
 }
 
 bool Runtime::has_news(std::uint32_t slot) {
@@ -205,9 +275,11 @@ bool Runtime::has_news(std::uint32_t slot) {
         kill(c, EPROTO);  // a message larger than XTCP_OPT_MAX_MESSAGE
         return true;
       }
-      avail = c.frames_end;
+      const Cold* k = cold_if(c);
+      avail = k != nullptr ? k->frames_end : 0;
     }
-    if (avail > c.seen) {
+    const Cold* k = cold_if(c);
+    if (avail > (k != nullptr ? k->seen : 0)) {
       return true;
     }
     if (avail > 0 && (c.flags & internal::kWantWrite) != 0) {
@@ -252,10 +324,10 @@ void Runtime::on_event(const TcpEvent& e) {
     take_accepted(e.port);
     return;
   }
-  if (e.conn >= engine_to_slot_.size() || engine_to_slot_[e.conn] == kNil) {
+  const std::uint32_t slot = engine_to_slot_.slot(e.conn);
+  if (slot == EngineIndex::kNone) {
     return;  // a connection the application closed, or one we never took
   }
-  const std::uint32_t slot = engine_to_slot_[e.conn];
   Conn& c = conns_[slot];
   switch (e.type) {
     case TcpEventType::kConnected:
@@ -273,11 +345,11 @@ void Runtime::on_event(const TcpEvent& e) {
       break;
     case TcpEventType::kClosed:
       c.flags |= kEnded;
-      c.error = static_cast<std::int16_t>(e.error);
+      c.error = internal::error_byte(e.error);
       if (c.state == kPending) {
         // Died before the application accepted it: nobody will ever see it.
         Group* g = group(c.gd);
-        engine_to_slot_[c.conn] = kNil;
+        engine_to_slot_.clear(c.conn);
         stack_->tcp().close(c.conn);
         if (g != nullptr) {
           --g->pending_live;
@@ -316,6 +388,13 @@ void Runtime::take_accepted(std::uint16_t port) {
     if (g != nullptr && p != nullptr && g->pending_live < tcp.config().accept_backlog) {
       slot = alloc_slot();
     }
+    if (slot != kNil) {
+      ++live_conns_;
+      if (!engine_to_slot_.set(id, slot)) {
+        free_slot(slot);  // an id beyond the engine's max_connections: cannot happen
+        slot = kNil;
+      }
+    }
     if (slot == kNil) {
       tcp.abort(id);  // backlog full or no slot: refuse (RST)
       continue;
@@ -324,16 +403,6 @@ void Runtime::take_accepted(std::uint16_t port) {
     c.conn = id;
     c.gd = static_cast<std::uint16_t>(gd);
     c.state = kPending;
-    ConnInfo info{};
-    if (tcp.info(id, &info) == 0) {
-      c.remote_addr = info.key.remote_addr;
-      c.remote_port = info.key.remote_port;
-    }
-    if (id >= engine_to_slot_.size()) {
-      engine_to_slot_.resize(std::max<std::size_t>(static_cast<std::size_t>(id) + 1, engine_to_slot_.size() * 2), kNil);
-    }
-    engine_to_slot_[id] = slot;
-    ++live_conns_;
     ++p->connections;
     const TimeNs deadline =
         g->opts.accept_timeout_ms > 0 ? now + ms(g->opts.accept_timeout_ms) : kNever;
@@ -364,7 +433,7 @@ void Runtime::sweep_accept_timeouts(TimeNs now) {
       }
       // A connection request not accepted in time is refused.
       g.pending.pop_front();
-      engine_to_slot_[c.conn] = kNil;
+      engine_to_slot_.clear(c.conn);
       stack_->tcp().abort(c.conn);
       --g.pending_live;
       if (Pool* pool = pool_of(g.pool)) {
@@ -399,7 +468,6 @@ int Runtime::accept(int pool, int gd) {
     c.state = kOpen;
     c.framing = static_cast<std::uint8_t>(g->opts.framing);
     c.delimiter = static_cast<std::uint8_t>(g->opts.delimiter);
-    c.max_message = static_cast<std::uint32_t>(g->opts.max_message);
     ++g->connections;
     if (c.conn != kNoConn) {
       stack_->tcp().set_nodelay(c.conn, g->opts.nodelay);
@@ -421,10 +489,13 @@ int Runtime::pars(int gd, int cd, sockaddr_in* sa) {
   if (sa == nullptr) {
     return -EINVAL;
   }
+  std::uint32_t addr = 0;
+  std::uint16_t port = 0;
+  remote_of(*c, &addr, &port);
   std::memset(sa, 0, sizeof *sa);
   sa->sin_family = AF_INET;
-  sa->sin_port = htons(c->remote_port);
-  sa->sin_addr.s_addr = htonl(c->remote_addr);
+  sa->sin_port = htons(port);
+  sa->sin_addr.s_addr = htonl(addr);
   return 0;
 }
 
@@ -438,7 +509,7 @@ int Runtime::close(int pool, int gd, int cd) {
   ready_unlink(g, slot);
   if (c->conn != kNoConn) {
     const ConnId id = c->conn;
-    engine_to_slot_[id] = kNil;
+    engine_to_slot_.clear(id);
     TcpLayer& tcp = stack_->tcp();
     const std::size_t held = rx_.held(id);
     if (held > 0 && (c->flags & (kEnded | kPeerFin)) == 0) {
@@ -475,15 +546,15 @@ int Runtime::recv(int pool, int gd, int* cd, void* buf, std::size_t len, std::ui
   len = std::min<std::size_t>(len, INT_MAX);
   process_events();
   const Pool* p = pool_of(g->pool);
-  // Bounded: every pass either returns or takes one connection off the ready list.
-  for (std::size_t guard = 0; guard <= conns_.size(); ++guard) {
-    const std::uint32_t slot = g->ready_head;
+  // Bounded: every pass either returns or pops one entry of the ready FIFO.
+  for (;;) {
+    const std::uint32_t slot = ready_front(*g);
     if (slot == kNil) {
       break;
     }
     Conn& c = conns_[slot];
     if (!has_news(slot)) {
-      ready_unlink(*g, slot);
+      ready_take_front(*g);
       continue;
     }
     *cd = make_cd(slot);
@@ -492,29 +563,33 @@ int Runtime::recv(int pool, int gd, int* cd, void* buf, std::size_t len, std::ui
     }
     if ((c.flags & kEnded) != 0 && c.error != 0) {
       c.flags |= kEndReported;
-      ready_unlink(*g, slot);
+      ready_take_front(*g);
       sync_fd(*g);
-      return -c.error;
+      return -static_cast<int>(c.error);
     }
+    const Cold* k = cold_if(c);
+    const std::uint32_t frames_end = k != nullptr ? k->frames_end : 0;
+    const std::uint32_t seen = k != nullptr ? k->seen : 0;
     const std::size_t avail =
-        c.conn == kNoConn ? 0 : (c.framing == XTCP_FRAME_NONE ? rx_.held(c.conn) : c.frames_end);
-    if (avail > c.seen) {
+        c.conn == kNoConn ? 0 : (c.framing == XTCP_FRAME_NONE ? rx_.held(c.conn) : frames_end);
+    if (avail > seen) {
       auto* out = static_cast<std::byte*>(buf);
       std::size_t n = p->rx->peek(c.conn, 0, wire::MutableByteSpan(out, std::min(len, avail)));
       if (c.framing != XTCP_FRAME_NONE) {
-        n = frame_cut(c, out, n);
+        n = frame_cut(c, frames_end, out, n);
         if (n == 0) {
           return -EMSGSIZE;  // stays first in line for a call with a larger buffer
         }
       }
-      c.delivered = static_cast<std::uint32_t>(n);
-      c.seen = std::max(c.seen, c.delivered);
-      ready_unlink(*g, slot);
+      Cold& w = cold_of(c);
+      w.delivered = static_cast<std::uint32_t>(n);
+      w.seen = std::max(w.seen, w.delivered);
+      ready_take_front(*g);
       sync_fd(*g);
       return static_cast<int>(n);
     }
     c.flags |= kEndReported;  // orderly end, after all data was shown
-    ready_unlink(*g, slot);
+    ready_take_front(*g);
     sync_fd(*g);
     return 0;
   }
@@ -545,20 +620,18 @@ int Runtime::connect(int gd, const sockaddr_in* addr) {
   }
   const auto id = static_cast<ConnId>(r);
   rx_.bind(id, p->slot);
+  if (!engine_to_slot_.set(id, slot)) {
+    stack_->tcp().abort(id);  // an id beyond the engine's max_connections: cannot happen
+    free_slot(slot);
+    return -ENOMEM;
+  }
   Conn& c = conns_[slot];
   c.conn = id;
   c.gd = static_cast<std::uint16_t>(gd);
   c.state = kOpen;
   c.flags = kConnecting;
-  c.remote_addr = ntohl(addr->sin_addr.s_addr);
-  c.remote_port = ntohs(addr->sin_port);
   c.framing = static_cast<std::uint8_t>(g->opts.framing);
   c.delimiter = static_cast<std::uint8_t>(g->opts.delimiter);
-  c.max_message = static_cast<std::uint32_t>(g->opts.max_message);
-  if (id >= engine_to_slot_.size()) {
-    engine_to_slot_.resize(std::max<std::size_t>(static_cast<std::size_t>(id) + 1, engine_to_slot_.size() * 2), kNil);
-  }
-  engine_to_slot_[id] = slot;
   stack_->tcp().set_nodelay(id, g->opts.nodelay);
   ++g->connections;
   ++p->connections;

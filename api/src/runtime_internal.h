@@ -5,6 +5,7 @@
 
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -29,7 +30,13 @@ enum ConnFlag : std::uint8_t {
   kConnecting = 16,   // active open not yet established
   kWantWrite = 32,    // a send was refused; woken when the cache has room (write_want_)
   kInWriteFifo = 64,  // waits in write_fifo_
+  kInFifo = 128,      // has an entry in the group's ready FIFO (perhaps no longer queued)
 };
+
+// A ready FIFO entry: the slot and the generation it was pushed under.
+inline std::uint32_t ready_entry(std::uint32_t slot, std::uint8_t gen) {
+  return slot | (static_cast<std::uint32_t>(gen) << 24);
+}
 
 inline std::uint32_t load_be(const std::byte* p, std::size_t n) {
   std::uint32_t v = 0;
@@ -38,6 +45,9 @@ inline std::uint32_t load_be(const std::byte* p, std::size_t n) {
   }
   return v;
 }
+
+// The errno a connection ended with, in the byte of its hot record (the ones used are < 256).
+inline std::uint8_t error_byte(int e) { return static_cast<std::uint8_t>(e >= 0 && e < 256 ? e : EIO); }
 
 inline std::size_t header_len(int framing) { return framing == XTCP_FRAME_U16BE ? 2 : 4; }
 
@@ -68,8 +78,10 @@ struct Runtime::Group {
   int efd = -1;
   bool signaled = false;  // efd's counter is non-zero
   GroupOptions opts;
-  std::uint32_t ready_head = internal::kNil;
-  std::uint32_t ready_tail = internal::kNil;
+  // Connections with something for xtcp_recv, served round-robin: ready_entry()s in the
+  // order they became ready; ready_count of them are queued (kQueued), the rest are skipped.
+  std::deque<std::uint32_t> ready;
+  std::uint32_t ready_count = 0;
   std::deque<Pending> pending;  // accepted by the engine, waiting for xtcp_accept (FIFO)
   std::deque<WriteWaiter> writable;  // woken after a refused send, for xtcp_writable (FIFO)
   bool fd_exported = false;     // the application has the eventfd (xtcp_group_fd)
@@ -78,28 +90,6 @@ struct Runtime::Group {
   bool writable_events = false;
   std::size_t pending_live = 0;
   std::uint64_t connections = 0;
-};
-
-// 56 bytes per connection on top of the engine's control block.
-struct Runtime::Conn {
-  std::uint64_t user_data = 0;
-  ConnId conn = kNoConn;  // engine connection; kNoConn once the engine side is gone
-  std::uint16_t gd = 0;   // 0: free slot
-  std::uint8_t gen = 0;
-  std::uint8_t state = internal::kFree;
-  std::uint8_t flags = 0;
-  std::uint8_t framing = XTCP_FRAME_NONE;
-  std::uint8_t delimiter = '\n';
-  std::int16_t error = 0;
-  std::uint16_t remote_port = 0;  // host order
-  std::uint32_t remote_addr = 0;  // host order
-  std::uint32_t delivered = 0;    // bytes the last xtcp_recv returned, not yet acknowledged
-  std::uint32_t seen = 0;         // unacknowledged bytes the application has been shown
-  std::uint32_t frames_end = 0;   // framing: end of the last complete message found
-  std::uint32_t scan_pos = 0;     // delimiter framing: bytes searched so far
-  std::uint32_t max_message = 0;
-  std::uint32_t prev = internal::kNil;      // ready list
-  std::uint32_t next = internal::kNil;
 };
 
 }  // namespace xtcp::api

@@ -31,9 +31,11 @@ int Runtime::send(int pool, int gd, int cd, std::size_t ackd, const void* buf, s
     explain("buf is NULL with len %zu", len);
     return -EINVAL;
   }
-  if (ackd > c->delivered) {
+  const Cold* k = cold_if(*c);
+  const std::uint32_t delivered = k != nullptr ? k->delivered : 0;
+  if (ackd > delivered) {
     explain("ackd %zu is more than the %u bytes the last xtcp_recv delivered on this connection",
-            ackd, c->delivered);
+            ackd, delivered);
     return -EINVAL;
   }
   if (!at_boundary(*c, ackd)) {
@@ -62,14 +64,16 @@ int Runtime::send(int pool, int gd, int cd, std::size_t ackd, const void* buf, s
       p->rx->pop_front(c->conn, ackd);
     }
     const auto a = static_cast<std::uint32_t>(ackd);
-    c->delivered -= a;
-    c->seen = 0;  // what is left is offered again first
-    c->frames_end = c->frames_end > a ? c->frames_end - a : 0;
-    c->scan_pos = c->scan_pos > a ? c->scan_pos - a : 0;
+    Cold& w = cold_of(*c);  // delivered >= ackd > 0: it has one
+    w.delivered -= a;
+    w.seen = 0;  // what is left is offered again first
+    w.frames_end = w.frames_end > a ? w.frames_end - a : 0;
+    w.scan_pos = w.scan_pos > a ? w.scan_pos - a : 0;
+    settle_cold(*c);  // all acknowledged: back to the hot record alone
   }
   int rc = 0;
   if (c->conn == kNoConn) {
-    rc = c->error != 0 ? -c->error : -ENOTCONN;
+    rc = c->error != 0 ? -static_cast<int>(c->error) : -ENOTCONN;
   } else if (len > 0) {
     const std::int64_t r = tcp.send(c->conn, wire::ByteSpan(static_cast<const std::byte*>(buf), len));
     if (r > 0) {
@@ -144,7 +148,10 @@ void Runtime::wake(std::uint32_t slot) {
   if (g->writable_events) {
     g->writable.push_back(WriteWaiter{slot, c.gen});
   }
-  c.seen = 0;  // what it received and did not acknowledge is offered again
+  if (c.cold != 0) {
+    cold_[c.cold - 1].seen = 0;  // what it received and did not acknowledge is offered again
+    settle_cold(c);
+  }
   refresh(slot);
   sync_fd(*g);
 }

@@ -89,10 +89,23 @@ void Runtime::visit_counters(F&& f) const {
   f("api.", "accept_timeouts", accept_timeouts);
   f("api.", "sends_refused", sends_refused_);
   f("api.", "writable_wakeups", writable_wakeups_);
+  f("api.", "busy_connections", cold_.in_use());
 
   const std::uint64_t mem_tcp = st.tcp().memory_bytes();
-  const std::uint64_t mem_api = conns_.capacity() * sizeof(Conn) + engine_to_slot_.capacity() * sizeof(std::uint32_t) +
-                                free_slots_.capacity() * sizeof(std::uint32_t);
+  // The API's own memory: the hot records and cold records ever made resident (the slabs
+  // keep their pages), the engine index's written pages, the port table, and the queues of
+  // the groups and of the refused sends (entries only; their fixed blocks are left out).
+  std::uint64_t mem_queues = write_fifo_.size() * sizeof(WriteWaiter) +
+                             write_want_.size() * (sizeof(std::uint32_t) * 2 + sizeof(void*)) +
+                             write_want_.bucket_count() * sizeof(void*);
+  for (const auto& g : groups_) {
+    if (g) {
+      mem_queues += sizeof(Group) + g->ready.size() * sizeof(std::uint32_t) +
+                    g->pending.size() * sizeof(Pending) + g->writable.size() * sizeof(WriteWaiter);
+    }
+  }
+  const std::uint64_t mem_api = conns_.resident_bytes() + cold_.resident_bytes() + engine_to_slot_.resident_bytes() +
+                                port_gd_.capacity() * sizeof(std::uint16_t) + mem_queues;
   const std::uint64_t mem_tx = tx_.memory_bytes();
   f("mem.", "tcp", mem_tcp);
   f("mem.", "rx_pools", rx_mem);
@@ -124,7 +137,10 @@ int Runtime::conn_info(int gd, int cd, struct xtcp_conn_info* out) {
   }
   *out = {};
   out->state = XTCP_STATE_CLOSED;
-  out->remote = to_sockaddr(c->remote_addr, c->remote_port);
+  std::uint32_t remote_addr = 0;
+  std::uint16_t remote_port = 0;
+  remote_of(*c, &remote_addr, &remote_port);
+  out->remote = to_sockaddr(remote_addr, remote_port);
   out->local = to_sockaddr(stack_->ip().local_addr(), 0);
   out->user_data = c->user_data;
   out->error = c->error;

@@ -174,7 +174,8 @@ enum xtcp_option {
   XTCP_OPT_ACK_DEADLINE_MS = 2, /* ACK anyway after this many ms (0: never; default 0) */
   XTCP_OPT_FRAMING = 3,         /* XTCP_FRAME_NONE (default), _U16BE, _U32BE, _DELIMITER */
   XTCP_OPT_DELIMITER = 4,       /* the delimiter byte for XTCP_FRAME_DELIMITER ('\n') */
-  XTCP_OPT_MAX_MESSAGE = 5,     /* largest framed message; bigger ones reset the connection */
+  XTCP_OPT_MAX_MESSAGE = 5,     /* largest framed message; bigger ones reset the connection
+                                   (applies at once to the group's connections too) */
   XTCP_OPT_ACCEPT_TIMEOUT_MS = 6, /* refuse connections not accepted in time (default 5000) */
   XTCP_OPT_NODELAY = 7,         /* 1 (default): answers leave at once (no Nagle); 0: Nagle */
   XTCP_OPT_SEND_ALL = 8,        /* 1: xtcp_send queues the whole answer or nothing (below) */
