@@ -79,29 +79,60 @@ bool OooQueue::pop_contiguous(SeqNum* rcv_nxt, FunctionRef<std::size_t(wire::Byt
 }
 
 std::size_t OooQueue::sack_blocks(std::array<wire::SackBlock, wire::kMaxSackBlocks>* out) const {
-  // Merge adjacent pieces into ranges; put the one holding latest_ first, then the others
-  // from the top down (the most useful ones for a sender filling holes from below vary;
-  // RFC 2018 only fixes the first).
-  std::array<wire::SackBlock, 64> ranges{};
-  std::size_t n = 0;
-  std::size_t first = 0;
+  // Merge adjacent pieces into ranges; put the one holding latest_ first (RFC 2018 section
+  // 4: the most recently received), then the others from the top down (the most useful ones
+  // for a sender filling holes from below vary; RFC 2018 only fixes the first). One pass, in
+  // constant space: only the lowest range, the latest one and the highest few are kept, so
+  // any number of ranges (up to the segment budget) is served.
+  constexpr std::size_t kTop = wire::kMaxSackBlocks;
+  std::array<wire::SackBlock, kTop> top{};  // the last kTop ranges, a ring
+  std::size_t ranges = 0;
+  wire::SackBlock lowest{};
+  wire::SackBlock latest{};
+  bool have_latest = false;
+  wire::SackBlock cur{};
+  bool cur_latest = false;
+  auto finish = [&](const wire::SackBlock& r, bool is_latest) {
+    if (ranges == 0) {
+      lowest = r;
+    }
+    top[ranges % kTop] = r;
+    ++ranges;
+    if (is_latest) {
+      latest = r;
+      have_latest = true;
+    }
+  };
+  bool open = false;
   for (const Piece& p : segments_) {
-    if (n > 0 && ranges[n - 1].right == p.seq) {
-      ranges[n - 1].right = p.end();
-    } else if (n < ranges.size()) {
-      ranges[n++] = wire::SackBlock{p.seq, p.end()};
+    if (open && cur.right == p.seq) {
+      cur.right = p.end();
+    } else {
+      if (open) {
+        finish(cur, cur_latest);
+      }
+      cur = wire::SackBlock{p.seq, p.end()};
+      cur_latest = false;
+      open = true;
     }
     if (p.seq <= latest_ && latest_ < p.end()) {
-      first = n - 1;
+      cur_latest = true;
     }
   }
-  std::size_t count = 0;
-  if (n > 0) {
-    (*out)[count++] = ranges[first];
+  if (open) {
+    finish(cur, cur_latest);
   }
-  for (std::size_t k = n; k-- > 0 && count < out->size();) {
-    if (k != first) {
-      (*out)[count++] = ranges[k];
+  if (ranges == 0) {
+    return 0;
+  }
+  const wire::SackBlock first = have_latest ? latest : lowest;
+  std::size_t count = 0;
+  (*out)[count++] = first;
+  const std::size_t kept = std::min(ranges, kTop);
+  for (std::size_t k = 0; k < kept && count < out->size(); ++k) {
+    const wire::SackBlock& r = top[(ranges - 1 - k) % kTop];
+    if (!(r.left == first.left && r.right == first.right)) {
+      (*out)[count++] = r;
     }
   }
   return count;

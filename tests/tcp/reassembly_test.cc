@@ -558,5 +558,26 @@ TEST(ReassemblyOooQueue, ClearForgetsDataAndFin) {
   EXPECT_TRUE(blocks_are(f.sack(), {{base + 210, base + 220}}));
 }
 
+// Heavy loss with a large window: many more separate ranges than SACK blocks. The newest
+// segment is still reported first (RFC 2018 section 4), then the highest ranges.
+TEST(ReassemblyOooQueue, SackBlocksWithManyRangesStartWithTheNewest) {
+  Fixture f(SeqNum(1000));
+  for (std::uint32_t i = 0; i < 70; ++i) {
+    ASSERT_EQ(f.put(10 + 40 * i, 10), 10u);  // 70 ranges with holes between them
+  }
+  const auto blocks = f.sack();
+  ASSERT_EQ(blocks.size(), 4u);
+  EXPECT_EQ(blocks[0].left, f.origin + (10 + 40 * 69)) << "the newest range";
+  EXPECT_EQ(blocks[1].left, f.origin + (10 + 40 * 68)) << "then the highest others";
+  EXPECT_EQ(blocks[2].left, f.origin + (10 + 40 * 67));
+  EXPECT_EQ(blocks[3].left, f.origin + (10 + 40 * 66));
+  // A segment in the middle is the newest now.
+  ASSERT_EQ(f.put(10 + 40 * 30 + 10, 5), 5u);
+  const auto again = f.sack();
+  EXPECT_EQ(again[0].left, f.origin + (10 + 40 * 30));
+  EXPECT_EQ(again[0].right, f.origin + (10 + 40 * 30 + 15)) << "merged with its neighbour";
+  EXPECT_EQ(again[1].left, f.origin + (10 + 40 * 69));
+}
+
 }  // namespace
 }  // namespace xtcp
