@@ -5,9 +5,22 @@
 
 namespace xtcp {
 
+void PoolRxDispatch::reserve_connections(std::size_t n) {
+  map_.reserve(n);
+  reserved_ = std::max(reserved_, n);
+  for (SharedRxPool* p : pools_) {
+    if (p != nullptr) {
+      p->reserve_connections(reserved_);
+    }
+  }
+}
+
 int PoolRxDispatch::add_pool(SharedRxPool* pool) {
   if (pools_.size() >= kDetached - 1) {
     return -1;
+  }
+  if (pool != nullptr && reserved_ > 0) {
+    pool->reserve_connections(reserved_);
   }
   pools_.push_back(pool);
   return static_cast<int>(pools_.size() - 1);
@@ -19,26 +32,28 @@ void PoolRxDispatch::remove_pool(int slot) {
   }
 }
 
-void PoolRxDispatch::bind(ConnId conn, int slot) {
-  if (conn >= map_.size()) {
-    map_.resize(std::max<std::size_t>(static_cast<std::size_t>(conn) + 1, map_.size() * 2));
+void PoolRxDispatch::set(ConnId conn, std::uint16_t m) const {
+  if (entry(conn) == m) {
+    return;  // no write: an id's page becomes resident only when it is really mapped
   }
-  map_[conn] = slot < 0 ? kUnmapped : static_cast<std::uint16_t>(slot + 1);
+  map_.ensure(conn);
+  map_.note_written(conn);
+  map_[conn] = m;
+}
+
+void PoolRxDispatch::bind(ConnId conn, int slot) {
+  set(conn, slot < 0 ? kUnmapped : static_cast<std::uint16_t>(slot + 1));
 }
 
 void PoolRxDispatch::detach(ConnId conn) {
   if (SharedRxPool* p = resolve(conn)) {
     p->release(conn);
   }
-  if (conn >= map_.size()) {
-    map_.resize(std::max<std::size_t>(static_cast<std::size_t>(conn) + 1, map_.size() * 2));
-  }
-  map_[conn] = kDetached;
+  set(conn, kDetached);
 }
 
 SharedRxPool* PoolRxDispatch::resolve(ConnId conn) const {
-  if (conn < map_.size() && map_[conn] != kUnmapped) {
-    const std::uint16_t m = map_[conn];
+  if (const std::uint16_t m = entry(conn); m != kUnmapped) {
     return m == kDetached ? nullptr : pools_[m - 1u];
   }
   if (!resolver_) {
@@ -48,10 +63,7 @@ SharedRxPool* PoolRxDispatch::resolve(ConnId conn) const {
   if (slot < 0 || static_cast<std::size_t>(slot) >= pools_.size() || pools_[slot] == nullptr) {
     return nullptr;  // not cached: the group may be opened later
   }
-  if (conn >= map_.size()) {
-    map_.resize(std::max<std::size_t>(static_cast<std::size_t>(conn) + 1, map_.size() * 2));
-  }
-  map_[conn] = static_cast<std::uint16_t>(slot + 1);
+  set(conn, static_cast<std::uint16_t>(slot + 1));
   return pools_[slot];
 }
 
@@ -63,7 +75,7 @@ int PoolRxDispatch::slot_of(ConnId conn) const {
 }
 
 std::size_t PoolRxDispatch::append(ConnId conn, wire::ByteSpan data) {
-  if (conn < map_.size() && map_[conn] == kDetached) {
+  if (entry(conn) == kDetached) {
     discarded_ += data.size();
     return data.size();
   }
@@ -72,7 +84,7 @@ std::size_t PoolRxDispatch::append(ConnId conn, wire::ByteSpan data) {
 }
 
 std::size_t PoolRxDispatch::free_space(ConnId conn) const {
-  if (conn < map_.size() && map_[conn] == kDetached) {
+  if (entry(conn) == kDetached) {
     return default_capacity_;
   }
   const SharedRxPool* p = resolve(conn);
@@ -81,8 +93,9 @@ std::size_t PoolRxDispatch::free_space(ConnId conn) const {
 
 std::size_t PoolRxDispatch::capacity(ConnId conn) const {
   // No resolving here: the engine asks at start-up, before any pool or connection exists.
-  if (conn < map_.size() && map_[conn] != kUnmapped && map_[conn] != kDetached) {
-    if (const SharedRxPool* p = pools_[map_[conn] - 1u]) {
+  const std::uint16_t m = entry(conn);
+  if (m != kUnmapped && m != kDetached) {
+    if (const SharedRxPool* p = pools_[m - 1u]) {
       return p->capacity(conn);
     }
   }
@@ -95,14 +108,19 @@ std::size_t PoolRxDispatch::held(ConnId conn) const {
 }
 
 void PoolRxDispatch::release(ConnId conn) {
-  if (conn < map_.size()) {
-    if (map_[conn] != kUnmapped && map_[conn] != kDetached) {
-      if (SharedRxPool* p = pools_[map_[conn] - 1u]) {
-        p->release(conn);
-      }
+  const std::uint16_t m = entry(conn);
+  if (m != kUnmapped && m != kDetached) {
+    if (SharedRxPool* p = pools_[m - 1u]) {
+      p->release(conn);
     }
+  }
+  if (m != kUnmapped) {
     map_[conn] = kUnmapped;
   }
+}
+
+std::size_t PoolRxDispatch::memory_bytes() const {
+  return map_.resident_bytes();
 }
 
 }  // namespace xtcp

@@ -5,6 +5,10 @@
 // until the engine releases the connection.
 //
 //   TcpLayer --append/free_space/held(conn)--> map_[conn] --> pools_[slot] (SharedRxPool)
+//
+// map_ is 2 bytes per connection id in a zero-page-backed mapping (0 = unmapped): ids never
+// mapped cost no resident memory, and reserve_connections() maps it for the largest id at
+// start-up so it never grows on the packet path.
 #pragma once
 
 #include <cstddef>
@@ -27,7 +31,12 @@ class PoolRxDispatch final : public RxStore {
   explicit PoolRxDispatch(std::size_t default_capacity) : default_capacity_(default_capacity) {}
 
   void set_resolver(Resolver r) { resolver_ = std::move(r); }
-  // Slots are never reused, so a stale mapping cannot reach a newer pool.
+  // Maps the routing table for connection ids [0, n) now (address space only), and reserves
+  // the same ids in every pool added, now or later (SharedRxPool::reserve_connections).
+  // Larger ids still work: the table then grows. Throws std::bad_alloc.
+  void reserve_connections(std::size_t n);
+  // Slots are never reused, so a stale mapping cannot reach a newer pool. Throws
+  // std::bad_alloc if the pool's index cannot be reserved (see reserve_connections).
   int add_pool(SharedRxPool* pool);
   // The pool's connections must be gone (or detached) first; later bytes for them are refused.
   void remove_pool(int slot);
@@ -41,6 +50,9 @@ class PoolRxDispatch final : public RxStore {
   // conn's pool slot, resolving it if needed; -1 if none.
   int slot_of(ConnId conn) const;
   std::uint64_t discarded() const { return discarded_; }
+  // The routing table's pages made resident (those holding an id ever mapped); the pools
+  // count their own memory.
+  std::size_t memory_bytes() const;
 
   // RxStore
   std::size_t append(ConnId conn, wire::ByteSpan data) override;
@@ -53,13 +65,17 @@ class PoolRxDispatch final : public RxStore {
   static constexpr std::uint16_t kUnmapped = 0;
   static constexpr std::uint16_t kDetached = 0xFFFF;
   SharedRxPool* resolve(ConnId conn) const;
+  void set(ConnId conn, std::uint16_t m) const;
+  // conn's entry, kUnmapped beyond the table.
+  std::uint16_t entry(ConnId conn) const { return conn < map_.size() ? map_[conn] : kUnmapped; }
 
   std::size_t default_capacity_;
   Resolver resolver_;
   std::vector<SharedRxPool*> pools_;
+  std::size_t reserved_ = 0;
   // Per connection id: kUnmapped, kDetached or slot + 1. Mutable: resolving on a const
   // query (free_space for the SYN-ACK) fixes the mapping.
-  mutable std::vector<std::uint16_t> map_;
+  mutable ZeroPageArray<std::uint16_t> map_;
   std::uint64_t discarded_ = 0;
 };
 

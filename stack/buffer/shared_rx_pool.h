@@ -45,6 +45,9 @@ class SharedRxPool final : public RxStore {
  public:
   // Throws std::bad_alloc when the slab cannot be allocated.
   explicit SharedRxPool(std::size_t size, const SharedRxPoolOptions& options = {});
+  // Maps the per-connection index for ids [0, n) up front (no resident cost until used), so
+  // it never grows on the packet path (ChunkQueues::reserve_connections).
+  void reserve_connections(std::size_t n) { q_.reserve_connections(n); }
 
   // RxStore (engine side).
   std::size_t append(ConnId conn, wire::ByteSpan data) override;

@@ -31,6 +31,9 @@ class SharedTxCache final : public TxStore {
   // conn_limit: the most one connection may have cached (0: the whole cache). Throws
   // std::bad_alloc when the slab cannot be allocated.
   explicit SharedTxCache(std::size_t size, std::size_t chunk_size = 256, std::size_t conn_limit = 0);
+  // Maps the per-connection index for ids [0, n) up front (no resident cost until used), so
+  // it never grows on the packet path (ChunkQueues::reserve_connections).
+  void reserve_connections(std::size_t n) { q_.reserve_connections(n); }
 
   std::size_t append(ConnId conn, wire::ByteSpan data) override;
   std::size_t free_space(ConnId conn) const override;
