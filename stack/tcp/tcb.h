@@ -62,6 +62,7 @@ inline constexpr std::uint32_t kAppAck = 1u << 22;       // ACKs follow the appl
 inline constexpr std::uint32_t kTlpArmed = 1u << 23;     // rto_at is a tail loss probe timeout
 inline constexpr std::uint32_t kTlpOut = 1u << 24;       // a probe went out, not yet answered
 inline constexpr std::uint32_t kTlpResent = 1u << 25;    // ... and it resent the last segment
+inline constexpr std::uint32_t kUndoArmed = 1u << 26;    // a reduction may prove spurious (D-SACK)
 }  // namespace tcb_flag
 
 struct Tcb {
@@ -87,6 +88,16 @@ struct Tcb {
   std::uint32_t max_snd_wnd = 0;
   std::uint32_t cwnd = 0;
   std::uint32_t ssthresh = 0;
+  // Undo of a spurious reduction (RFC 2883 section 4, RFC 3708): the window before the
+  // episode's reduction, and the segments resent in it that no D-SACK has shown to be
+  // duplicates yet. All resent segments reported duplicate: nothing was lost.
+  std::uint32_t prior_cwnd = 0;
+  std::uint32_t prior_ssthresh = 0;
+  SeqNum undo_marker;    // SND.UNA when the episode began
+  SeqNum undo_high;      // SND.MAX when it began
+  std::uint16_t undo_retrans = 0;
+  std::uint32_t undo_tsval = 0;  // TSval of the episode's first resend (Eifel, RFC 3522)
+  Tick undo_until = 0;           // once all is acknowledged: how long a D-SACK may still come
 
   // Receive sequence space. rcv_adv is the right edge we have advertised; it never moves left.
   SeqNum irs, rcv_nxt, rcv_adv, last_ack_sent;

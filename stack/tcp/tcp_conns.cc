@@ -14,7 +14,7 @@ namespace {
 constexpr std::uint32_t kBusyFlags = tcb_flag::kAckNow | tcb_flag::kInRecovery | tcb_flag::kPersist |
                                      tcb_flag::kRttTiming | tcb_flag::kHasExtra | tcb_flag::kInAcceptQueue |
                                      tcb_flag::kTlpArmed | tcb_flag::kTlpOut | tcb_flag::kTlpResent |
-                                     tcb_flag::kFinQueued | tcb_flag::kEventDone;
+                                     tcb_flag::kFinQueued | tcb_flag::kEventDone | tcb_flag::kUndoArmed;
 
 bool fits_window_field(std::uint32_t wnd, std::uint8_t shift) {
   const std::uint32_t field = wnd >> shift;

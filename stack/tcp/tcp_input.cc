@@ -343,6 +343,18 @@ bool TcpLayer::process_ack(ConnId conn, Tcb& tcb, const Segment& seg) {
     if (to > from) {
       tx_.consume(conn, static_cast<std::size_t>(to - from));
     }
+    // RFC 3522 (Eifel detection): an ACK of resent data that echoes a timestamp older than
+    // the first resend acknowledges the original: the resend was spurious (RFC 4015: undo).
+    if (tcb.has(tcb_flag::kUndoArmed) && tcb.undo_tsval != 0 && seg.opts.has_timestamp &&
+        seg.opts.ts_ecr != 0 && static_cast<std::int32_t>(seg.opts.ts_ecr - tcb.undo_tsval) < 0) {
+      tcb.undo_retrans = 0;
+      try_undo(tcb);
+    }
+    // The episode's data is all acknowledged: a D-SACK for a resend may still be on its way
+    // (it leaves the peer when the resend arrives there); wait about a round trip for it.
+    if (tcb.has(tcb_flag::kUndoArmed) && tcb.undo_until == 0 && seg.ack >= tcb.undo_high) {
+      tcb.undo_until = deadline_tick(std::max<TimeNs>(2 * static_cast<TimeNs>(tcb.srtt_us) * kNsPerUs, ms(200)));
+    }
     // RTT sample: RFC 7323 4.1 from the echoed timestamp, else the timed segment (Karn).
     if (tcb.has(tcb_flag::kTimestampsOk) && seg.opts.has_timestamp && seg.opts.ts_ecr != 0) {
       const std::uint32_t ms_elapsed = ts_now(tcb) - seg.opts.ts_ecr;

@@ -646,7 +646,7 @@ void TcpLayer::poll_events(FunctionRef<void(const TcpEvent&)> on_event) {
 
 void TcpLayer::rearm(ConnId conn, Tcb& tcb) {
   Tick best = 0;
-  for (Tick t : {tcb.rto_at, tcb.delack_at, tcb.keepalive_at, tcb.linger_at}) {
+  for (Tick t : {tcb.rto_at, tcb.delack_at, tcb.keepalive_at, tcb.linger_at, tcb.undo_until}) {
     if (t != 0 && (best == 0 || tick_before_eq(t, best))) {
       best = t;
     }
@@ -714,6 +714,10 @@ void TcpLayer::on_timer(ConnId conn) {
     if (lookup(conn) == nullptr || open(conn).state == TcpState::kClosed) {
       return;
     }
+  }
+  if (tcb->undo_until != 0 && tick_before_eq(tcb->undo_until, now)) {
+    tcb->undo_until = 0;
+    tcb->clear(tcb_flag::kUndoArmed);  // no D-SACK came: the resends were needed
   }
   if (tcb->linger_at != 0 && tick_before_eq(tcb->linger_at, now)) {
     tcb->linger_at = 0;

@@ -67,6 +67,8 @@ namespace xtcp {
   X(rx_store_full)       /* in-window bytes the receive store could not take */             \
   X(sack_blocks_in)                                                                         \
   X(sack_blocks_invalid) /* outside [snd_una, snd_max] or empty */                          \
+  X(dsack_blocks_in)     /* RFC 2883 D-SACK: a segment we sent arrived twice */              \
+  X(spurious_undone)     /* reductions undone: every resend was reported duplicate */       \
   X(wscale_clamped)      /* RFC 7323 2.3 shift > 14 */                                      \
   X(urgent_ignored)      /* URG set: data delivered inline, pointer not used */             \
   X(window_probes)                                                                          \
@@ -311,6 +313,10 @@ class TcpLayer final : public IpUpperLayer {
   void on_new_ack(ConnId conn, Tcb& tcb, std::uint32_t acked);
   void on_dupack(ConnId conn, Tcb& tcb);
   void on_rto(ConnId conn, Tcb& tcb);
+  // D-SACK undo (RFC 2883 4, RFC 3708): remember the window before a reduction; undo it when
+  // every segment resent since is reported duplicate.
+  void arm_undo(Tcb& tcb);
+  void try_undo(Tcb& tcb);
   void start_rto(Tcb& tcb);
   bool retransmit_hole(ConnId conn, Tcb& tcb);
   void retransmit_first(ConnId conn, Tcb& tcb);

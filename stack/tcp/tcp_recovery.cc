@@ -35,6 +35,20 @@ bool TcpLayer::process_sack(ConnId conn, Tcb& tcb, const Segment& seg) {
   for (std::size_t i = 0; i < seg.opts.sack_count; ++i) {
     const wire::SackBlock& b = seg.opts.sack[i];
     ++stats_.sack_blocks_in;
+    // RFC 2883: a first block below the cumulative ACK, or inside the second block, reports
+    // a segment that arrived twice (D-SACK). Not loss information; evidence for undo.
+    const bool dsack = i == 0 && b.left < b.right &&
+                       (b.right <= seg.ack || (seg.opts.sack_count > 1 && seg.opts.sack[1].left <= b.left &&
+                                               b.right <= seg.opts.sack[1].right));
+    if (dsack) {
+      ++stats_.dsack_blocks_in;
+      if (tcb.has(tcb_flag::kUndoArmed) && tcb.undo_marker <= b.left && b.right <= tcb.undo_high &&
+          tcb.undo_retrans > 0) {
+        --tcb.undo_retrans;
+        try_undo(tcb);
+      }
+      continue;
+    }
     // RFC 2018 / RFC 6675: blocks must be non-empty and within what we sent and is unacked.
     if (!(b.left < b.right) || b.left < tcb.snd_una || b.right > tcb.snd_max ||
         b.left < seg.ack) {
@@ -110,6 +124,7 @@ void TcpLayer::on_dupack(ConnId conn, Tcb& tcb) {
   if (!(tcb.snd_una > tcb.recover)) {
     return;
   }
+  arm_undo(tcb);
   CongestionControl::on_enter_recovery(tcb, static_cast<std::uint32_t>(tcb.snd_max - tcb.snd_una));
   tcb.recover = tcb.snd_max;
   tcb.set(tcb_flag::kInRecovery);
@@ -293,6 +308,7 @@ void TcpLayer::on_rto(ConnId conn, Tcb& tcb) {
     return;
   }
   // RFC 6582 leaves recovery on RTO.
+  arm_undo(tcb);
   CongestionControl::on_rto(tcb, static_cast<std::uint32_t>(tcb.snd_max - tcb.snd_una));
   tcb.clear(tcb_flag::kInRecovery);
   tcb.dupacks = 0;
@@ -302,6 +318,34 @@ void TcpLayer::on_rto(ConnId conn, Tcb& tcb) {
   }
   tcb.snd_nxt = tcb.snd_una;
   retransmit_first(conn, tcb);
+}
+
+void TcpLayer::arm_undo(Tcb& tcb) {
+  if (tcb.has(tcb_flag::kUndoArmed)) {
+    return;  // a second reduction in the same episode: the window before the first counts
+  }
+  tcb.set(tcb_flag::kUndoArmed);
+  tcb.prior_cwnd = tcb.cwnd;
+  tcb.prior_ssthresh = tcb.ssthresh;
+  tcb.undo_marker = tcb.snd_una;
+  tcb.undo_high = tcb.snd_max;
+  tcb.undo_retrans = 0;
+  tcb.undo_until = 0;
+}
+
+void TcpLayer::try_undo(Tcb& tcb) {
+  if (!tcb.has(tcb_flag::kUndoArmed) || tcb.undo_retrans != 0) {
+    return;
+  }
+  // Every segment resent in this episode reached the peer twice: the originals were not
+  // lost, only late. Give back the window (RFC 3708 / Linux tcp_undo_cwnd_reduction).
+  tcb.cwnd = std::max(tcb.cwnd, tcb.prior_cwnd);
+  tcb.ssthresh = std::max(tcb.ssthresh, tcb.prior_ssthresh);
+  tcb.clear(tcb_flag::kInRecovery | tcb_flag::kUndoArmed);
+  tcb.undo_until = 0;
+  tcb.dupacks = 0;
+  tcb.backoff = 0;
+  ++stats_.spurious_undone;
 }
 
 }  // namespace xtcp

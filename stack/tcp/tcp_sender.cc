@@ -70,6 +70,11 @@ bool TcpLayer::send_data_segment(ConnId conn, Tcb& tcb, SeqNum seq, std::uint32_
   stats_.bytes_out += len;
   if (retransmission) {
     ++stats_.retransmits;
+    if (tcb.has(tcb_flag::kUndoArmed) && tcb.undo_retrans < UINT16_MAX) {
+      if (tcb.undo_retrans++ == 0) {
+        tcb.undo_tsval = o.has_timestamp ? o.ts_val : 0;
+      }
+    }
   } else if (!tcb.has(tcb_flag::kRttTiming) && !tcb.has(tcb_flag::kTimestampsOk)) {
     tcb.set(tcb_flag::kRttTiming);
     tcb.rtt_seq = seq;

@@ -16,6 +16,7 @@ using namespace wire::tcp_flags;  // NOLINT
 using dp::ack_seg;
 using dp::info_of;
 using dp::open_with_rtt;
+using dp::with_sack;
 using dp::peer_options;
 
 constexpr std::uint32_t kMss = 1460;
@@ -425,6 +426,81 @@ TEST(CongestionControl, DupAcksAfterRtoDoNotStartFastRecovery) {
   }
   EXPECT_EQ(h.tcp().stats().fast_retransmits, 0u);
   EXPECT_EQ(info_of(h, c).ssthresh, 5 * kMss);
+}
+
+// ---- spurious retransmissions: detection and undo (RFC 3522, RFC 2883 4, RFC 3708) ------
+
+// The ACK after an RTO echoes the ORIGINAL transmission's timestamp: the original was only
+// late, the resend was spurious, and the window reduction is undone (RFC 3522, RFC 4015).
+TEST(SpuriousRetransmission, EifelUndoesAnRtoReduction) {
+  TcpHarness h;
+  wire::TcpOptions opts = peer_options(true);
+  opts.has_timestamp = true;
+  opts.ts_val = 7000;
+  const ConnId c = open_with_rtt(h, opts, ms(100));
+  ASSERT_EQ(h.tcp().send(c, pattern_bytes(500)), 500);
+  const Sent first = h.sent_one();
+  const std::uint32_t cwnd_before = info_of(h, c).cwnd;
+  h.advance_to_next_deadline();  // no ACK: RTO (or first a tail loss probe)
+  h.sent();
+  while (h.tcp().stats().rto_expirations == 0) {
+    h.advance_to_next_deadline();
+    h.sent();
+  }
+  ASSERT_LT(info_of(h, c).cwnd, cwnd_before) << "the RTO reduced the window";
+  Seg ack = ack_seg(501);
+  ack.opts.has_timestamp = true;
+  ack.opts.ts_val = ++h.peer_ts;
+  ack.opts.ts_ecr = first.opts.ts_val;  // acknowledges the original
+  h.inject(ack);
+  EXPECT_EQ(h.tcp().stats().spurious_undone, 1u);
+  EXPECT_EQ(info_of(h, c).cwnd, cwnd_before);
+}
+
+// The ACK echoes the resend's timestamp: the original was lost; the reduction stays.
+TEST(SpuriousRetransmission, ARealLossIsNotUndone) {
+  TcpHarness h;
+  wire::TcpOptions opts = peer_options(true);
+  opts.has_timestamp = true;
+  opts.ts_val = 7000;
+  const ConnId c = open_with_rtt(h, opts, ms(100));
+  ASSERT_EQ(h.tcp().send(c, pattern_bytes(500)), 500);
+  h.sent_one();
+  const std::uint32_t cwnd_before = info_of(h, c).cwnd;
+  Sent resent;
+  while (h.tcp().stats().rto_expirations == 0) {
+    h.advance_to_next_deadline();
+    for (const Sent& s : h.sent()) {
+      resent = s;
+    }
+  }
+  h.inject(h.with_ts(ack_seg(501)));  // echoes the latest TSval: the resend's
+  EXPECT_EQ(h.tcp().stats().spurious_undone, 0u);
+  EXPECT_LT(info_of(h, c).cwnd, cwnd_before);
+  (void)resent;
+}
+
+// Without timestamps the peer's D-SACK (a block below the cumulative ACK: the resent segment
+// arrived twice) shows the resend was not needed (RFC 2883 section 4). D-SACK blocks are not
+// counted as invalid SACK blocks.
+TEST(SpuriousRetransmission, DsackUndoesAnRtoReduction) {
+  TcpHarness h;
+  const ConnId c = open_with_rtt(h, peer_options(true), ms(100));
+  ASSERT_EQ(h.tcp().send(c, pattern_bytes(500)), 500);
+  h.sent_one();
+  const std::uint32_t cwnd_before = info_of(h, c).cwnd;
+  while (h.tcp().stats().rto_expirations == 0) {
+    h.advance_to_next_deadline();
+    h.sent();
+  }
+  ASSERT_LT(info_of(h, c).cwnd, cwnd_before);
+  h.inject(ack_seg(501));  // the original's ACK
+  EXPECT_EQ(h.tcp().stats().spurious_undone, 0u) << "not known yet";
+  h.inject(with_sack(ack_seg(501), {{1, 501}}, h.iss));  // the resend arrived twice
+  EXPECT_EQ(h.tcp().stats().dsack_blocks_in, 1u);
+  EXPECT_EQ(h.tcp().stats().sack_blocks_invalid, 0u);
+  EXPECT_EQ(h.tcp().stats().spurious_undone, 1u);
+  EXPECT_EQ(info_of(h, c).cwnd, cwnd_before);
 }
 
 }  // namespace
