@@ -100,6 +100,10 @@ Runtime::Runtime(const RuntimeConfig& config, Link& link, const Clock& clock,
   config_.stack.tcp.max_connections =
       std::min<std::uint32_t>(config_.stack.tcp.max_connections, kMaxSlots);
   config_.stack.logger = &logger_;
+  // Every per-connection index is reserved for the most connections at start-up: no table
+  // grows (and stalls) on the packet path; pages become resident only as ids are used.
+  tx_.reserve_connections(config_.stack.tcp.max_connections);
+  rx_.reserve_connections(config_.stack.tcp.max_connections);
   stack_ = std::make_unique<Stack>(config_.stack, link_, clock_, rx_, tx_);
   engine_to_slot_.reserve(stack_->tcp().config().max_connections);
   // A connection belongs to the pool of the group listening on its local port; an active

@@ -182,7 +182,9 @@ enum xtcp_option {
 };
 enum { XTCP_ACK_APPLICATION = 0, XTCP_ACK_AUTO = 1 };
 enum { XTCP_FRAME_NONE = 0, XTCP_FRAME_U16BE = 1, XTCP_FRAME_U32BE = 2, XTCP_FRAME_DELIMITER = 3 };
-/* Options apply to connections accepted after the call. 0, -EBADF, -EINVAL. */
+/* Options apply to connections accepted after the call, except XTCP_OPT_MAX_MESSAGE and
+ * XTCP_OPT_SEND_ALL, which apply at once to every connection of the group. 0, -EBADF,
+ * -EINVAL. */
 int xtcp_setopt(int gd, int option, int64_t value);
 int xtcp_getopt(int gd, int option, int64_t* value);
 
