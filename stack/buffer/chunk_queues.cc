@@ -87,6 +87,7 @@ std::uint32_t ChunkQueues::alloc_chunk() {
   free_head_ = next_[c];
   next_[c] = kNone;
   --free_count_;
+  chunks_touched_ = std::max<std::size_t>(chunks_touched_, static_cast<std::size_t>(c) + 1);
   return c;
 }
 
@@ -232,7 +233,9 @@ void ChunkQueues::release(ConnId conn) {
 }
 
 std::size_t ChunkQueues::memory_bytes() const {
-  return chunk_count_ * chunk_size_ + next_.capacity() * sizeof(std::uint32_t) +
+  // The slab is counted as far as chunks were ever used: its pages become resident only then
+  // (the free list hands chunks out lowest first), so the count agrees with the RSS.
+  return chunks_touched_ * chunk_size_ + next_.capacity() * sizeof(std::uint32_t) +
          index_.resident_bytes() +
          ZeroPages::round_to_pages(records_made_ * sizeof(Queue));
 }

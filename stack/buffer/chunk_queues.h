@@ -199,6 +199,7 @@ class ChunkQueues {
   std::vector<std::uint32_t> next_;  // per chunk: the next chunk of its queue or of the free list
   std::uint32_t free_head_ = kNone;
   std::size_t free_count_ = 0;
+  std::size_t chunks_touched_ = 0;  // highest chunk ever handed out + 1
   std::size_t used_ = 0;
 
   ZeroPageArray<std::uint32_t> index_;  // per ConnId: 0 empty, else 1 + record

@@ -171,8 +171,8 @@ TEST(ChunkQueuesMemory, ReserveConnectionsThenUseTheHighestId) {
   EXPECT_EQ(peek_str(q, top, 70, 100), s.substr(70));
   EXPECT_EQ(q.bytes(top - 1), 0u);
   EXPECT_EQ(q.bytes(0), 0u);
-  EXPECT_EQ(q.memory_bytes() - m0, 2 * ZeroPages::page_size())
-      << "one index page (the top id's) and one record page";
+  EXPECT_EQ(q.memory_bytes() - m0, 2 * ZeroPages::page_size() + 3 * 64)
+      << "one index page (the top id's), one record page, and the three chunks used";
   EXPECT_EQ(q.pop_front(top, 150), 150u);
   EXPECT_EQ(q.queues_in_use(), 0u);
   // Reserving less than what is mapped changes nothing; ids past the reservation still work.
@@ -227,8 +227,8 @@ TEST(ChunkQueuesMemory, EmptyVersusHoldingOneByte) {
   }
   const std::size_t m_holding = q.memory_bytes();
   const double per_holding = static_cast<double>(m_holding - m0) / kConns;
-  EXPECT_GE(per_holding, 20.0);  // 4-byte index entry + 16-byte record
-  EXPECT_LE(per_holding, 22.0);
+  EXPECT_GE(per_holding, 20.0 + 64);  // 4-byte index entry + 16-byte record + its chunk
+  EXPECT_LE(per_holding, 22.0 + 64);
   EXPECT_EQ(q.queues_in_use(), kConns);
   for (ConnId c = 0; c < kConns; ++c) {
     q.release(c);
@@ -344,8 +344,9 @@ TEST(SharedStoresMemory, ReserveConnectionsPassesThrough) {
   EXPECT_EQ(tx.append(top, bytes("answer")), 6u);
   EXPECT_EQ(rx.held(top), 7u);
   EXPECT_EQ(tx.queued(top), 6u);
-  EXPECT_EQ(rx.memory_bytes() - rx0, 2 * ZeroPages::page_size());
-  EXPECT_EQ(tx.memory_bytes() - tx0, 2 * ZeroPages::page_size());
+  // One index page and one record page each, and the chunk the bytes occupy.
+  EXPECT_EQ(rx.memory_bytes() - rx0, 2 * ZeroPages::page_size() + 256);
+  EXPECT_EQ(tx.memory_bytes() - tx0, 2 * ZeroPages::page_size() + 128);
 }
 
 TEST(PoolRxDispatchMemory, ReservedMapCostsOnlyThePagesOfMappedIds) {
@@ -372,8 +373,9 @@ TEST(PoolRxDispatchMemory, ReservedMapCostsOnlyThePagesOfMappedIds) {
   EXPECT_EQ(a.held(top - 1), 4u);
   EXPECT_EQ(d.slot_of(top), sb);
   EXPECT_EQ(d.memory_bytes(), ZeroPages::page_size()) << "both ids are in the map's last page";
-  EXPECT_EQ(a.memory_bytes() - a0, 2 * ZeroPages::page_size()) << "reserved before: no growth, one index page";
-  EXPECT_EQ(b.memory_bytes() - b0, 2 * ZeroPages::page_size());
+  EXPECT_EQ(a.memory_bytes() - a0, 2 * ZeroPages::page_size() + 256)
+      << "reserved before: no growth; one index page, one record page, one chunk";
+  EXPECT_EQ(b.memory_bytes() - b0, 2 * ZeroPages::page_size() + 256);
   d.detach(top);
   EXPECT_EQ(b.held(top), 0u);
   EXPECT_EQ(d.append(top, bytes("late")), 4u);
