@@ -21,6 +21,7 @@ PACKAGES=(
   libtins-dev libpcap-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   iproute2 tshark tcpdump netcat-openbsd curl python3 iputils-ping
+  liburing-dev
   libclang-rt-14-dev
 )
 

@@ -13,13 +13,21 @@
 //              / time from the first write to the last read;
 //   ping-pong: one thread writes a packet into xtf0, waits for it on xtf1, writes the
 //              answer (the other way) into xtf1 and waits for it on xtf0: round trips/s.
+// --io picks how the two devices are driven: rw (TunLink: one read(2) or write(2) per packet)
+// or uring (UringTunLink: reads kept armed in an io_uring, one multishot read or queued
+// reads as --uring-recv says, writes submitted in batches;
+// ping-pong answers from inside the receive handler, as the engine does, so with uring the
+// answer rides on the io_uring_enter that re-arms the reads). Both modes count the system
+// calls of their loops: the link's own (read/write, or io_uring_enter) and the poll(2) and
+// sched_yield(2) calls of the benchmark loops around it.
 // Needs root; the namespace (198.18.0.0/15 addresses only) is deleted on every way out:
 // normal end, failure, SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT (their handlers set a flag,
 // the loops end, exit status 128 + the signal's number). After a SIGKILL the next run (or
 // any namespace test) removes the namespace left behind.
 //
 //   bench_tun_floor [--duration DURATION] [--payload SIZE] [--window N] [--txqueuelen N]
-//                   [--mode both|oneway|pingpong] [--json FILE]
+//                   [--mode both|oneway|pingpong] [--io rw|uring] [--uring-rx N] [--uring-tx N]
+//                   [--uring-batch N] [--uring-recv multishot|queued] [--json FILE]
 #include <arpa/inet.h>
 #include <poll.h>
 #include <sys/resource.h>
@@ -32,12 +40,14 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "stack/netif/tun_link.h"
+#include "stack/netif/uring_tun_link.h"
 #include "tests/support/netns.h"
 #include "tools/cli/cli.h"
 
@@ -173,12 +183,96 @@ std::uint64_t tx_dropped(const NetNs& ns, const std::string& dev) {
   return drops;
 }
 
-struct Devices {
-  std::unique_ptr<TunLink> in;   // the writer's device (xtf0)
-  std::unique_ptr<TunLink> out;  // the reader's device (xtf1)
+struct IoConfig {
+  bool uring = false;
+  UringTunOptions uring_options;
 };
 
-bool open_devices(const NetNs& ns, std::uint32_t qlen, Devices* d, std::string* error) {
+// One device, driven by either link, with the system calls its loops made.
+class Dev {
+ public:
+  explicit Dev(std::unique_ptr<TunLink> l) : rw_(std::move(l)), link_(rw_.get()) {}
+  explicit Dev(std::unique_ptr<UringTunLink> l) : uring_(std::move(l)), link_(uring_.get()) {}
+
+  int send(std::span<const std::byte> p) { return link_->send(p); }
+  // Submits queued sends (uring); nothing to do for read/write.
+  void flush() {
+    if (uring_) {
+      uring_->flush();
+    }
+  }
+  int receive_batch(int max, PacketHandler h) {
+    const int n = link_->receive_batch(max, h);
+    if (!uring_) {
+      // TunLink reads until max packets or one read(2) that finds nothing (EAGAIN).
+      reads_ += static_cast<std::uint64_t>(std::max(n, 0)) + (n < max ? 1 : 0);
+    }
+    return n;
+  }
+  // poll(2) on the link's descriptor, unless the link has something due already.
+  void wait(int timeout_ms) {
+    if (link_->next_event_time() != kNever) {
+      return;
+    }
+    pollfd pfd{link_->poll_fd(), POLLIN, 0};
+    ++polls_;
+    ::poll(&pfd, 1, timeout_ms);
+  }
+  void yield() {
+    ++yields_;
+    std::this_thread::yield();
+  }
+  // System calls of the link itself: read(2)/write(2), or io_uring_enter.
+  std::uint64_t io_syscalls() const {
+    if (uring_) {
+      return uring_->counters().syscalls;
+    }
+    const TunCounters& c = rw_->counters();
+    return reads_ + c.packets_out + c.send_drops + c.send_errors;
+  }
+  std::uint64_t loop_syscalls() const { return polls_ + yields_; }
+  std::uint64_t polls() const { return polls_; }
+  std::uint64_t yields() const { return yields_; }
+  const UringTunLink* uring() const { return uring_.get(); }
+
+ private:
+  std::unique_ptr<TunLink> rw_;
+  std::unique_ptr<UringTunLink> uring_;
+  Link* link_;
+  std::uint64_t reads_ = 0;
+  std::uint64_t polls_ = 0;
+  std::uint64_t yields_ = 0;
+};
+
+struct Devices {
+  std::unique_ptr<Dev> in;   // the writer's device (xtf0)
+  std::unique_ptr<Dev> out;  // the reader's device (xtf1)
+};
+
+// System calls made by the links and the loops, and the io_uring batches, so far.
+struct SyscallCount {
+  std::uint64_t io = 0, loop = 0, polls = 0, yields = 0, rx_batches = 0, tx_batches = 0;
+};
+SyscallCount count_syscalls(const Devices& d) {
+  SyscallCount c;
+  for (const Dev* dev : {d.in.get(), d.out.get()}) {
+    c.io += dev->io_syscalls();
+    c.loop += dev->loop_syscalls();
+    c.polls += dev->polls();
+    c.yields += dev->yields();
+    if (dev->uring() != nullptr) {
+      c.rx_batches += dev->uring()->counters().rx_batches;
+      c.tx_batches += dev->uring()->counters().tx_batches;
+    }
+  }
+  return c;
+}
+SyscallCount operator-(const SyscallCount& a, const SyscallCount& b) {
+  return {a.io - b.io, a.loop - b.loop, a.polls - b.polls, a.yields - b.yields, a.rx_batches - b.rx_batches,
+          a.tx_batches - b.tx_batches};
+}
+
+bool open_devices(const NetNs& ns, std::uint32_t qlen, const IoConfig& io, Devices* d, std::string* error) {
   const CommandResult fwd = ns.run("sysctl -qw net.ipv4.ip_forward=1");
   if (fwd.exit_code != 0) {
     *error = "sysctl net.ipv4.ip_forward=1: " + fwd.output;
@@ -187,11 +281,19 @@ bool open_devices(const NetNs& ns, std::uint32_t qlen, Devices* d, std::string* 
   std::string err;
   const int rc = ns.run_in_thread(
       [&] {
-        auto open = [&](const char* name, std::uint32_t addr, std::unique_ptr<TunLink>* out) {
+        auto open = [&](const char* name, std::uint32_t addr, std::unique_ptr<Dev>* out) {
           TunOptions o;
           o.name = name;
           o.tx_queue_len = qlen;
-          *out = TunLink::open(o, &err);
+          if (io.uring) {
+            UringTunOptions u = io.uring_options;
+            u.tun = o;
+            if (auto l = UringTunLink::open(u, &err)) {
+              *out = std::make_unique<Dev>(std::move(l));
+            }
+          } else if (auto l = TunLink::open(o, &err)) {
+            *out = std::make_unique<Dev>(std::move(l));
+          }
           return *out && configure_kernel_side(name, addr, 24, &err) == 0;
         };
         if (!open(kDevIn, kKernelIn, &d->in) || !open(kDevOut, kKernelOut, &d->out)) {
@@ -207,8 +309,11 @@ bool open_devices(const NetNs& ns, std::uint32_t qlen, Devices* d, std::string* 
   return true;
 }
 
-// Waits up to timeout_ms for one of our packets on dev; its sequence number, or -1.
-long long wait_packet(TunLink& dev, std::uint32_t dst, int timeout_ms) {
+// Waits up to timeout_ms for one of our packets on dev; its sequence number, or -1. When
+// answer is given, it runs inside the receive handler with the sequence number (and may
+// send: the engine answers from inside receive_batch too).
+long long wait_packet(Dev& dev, std::uint32_t dst, int timeout_ms,
+                      const std::function<void(std::uint32_t)>& answer = {}) {
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   long long got = -1;
   while (got < 0 && !stopping()) {
@@ -216,6 +321,9 @@ long long wait_packet(TunLink& dev, std::uint32_t dst, int timeout_ms) {
       std::uint32_t seq = 0;
       if (parse_ours(p, dst, &seq)) {
         got = seq;
+        if (answer) {
+          answer(seq);
+        }
       }
     });
     if (got >= 0) {
@@ -225,8 +333,7 @@ long long wait_packet(TunLink& dev, std::uint32_t dst, int timeout_ms) {
     if (left <= 0) {
       break;
     }
-    pollfd pfd{dev.poll_fd(), POLLIN, 0};
-    ::poll(&pfd, 1, static_cast<int>(std::min<long long>(left, 100)));
+    dev.wait(static_cast<int>(std::min<long long>(left, 100)));
   }
   return got;
 }
@@ -234,6 +341,7 @@ long long wait_packet(TunLink& dev, std::uint32_t dst, int timeout_ms) {
 struct OneWay {
   std::uint64_t sent = 0, received = 0, write_refused = 0, queue_drops = 0;
   double seconds = 0, pps = 0, writer_cpu_us = 0, reader_cpu_us = 0;  // CPU per packet
+  SyscallCount calls;
 };
 
 OneWay one_way(const NetNs& ns, Devices& d, std::size_t payload, std::uint64_t window, double duration_s) {
@@ -244,6 +352,7 @@ OneWay one_way(const NetNs& ns, Devices& d, std::size_t payload, std::uint64_t w
   std::atomic<bool> writer_done{false};
   Clock::time_point last_read{};
   double reader_cpu = 0;
+  const SyscallCount calls0 = count_syscalls(d);
   std::thread reader([&] {
     const double cpu0 = thread_cpu_seconds();
     Clock::time_point done_at{};
@@ -266,8 +375,7 @@ OneWay one_way(const NetNs& ns, Devices& d, std::size_t payload, std::uint64_t w
         }
       }
       if (n <= 0) {
-        pollfd pfd{d.out->poll_fd(), POLLIN, 0};
-        ::poll(&pfd, 1, 10);
+        d.out->wait(10);
       }
     }
     reader_cpu = thread_cpu_seconds() - cpu0;
@@ -283,7 +391,8 @@ OneWay one_way(const NetNs& ns, Devices& d, std::size_t payload, std::uint64_t w
       break;
     }
     if (window > 0 && seq - received.load(std::memory_order_acquire) >= window) {
-      std::this_thread::yield();
+      d.in->flush();  // uring: what is queued must go before we wait for the reader
+      d.in->yield();
       if (Clock::now() >= deadline) {
         break;
       }
@@ -296,9 +405,11 @@ OneWay one_way(const NetNs& ns, Devices& d, std::size_t payload, std::uint64_t w
     ++seq;
     sent.store(seq, std::memory_order_release);
   }
+  d.in->flush();
   const double writer_cpu = thread_cpu_seconds() - cpu0;
   writer_done.store(true, std::memory_order_release);
   reader.join();
+  r.calls = count_syscalls(d) - calls0;
   r.sent = seq;
   r.received = received.load();
   r.queue_drops = tx_dropped(ns, kDevOut) - drops0;
@@ -312,6 +423,7 @@ OneWay one_way(const NetNs& ns, Devices& d, std::size_t payload, std::uint64_t w
 struct PingPong {
   std::uint64_t round_trips = 0, lost = 0;
   double seconds = 0, per_s = 0, mean_rtt_us = 0, cpu_us = 0;  // CPU per round trip
+  SyscallCount calls;
 };
 
 PingPong ping_pong(Devices& d, std::size_t payload, double duration_s) {
@@ -321,25 +433,48 @@ PingPong ping_pong(Devices& d, std::size_t payload, double duration_s) {
   const double cpu0 = thread_cpu_seconds();
   const auto start = Clock::now();
   const auto deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration_s));
-  std::uint32_t seq = 0;
-  // One packet in flight at a time; bounded by the deadline and the stop signals. A packet
-  // that does not come back within a second counts as lost and the next one goes.
-  while (!stopping() && Clock::now() < deadline) {
-    ++seq;
-    there.set_sequence(seq);
+  const SyscallCount calls0 = count_syscalls(d);
+  std::uint32_t seq = 1;
+  // One packet in flight at a time; bounded by the deadline and the stop signals. Each
+  // packet is answered from inside the handler that received it (the answer back from
+  // xtf1's handler, the next packet there from xtf0's). A packet that does not come back
+  // within a second counts as lost and the next one goes from outside a handler.
+  bool need_kick = true;
+  auto send_there = [&](std::uint32_t s) {
+    there.set_sequence(s);
     d.in->send(there.bytes());
-    if (wait_packet(*d.out, kHostOut, 1000) != seq) {
+  };
+  while (!stopping() && Clock::now() < deadline) {
+    if (need_kick) {
+      send_there(seq);
+      d.in->flush();
+      need_kick = false;
+    }
+    if (wait_packet(*d.out, kHostOut, 1000, [&](std::uint32_t s) {
+          back.set_sequence(s);
+          d.out->send(back.bytes());
+        }) != seq) {
       ++r.lost;
+      ++seq;
+      need_kick = true;
       continue;
     }
-    back.set_sequence(seq);
-    d.out->send(back.bytes());
-    if (wait_packet(*d.in, kHostIn, 1000) != seq) {
+    const bool last = stopping() || Clock::now() >= deadline;
+    if (wait_packet(*d.in, kHostIn, 1000, [&](std::uint32_t) {
+          if (!last) {
+            send_there(seq + 1);
+          }
+        }) != seq) {
       ++r.lost;
+      ++seq;
+      need_kick = true;
       continue;
     }
     ++r.round_trips;
+    ++seq;
+    need_kick = last;
   }
+  r.calls = count_syscalls(d) - calls0;
   r.seconds = seconds_between(start, Clock::now());
   const double cpu = thread_cpu_seconds() - cpu0;
   r.per_s = r.seconds > 0 ? static_cast<double>(r.round_trips) / r.seconds : 0;
@@ -355,6 +490,10 @@ int run(int argc, char** argv) {
   std::uint64_t qlen = 10'000;
   std::string mode = "both";
   std::string json;
+  IoConfig io;
+  std::uint64_t uring_rx = io.uring_options.rx_slots;
+  std::uint64_t uring_tx = io.uring_options.tx_slots;
+  std::uint64_t uring_batch = io.uring_options.tx_batch;
   cli::Flags flags("bench_tun_floor", "[OPTION]...",
                    "The raw TUN floor: packets per second through the device path alone, no TCP at either end. "
                    "In a network namespace of its own (198.18.4.0/24 and 198.18.5.0/24), one thread writes small "
@@ -377,6 +516,27 @@ int run(int argc, char** argv) {
     mode = v;
     return std::string();
   });
+  flags.custom("--io", "IO", "how the devices are driven: rw (one read(2)/write(2) per packet) or uring "
+               "(io_uring: reads kept armed, batched writes)", "rw", [&](const std::string& v) {
+    if (v != "rw" && v != "uring") {
+      return "'" + v + "' is not rw or uring";
+    }
+    io.uring = v == "uring";
+    return std::string();
+  });
+  flags.number("--uring-rx", "N", "uring: receive buffers per device (queued reads: one read request each)", &uring_rx, 1, 4096);
+  flags.number("--uring-tx", "N", "uring: send buffers per device", &uring_tx, 1, 4096);
+  flags.number("--uring-batch", "N", "uring: queued sends that submit themselves (0: only at flush and receive)",
+               &uring_batch, 0, 4096);
+  flags.custom("--uring-recv", "HOW", "uring: receive with one multishot read over --uring-rx provided buffers "
+               "(Linux 6.7+, else queued reads) or with --uring-rx queued reads", "multishot",
+               [&](const std::string& v) {
+                 if (v != "multishot" && v != "queued") {
+                   return "'" + v + "' is not multishot or queued";
+                 }
+                 io.uring_options.rx_multishot = v == "multishot";
+                 return std::string();
+               });
   flags.text("--json", "FILE", "also write the results as one JSON object there ('-': standard output, instead of "
              "the text)", &json);
   flags.epilog("Signals: SIGINT, SIGTERM, SIGHUP, SIGPIPE and SIGQUIT stop the run: the namespace is deleted, the "
@@ -385,6 +545,16 @@ int run(int argc, char** argv) {
   flags.epilog("Exit status: 0 done, 1 the set-up failed (not root, no TUN, no namespaces) or no packet came "
                "through, 2 a bad, unknown or missing flag, 128+N stopped by signal N.\n");
   flags.parse(argc, argv);
+  io.uring_options.rx_slots = static_cast<std::uint32_t>(uring_rx);
+  io.uring_options.tx_slots = static_cast<std::uint32_t>(uring_tx);
+  io.uring_options.tx_batch = static_cast<std::uint32_t>(std::min(uring_batch, uring_tx));
+  if (io.uring) {
+    std::string why;
+    if (!UringTunLink::available(&why)) {
+      std::fprintf(stderr, "bench_tun_floor: --io uring: %s\n", why.c_str());
+      return cli::kExitFailure;
+    }
+  }
   if (::geteuid() != 0) {
     std::fprintf(stderr, "bench_tun_floor must run as root (it creates a network namespace and TUN devices)\n");
     return cli::kExitFailure;
@@ -405,9 +575,10 @@ int run(int argc, char** argv) {
   OneWay ow;
   PingPong pp;
   int rc = 0;
+  bool multishot_used = false;
   {
     Devices d;
-    if (!open_devices(*ns, static_cast<std::uint32_t>(qlen), &d, &error)) {
+    if (!open_devices(*ns, static_cast<std::uint32_t>(qlen), io, &d, &error)) {
       std::fprintf(stderr, "bench_tun_floor: %s\n", error.c_str());
       return cli::kExitFailure;
     }
@@ -415,11 +586,13 @@ int run(int argc, char** argv) {
     Packet probe(kHostIn, kHostOut, payload);
     probe.set_sequence(0xfffffff0u);
     d.in->send(probe.bytes());
+    d.in->flush();
     if (wait_packet(*d.out, kHostOut, 2000) < 0 && !stopping()) {
       std::fprintf(stderr, "bench_tun_floor: a packet written into %s did not come out of %s (forwarding?)\n",
                    kDevIn, kDevOut);
       return cli::kExitFailure;
     }
+    multishot_used = d.in->uring() != nullptr && d.in->uring()->multishot();
     const double secs = static_cast<double>(duration.count()) / 1e6;
     if ((mode == "both" || mode == "oneway") && !stopping()) {
       ow = one_way(*ns, d, payload, window, secs);
@@ -437,21 +610,33 @@ int run(int argc, char** argv) {
     rc = cli::kExitFailure;
   }
   const std::size_t bytes = payload + kHeaders;
-  char j[2048];
+  auto per = [](std::uint64_t n, std::uint64_t d) { return d > 0 ? static_cast<double>(n) / static_cast<double>(d) : 0.0; };
+  const double ow_io = per(ow.calls.io, ow.received), ow_poll = per(ow.calls.polls, ow.received),
+               ow_yield = per(ow.calls.yields, ow.received);
+  const double pp_io = per(pp.calls.io, pp.round_trips), pp_poll = per(pp.calls.polls, pp.round_trips);
+  const std::string io_name = !io.uring ? "rw" : multishot_used ? "uring-multishot" : "uring-queued";
+  char j[4096];
   std::snprintf(j, sizeof j,
-                "{\"tool\": \"bench_tun_floor\", \"packet_bytes\": %zu, \"duration_s\": %.3f, \"window\": %llu, "
+                "{\"tool\": \"bench_tun_floor\", \"io\": \"%s\", \"uring_rx_slots\": %u, \"uring_tx_slots\": %u, "
+                "\"uring_tx_batch\": %u, \"packet_bytes\": %zu, \"duration_s\": %.3f, \"window\": %llu, "
                 "\"txqueuelen\": %llu, \"oneway\": {\"packets_per_s\": %.0f, \"sent\": %llu, \"received\": %llu, "
                 "\"seconds\": %.3f, \"write_refused\": %llu, \"queue_drops\": %llu, \"writer_cpu_us_per_packet\": %.3f, "
-                "\"reader_cpu_us_per_packet\": %.3f}, \"pingpong\": {\"round_trips_per_s\": %.0f, \"packets_per_s\": "
-                "%.0f, \"round_trips\": %llu, \"lost\": %llu, \"mean_rtt_us\": %.2f, \"cpu_us_per_round_trip\": %.3f}, "
+                "\"reader_cpu_us_per_packet\": %.3f, \"io_syscalls_per_packet\": %.3f, \"poll_per_packet\": %.3f, "
+                "\"yield_per_packet\": %.3f, \"uring_rx_batches\": %llu, \"uring_tx_batches\": %llu}, "
+                "\"pingpong\": {\"round_trips_per_s\": %.0f, \"packets_per_s\": "
+                "%.0f, \"round_trips\": %llu, \"lost\": %llu, \"mean_rtt_us\": %.2f, \"cpu_us_per_round_trip\": %.3f, "
+                "\"io_syscalls_per_round_trip\": %.3f, \"poll_per_round_trip\": %.3f}, "
                 "\"loadavg_start\": \"%s\", \"loadavg_end\": \"%s\", \"ok\": %s}\n",
+                io_name.c_str(), io.uring_options.rx_slots, io.uring_options.tx_slots, io.uring_options.tx_batch,
                 bytes, static_cast<double>(duration.count()) / 1e6, static_cast<unsigned long long>(window),
                 static_cast<unsigned long long>(qlen), ow.pps, static_cast<unsigned long long>(ow.sent),
                 static_cast<unsigned long long>(ow.received), ow.seconds,
                 static_cast<unsigned long long>(ow.write_refused), static_cast<unsigned long long>(ow.queue_drops),
-                ow.writer_cpu_us, ow.reader_cpu_us, pp.per_s, 2 * pp.per_s,
+                ow.writer_cpu_us, ow.reader_cpu_us, ow_io, ow_poll, ow_yield,
+                static_cast<unsigned long long>(ow.calls.rx_batches), static_cast<unsigned long long>(ow.calls.tx_batches),
+                pp.per_s, 2 * pp.per_s,
                 static_cast<unsigned long long>(pp.round_trips), static_cast<unsigned long long>(pp.lost),
-                pp.mean_rtt_us, pp.cpu_us, load_start.c_str(), load_end.c_str(), rc == 0 ? "true" : "false");
+                pp.mean_rtt_us, pp.cpu_us, pp_io, pp_poll, load_start.c_str(), load_end.c_str(), rc == 0 ? "true" : "false");
   if (json == "-") {
     std::fputs(j, stdout);
     return rc;
@@ -468,6 +653,14 @@ int run(int argc, char** argv) {
               "packets, %.1f s per measurement, txqueuelen %llu\n",
               kDevIn, kDevOut, bytes, static_cast<double>(duration.count()) / 1e6,
               static_cast<unsigned long long>(qlen));
+  if (io.uring) {
+    std::printf("io: uring (io_uring: %s over %u receive buffers per device, %u send buffers, sends submitted %u at "
+                "a time or at flush/receive)\n",
+                multishot_used ? "one multishot read" : "queued reads", io.uring_options.rx_slots,
+                io.uring_options.tx_slots, io.uring_options.tx_batch);
+  } else {
+    std::printf("io: rw (one read(2) or write(2) per packet)\n");
+  }
   std::printf("load average at start: %s\n", load_start.c_str());
   if (mode != "pingpong") {
     std::printf("one way:   %.0f packets/s (window %llu: sent %llu, read %llu in %.2f s; %llu dropped at %s's "
@@ -477,11 +670,20 @@ int run(int argc, char** argv) {
                 static_cast<unsigned long long>(ow.received), ow.seconds,
                 static_cast<unsigned long long>(ow.queue_drops), kDevOut,
                 static_cast<unsigned long long>(ow.write_refused), ow.writer_cpu_us, ow.reader_cpu_us);
+    std::printf("           system calls per packet: %.3f link I/O (%s), %.3f poll, %.3f sched_yield",
+                ow_io, io.uring ? "io_uring_enter" : "read+write", ow_poll, ow_yield);
+    if (io.uring) {
+      std::printf("; %.1f packets per receive batch, %.1f per submitted write batch",
+                  per(ow.received, ow.calls.rx_batches), per(ow.sent, ow.calls.tx_batches));
+    }
+    std::printf("\n");
   }
   if (mode != "oneway") {
     std::printf("ping-pong: %.0f round trips/s (%.0f packets/s, one in flight), mean round trip %.1f us, CPU %.2f us "
                 "per round trip, %llu lost\n",
                 pp.per_s, 2 * pp.per_s, pp.mean_rtt_us, pp.cpu_us, static_cast<unsigned long long>(pp.lost));
+    std::printf("           system calls per round trip: %.3f link I/O (%s), %.3f poll\n", pp_io,
+                io.uring ? "io_uring_enter" : "read+write", pp_poll);
   }
   std::printf("load average at end: %s\n", load_end.c_str());
   return rc;
