@@ -53,6 +53,9 @@ struct TcpConfig {
 
   std::uint32_t initial_cwnd_segments = 10;  // RFC 6928
   std::uint32_t max_connections = 1u << 20;
+  // TIME-WAIT entries kept at most (0: as many as max_connections); past it the oldest entry
+  // is recycled early (tcp.time_wait_recycled). Reserved at start-up, ~38 bytes each.
+  std::uint32_t max_time_wait = 0;
   std::uint16_t ephemeral_port_min = 32768;
   std::uint16_t ephemeral_port_max = 60999;
 

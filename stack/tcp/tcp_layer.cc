@@ -58,7 +58,9 @@ TcpLayer::TcpLayer(const TcpConfig& config, Ipv4Layer& ip, const Clock& clock, R
       isn_(random_sip_key()),
       cookies_(random_sip_key()),
       conns_(config.max_connections),
-      wheel_(ms(1), clock.now()) {
+      flows_(conn_keys_, config.max_connections),
+      wheel_(ms(1), clock.now()),
+      time_wait_(config.max_time_wait != 0 ? config.max_time_wait : config.max_connections) {
   // RFC 7323 2.2: the smallest shift that lets our largest receive window be advertised.
   const std::size_t cap = rx_.capacity(0);
   while (rcv_wscale_ < wire::kMaxWindowScale && (cap >> rcv_wscale_) > 65535) {
@@ -160,10 +162,7 @@ std::int64_t TcpLayer::alloc_conn(const FlowKey& key) {
 
 void TcpLayer::free_conn(ConnId conn) {
   Tcb& tcb = open(conn);
-  auto mapped = flows_.find(tcb.key);
-  if (mapped && *mapped == conn) {
-    flows_.erase(tcb.key);
-  }
+  flows_.erase(tcb.key, conn);
   wheel_.cancel(conns_.cold_index(conn));
   if (tcb.has(tcb_flag::kHasExtra)) {
     auto it = extras_.find(conn);
@@ -240,10 +239,7 @@ void TcpLayer::connection_done(ConnId conn, Tcb& tcb, int error) {
   tcb.error = static_cast<std::int16_t>(error);
   tcb.rto_at = tcb.delack_at = tcb.keepalive_at = tcb.linger_at = 0;
   wheel_.cancel(conns_.cold_index(conn));
-  auto mapped = flows_.find(tcb.key);
-  if (mapped && *mapped == conn) {
-    flows_.erase(tcb.key);
-  }
+  flows_.erase(tcb.key, conn);
   if (error != 0) {
     // A connection that is down purges what it still had to send at once; received bytes
     // stay readable until the application closes it.
@@ -277,6 +273,7 @@ void TcpLayer::enter_time_wait(ConnId conn, Tcb& tcb) {
   // The control block goes; only the compact flow entry stays, in the TIME-WAIT table.
   connection_done(conn, tcb, 0);
   time_wait_.insert(e);
+  stats_.time_wait_recycled = time_wait_.recycled();
 }
 
 // ---- application calls -------------------------------------------------------------------

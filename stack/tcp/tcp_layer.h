@@ -20,7 +20,7 @@
 
 #include "stack/buffer/stores.h"
 #include "stack/core/clock.h"
-#include "stack/core/flow_table.h"
+#include "stack/core/flow_index.h"
 #include "stack/core/function_ref.h"
 #include "stack/core/timer_wheel.h"
 #include "stack/ip/ipv4_layer.h"
@@ -82,6 +82,7 @@ namespace xtcp {
   X(syn_cookies_bad)                                                                        \
   X(time_wait_entered)                                                                      \
   X(time_wait_reused)    /* new SYN accepted on a TIME-WAIT 4-tuple (RFC 6191) */           \
+  X(time_wait_recycled)  /* TIME-WAIT entries dropped early: the table was full */         \
   X(icmp_errors)                                                                            \
   X(conn_resets)         /* connections ended by a peer RST */                            \
   X(answers_from_cache)  /* retransmitted request answered with the cached answer (XTCP) */ \
@@ -343,7 +344,14 @@ class TcpLayer final : public IpUpperLayer {
 
   ConnStore conns_;
   mutable Tcb scratch_;  // a quiet connection unpacked for a read-only look (const lookup)
-  FlowTable flows_;
+  // The flow index reads each connection's 4-tuple from its hot record.
+  struct ConnKeys final : FlowKeySource {
+    explicit ConnKeys(const ConnStore& store) : conns(&store) {}
+    FlowKey key_of(std::uint32_t conn) const override { return conns->hot(conn).key; }
+    const ConnStore* conns;
+  };
+  ConnKeys conn_keys_{conns_};
+  FlowIndex flows_;
   std::unordered_map<std::uint16_t, Listener> listeners_;
   std::unordered_map<ConnId, Extra> extras_;
   std::uint64_t ooo_bytes_total_ = 0;
