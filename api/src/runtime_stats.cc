@@ -91,7 +91,8 @@ void Runtime::visit_counters(F&& f) const {
   f("api.", "writable_wakeups", writable_wakeups_);
   f("api.", "busy_connections", cold_.in_use());
 
-  const std::uint64_t mem_tcp = st.tcp().memory_bytes();
+  const TcpLayer::Memory tcp_mem = st.tcp().memory();
+  const std::uint64_t mem_tcp = tcp_mem.total();
   // The API's own memory: the hot records and cold records ever made resident (the slabs
   // keep their pages), the engine index's written pages, the port table, and the queues of
   // the groups and of the refused sends (entries only; their fixed blocks are left out).
@@ -108,6 +109,11 @@ void Runtime::visit_counters(F&& f) const {
                                 port_gd_.capacity() * sizeof(std::uint16_t) + mem_queues;
   const std::uint64_t mem_tx = tx_.memory_bytes();
   f("mem.", "tcp", mem_tcp);
+  f("mem.", "tcp_hot_blocks", tcp_mem.hot_blocks);
+  f("mem.", "tcp_busy_blocks", tcp_mem.busy_blocks);
+  f("mem.", "tcp_flow_index", tcp_mem.flow_index);
+  f("mem.", "tcp_time_wait", tcp_mem.time_wait);
+  f("mem.", "tcp_timers", tcp_mem.timers);
   f("mem.", "rx_pools", rx_mem);
   f("mem.", "tx_cache", mem_tx);
   f("mem.", "api", mem_api);

@@ -205,12 +205,16 @@ TcpLayer::Extra* TcpLayer::find_extra(ConnId conn, const Tcb& tcb) {
   return it == extras_.end() ? nullptr : &it->second;
 }
 
-std::size_t TcpLayer::memory_bytes() const {
-  std::size_t m = conns_.hot_bytes() + conns_.cold_bytes() + flows_.memory_bytes() +
-                  time_wait_.memory_bytes() + wheel_.memory_bytes();
+TcpLayer::Memory TcpLayer::memory() const {
+  Memory m{};
+  m.hot_blocks = conns_.hot_bytes() + sizeof(*this);
+  m.busy_blocks = conns_.cold_bytes();
   for (const auto& [conn, e] : extras_) {
-    m += sizeof(e) + e.ooo.memory_bytes() + 32;
+    m.busy_blocks += sizeof(e) + e.ooo.memory_bytes() + 32;  // 32: the map node's overhead
   }
+  m.flow_index = flows_.memory_bytes();
+  m.time_wait = time_wait_.memory_bytes();
+  m.timers = wheel_.memory_bytes();
   return m;
 }
 

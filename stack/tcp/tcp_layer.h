@@ -196,7 +196,18 @@ class TcpLayer final : public IpUpperLayer {
   // Connections that have their full control block now (opening, closing, or with data,
   // timers or loss state); the others are quiet and keep only their 64-byte hot record.
   std::size_t busy_connections() const { return conns_.busy(); }
-  std::size_t memory_bytes() const;
+  // Where the layer's memory goes, in bytes made resident (reserved but untouched pages are
+  // not counted: they cost nothing until used).
+  struct Memory {
+    std::size_t hot_blocks;   // 64-byte TcbHot of every connection ever open at once
+    std::size_t busy_blocks;  // full Tcbs of busy connections, and their out-of-order queues
+    std::size_t flow_index;   // 4-tuple -> connection
+    std::size_t time_wait;    // TIME-WAIT ring and its index
+    std::size_t timers;       // the timer wheel
+    std::size_t total() const { return hot_blocks + busy_blocks + flow_index + time_wait + timers; }
+  };
+  Memory memory() const;
+  std::size_t memory_bytes() const { return memory().total(); }
   const TcpConfig& config() const { return config_; }
 
  private:

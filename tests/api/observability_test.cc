@@ -173,6 +173,13 @@ TEST(ApiCounters, EveryLayerByNameInAFixedOrder) {
   EXPECT_EQ(now["tcp.passive_opens"], 1u);
   EXPECT_EQ(now["api.connections"], 1u);
   EXPECT_GT(now["mem.total"], 0u);
+  // The engine's memory by part: the parts add up to mem.tcp, and a connection shows in the
+  // control blocks and the flow index.
+  EXPECT_EQ(now["mem.tcp"], now["mem.tcp_hot_blocks"] + now["mem.tcp_busy_blocks"] + now["mem.tcp_flow_index"] +
+                                now["mem.tcp_time_wait"] + now["mem.tcp_timers"]);
+  EXPECT_GT(now["mem.tcp_hot_blocks"], 0u);
+  EXPECT_GT(now["mem.tcp_flow_index"], by_name["mem.tcp_flow_index"]);
+  EXPECT_EQ(now["mem.total"], now["mem.tcp"] + now["mem.rx_pools"] + now["mem.tx_cache"] + now["mem.api"]);
   // A short array gets the first entries and the total count.
   xtcp_counter two[2];
   EXPECT_EQ(xtcp_counters(two, 2), n);
