@@ -260,8 +260,9 @@ int main(int argc, char** argv) {
   }
   const bool ok = r.errors() == 0 && ctx.soak.ok && !ctx.stopped_early;
   std::fprintf(stderr, "xtcp-loadgen: %s: %" PRIu64 " of %u connections up, %" PRIu64 " messages answered, %" PRIu64
-               " errors%s\n",
+               " errors%s%s\n",
                ok ? "ok" : "FAILED", r.connects_ok, o.connections, r.messages_answered, r.errors(),
-               a.soak ? (ctx.soak.ok ? ", memory flat" : ", memory grew") : "");
+               a.soak ? (ctx.soak.ok ? ", memory flat" : ", memory grew") : "",
+               ctx.stopped_early ? ", stopped early by a signal" : "");
   return ok ? cli::kExitOk : cli::kExitFailure;
 }
