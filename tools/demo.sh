@@ -3,9 +3,11 @@
 # server (xtcp-im), both on the xtcp API, on a TUN device inside a throwaway network
 # namespace, and talks to them with ordinary kernel clients (ping, nc, curl, Python); then
 # xtcp-im again in forwarding mode, its clients' requests answered by xtcp-backend through
-# NetPDU over the namespace's loopback. Everything stays inside the namespace
+# NetPDU over the namespace's loopback; and last a 20-second xtcp-loadgen run of 10,000 IM
+# users against xtcp-im, through TUN. Everything stays inside the namespace
 # (198.18.0.0/24 and its own 127.0.0.1); it is deleted on exit. XTCP_BUILD_DIR picks the
-# build dir (default build/); XTCP_ECHO_BIN / XTCP_IM_BIN / XTCP_BACKEND_BIN other binaries.
+# build dir (default build/); XTCP_ECHO_BIN / XTCP_IM_BIN / XTCP_BACKEND_BIN /
+# XTCP_LOADGEN_BIN other binaries.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,6 +15,8 @@ BUILD_DIR="${XTCP_BUILD_DIR:-$ROOT/build}"
 ECHO_BIN="${XTCP_ECHO_BIN:-$BUILD_DIR/bin/xtcp-echo}"
 IM_BIN="${XTCP_IM_BIN:-$BUILD_DIR/bin/xtcp-im}"
 BACKEND_BIN="${XTCP_BACKEND_BIN:-$BUILD_DIR/bin/xtcp-backend}"
+LOADGEN_BIN="${XTCP_LOADGEN_BIN:-$BUILD_DIR/bin/xtcp-loadgen}"
+LOAD_USERS=10000             # the closing load run: IM users, each its own connection
 
 NS="xtcp-demo-$$"
 TUN=xtcp0
@@ -67,7 +71,7 @@ create_namespace() {
 
 check_build() {
   local bin
-  for bin in "$ECHO_BIN" "$IM_BIN" "$BACKEND_BIN"; do
+  for bin in "$ECHO_BIN" "$IM_BIN" "$BACKEND_BIN" "$LOADGEN_BIN"; do
     if [ ! -x "$bin" ]; then
       echo
       echo "The server is not built yet: $bin does not exist."
@@ -319,6 +323,30 @@ stop_server() {
   fi
 }
 
+# A short load run: xtcp-loadgen (an xtcp stack in client mode behind its own TUN device,
+# sources 198.18.128.0/17) logs in LOAD_USERS users and has each send a message to a random
+# other user every second for 20 s; the kernel routes between the two TUN devices. Every
+# message must arrive once, in order, at its target.
+load_run() {
+  say "xtcp-loadgen: $LOAD_USERS IM users against xtcp-im for 20 s, through TUN"
+  in_ns sysctl -qw net.ipv4.ip_forward=1
+  env --default-signal=INT ip netns exec "$NS" "$IM_BIN" --tun "$TUN" --ip "$STACK_IP" \
+    --kernel-ip "$KERNEL_CIDR" --port "$IM_PORT" --presence watched >"$SERVER_LOG" 2>&1 &
+  SERVER_PID=$!
+  wait_until_up "$IM_PORT"
+  local rc=0
+  in_ns "$LOADGEN_BIN" --target "$STACK_IP:$IM_PORT" --workload im --connections "$LOAD_USERS" \
+    --ramp 5000 --interval 1s --duration 20s --progress 2s --target-pid "$SERVER_PID" || rc=$?
+  if [ "$rc" -eq 0 ]; then
+    pass "$LOAD_USERS users logged in, every message delivered once and in order"
+  else
+    fail "xtcp-loadgen exited with status $rc"
+  fi
+  kill -INT "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+
 print_manual() {
   say "try it by hand"
   cat <<EOF
@@ -367,6 +395,7 @@ main() {
   drive_im_clients
   stop_server "$FORWARD_PCAP"
   stop_backend
+  load_run
   print_manual
   if [ "$FAILURES" -ne 0 ]; then
     say "$FAILURES check(s) failed"
