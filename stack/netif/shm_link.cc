@@ -15,6 +15,7 @@
 #include "stack/netif/shm_link.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -80,7 +81,7 @@ struct alignas(kCacheLine) ShmLink::Region {
   std::uint32_t slot_count;
   std::uint32_t mtu;
   std::uint64_t total_size;          // the file's size, checked by the attacher
-  std::atomic<std::uint32_t> attached;  // 1 while a process is attached
+  std::atomic<std::uint32_t> attached;  // the attached process's pid, 0 when none
   std::uint32_t creator_pid;         // for humans looking at a stale region
 };
 
@@ -284,11 +285,18 @@ std::unique_ptr<ShmLink> ShmLink::attach(const std::string& name, std::string* e
                            std::to_string(slot_count) + " slots, " + std::to_string(size) + " bytes)");
     return fail(-EPROTO);
   }
-  // One attacher at a time: each ring has one producer and one consumer.
+  // One attacher at a time: each ring has one producer and one consumer. `attached` holds
+  // the attacher's pid, so that one killed without its destructor (SIGKILL) does not lock
+  // the link until the server restarts: a pid that no longer exists is taken over.
+  const auto self = static_cast<std::uint32_t>(::getpid());
   std::uint32_t expected = 0;
-  if (!region->attached.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
-    set_message(error, path + ": another process is attached to this link");
-    return fail(-EBUSY);
+  if (!region->attached.compare_exchange_strong(expected, self, std::memory_order_acq_rel)) {
+    const bool gone = ::kill(static_cast<pid_t>(expected), 0) < 0 && errno == ESRCH;
+    if (!gone || !region->attached.compare_exchange_strong(expected, self, std::memory_order_acq_rel)) {
+      set_message(error, path + ": another process (pid " + std::to_string(expected) +
+                             ") is attached to this link");
+      return fail(-EBUSY);
+    }
   }
   link->region_ = region;
   link->tx_ = std::launder(reinterpret_cast<Ring*>(base + kRegionBytes + kRingBytes));

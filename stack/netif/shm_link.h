@@ -62,7 +62,8 @@ class ShmLink final : public Link {
                                          int* error_code = nullptr);
 
   // Attaches to the region another process created. Fails if it does not exist, is not an
-  // xtcp link of this version (magic, version, sizes), or has an attacher already.
+  // xtcp link of this version (magic, version, sizes), or has a live attacher already (one
+  // whose process is gone is replaced).
   static std::unique_ptr<ShmLink> attach(const std::string& name, std::string* error, int* error_code = nullptr);
 
   ~ShmLink() override;

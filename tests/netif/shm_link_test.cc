@@ -235,6 +235,31 @@ TEST(ShmLinkTest, ExistingRegionAndBadMagicAndSecondAttacherFail) {
   ::unlink(path.c_str());
 }
 
+// An attacher killed without its destructor leaves its pid in the region: the next
+// attacher finds that process gone and takes over.
+TEST(ShmLinkTest, AttacherThatDiedIsReplaced) {
+  const std::string name = unique_name("dead");
+  std::string error;
+  auto creator = ShmLink::create(name, ShmOptions{}, &error);
+  ASSERT_NE(creator, nullptr) << error;
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    std::string why;
+    auto link = ShmLink::attach(name, &why);
+    ::_exit(link ? 0 : 10);  // _exit: no destructor clears the attached mark
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  auto attacher = ShmLink::attach(name, &error);
+  ASSERT_NE(attacher, nullptr) << error;
+  ASSERT_EQ(creator->send(packet(7, 80)), 0);
+  auto got = receive_all(*attacher);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0], packet(7, 80));
+}
+
 TEST(ShmLinkTest, CreatorRemovesItsFiles) {
   const std::string name = unique_name("rm");
   Pair p = make_link_pair(name);
