@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -137,26 +138,44 @@ std::unique_ptr<Runtime> Runtime::open(const LinkSetup& setup, int* error, std::
     return fail(-EINVAL, "no local address");
   }
   auto owned = std::make_unique<Owned>();
-  TunOptions topts;
-  topts.name = setup.tun_name;
-  topts.mtu = setup.mtu;
-  topts.tx_queue_len = setup.tun_queue_len;
   std::string msg;
   int code = 0;
-  owned->tun = TunLink::open(topts, &msg, &code);
-  if (!owned->tun) {
-    return fail(code != 0 ? code : -ENODEV, msg);
-  }
-  if (setup.kernel_addr != 0) {
-    const int rc = configure_kernel_side(owned->tun->name(), setup.kernel_addr, setup.kernel_prefix, &msg);
-    if (rc < 0) {
-      return fail(rc, msg);
+  if (!setup.shm_name.empty()) {
+    // A point-to-point link to one client process: no device, no kernel side to configure.
+    // The stack answers every packet to its source address over the one link, so the
+    // client's address range needs no route here.
+    // Slots grow with an MTU above the default 2 KiB slot's (up to 64 KiB slots). Each ring
+    // holds at least tun_queue_len packets, the room a TUN device's queue would give: one
+    // input can fan out into thousands of answers (IM presence), and a full ring drops.
+    ShmOptions so;
+    so.slot_count = std::bit_ceil(std::clamp<std::uint32_t>(setup.tun_queue_len, so.slot_count, 1u << 20));
+    const std::size_t need = (setup.mtu + ShmLink::kSlotHeader + 63) / 64 * 64;
+    so.slot_size = static_cast<std::uint32_t>(std::clamp<std::size_t>(need, so.slot_size, 65536));
+    so.mtu = static_cast<std::uint32_t>(std::min<std::size_t>(setup.mtu, so.slot_size - ShmLink::kSlotHeader));
+    owned->shm = ShmLink::create(setup.shm_name, so, &msg, &code);
+    if (!owned->shm) {
+      return fail(code != 0 ? code : -EIO, msg);
+    }
+  } else {
+    TunOptions topts;
+    topts.name = setup.tun_name;
+    topts.mtu = setup.mtu;
+    topts.tx_queue_len = setup.tun_queue_len;
+    owned->tun = TunLink::open(topts, &msg, &code);
+    if (!owned->tun) {
+      return fail(code != 0 ? code : -ENODEV, msg);
+    }
+    if (setup.kernel_addr != 0) {
+      const int rc = configure_kernel_side(owned->tun->name(), setup.kernel_addr, setup.kernel_prefix, &msg);
+      if (rc < 0) {
+        return fail(rc, msg);
+      }
     }
   }
   if (!setup.pcap_path.empty()) {
     PcapTapOptions po;
     po.wall_clock_timestamps = true;
-    owned->tap = PcapTap::open(*owned->tun, owned->clock, setup.pcap_path, po, &msg);
+    owned->tap = PcapTap::open(owned->device(), owned->clock, setup.pcap_path, po, &msg);
     if (!owned->tap) {
       return fail(-EIO, msg);
     }

@@ -44,6 +44,10 @@ struct RuntimeConfig {
 // How the process-wide runtime reaches the outside: xtcp_configure's settings, parsed.
 struct LinkSetup {
   std::string tun_name = "xtcp0";
+  // Non-empty: the stack serves on the shared-memory link of this name (ShmLink::create)
+  // instead of a TUN device; tun_name and kernel_addr are then unused, and tun_queue_len
+  // sizes its rings (the next power of two, at least 4096 slots per direction).
+  std::string shm_name;
   std::uint32_t local_addr = 0;   // host order
   std::uint32_t kernel_addr = 0;  // host order; 0: leave the kernel side alone
   int kernel_prefix = 24;

@@ -13,6 +13,7 @@
 
 #include "api/src/runtime.h"
 #include "stack/netif/pcap_tap.h"
+#include "stack/netif/shm_link.h"
 #include "stack/netif/tun_link.h"
 
 namespace xtcp::api {
@@ -56,8 +57,10 @@ inline std::size_t header_len(int framing) { return framing == XTCP_FRAME_U16BE 
 struct Runtime::Owned {
   SteadyClock clock;
   std::unique_ptr<TunLink> tun;
+  std::unique_ptr<ShmLink> shm;  // instead of tun when LinkSetup::shm_name is set
   std::unique_ptr<PcapTap> tap;
-  Link& link() { return tap ? static_cast<Link&>(*tap) : static_cast<Link&>(*tun); }
+  Link& device() { return shm ? static_cast<Link&>(*shm) : static_cast<Link&>(*tun); }
+  Link& link() { return tap ? static_cast<Link&>(*tap) : device(); }
 };
 
 struct Runtime::Pool {

@@ -16,7 +16,12 @@
 
 #include "api/src/errors.h"
 #include "api/src/runtime.h"
+#include "stack/netif/shm_link.h"
 #include "xtcp/xtcp.h"
+
+// shm_name took one of the reserved words: the struct (and so the ABI) keeps its size.
+static_assert(sizeof(void*) != 8 || sizeof(struct xtcp_config) == 104,
+              "struct xtcp_config must keep its size (104 bytes on LP64)");
 
 namespace {
 
@@ -146,6 +151,15 @@ int xtcp_configure(const struct xtcp_config* config) {
         return -EINVAL;
       }
       s.tun_name = config->tun_name;
+    }
+    if (config->shm_name != nullptr) {
+      const std::string name = config->shm_name;
+      if (name.empty() || name.size() > xtcp::ShmLink::kMaxName || name.find('/') != std::string::npos) {
+        explain("shm_name \"%s\": a shared-memory link name has 1 to %zu characters and no '/'", name.c_str(),
+                xtcp::ShmLink::kMaxName);
+        return -EINVAL;
+      }
+      s.shm_name = name;
     }
     if (!parse_addr(config->local_addr, &s.local_addr)) {
       explain("local_addr \"%s\" is not an IPv4 address (dotted quad, not 0.0.0.0)",

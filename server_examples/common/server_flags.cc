@@ -27,15 +27,26 @@ ServerCommandLine::ServerCommandLine(const ServerProgram& p) : cli(p.name, p.syn
   ServerFlags& f = values;
   f.pool_size = p.default_pool_size;
   f.port = p.default_port;
-  cli.custom("--tun", "NAME", "the TUN device to create or attach (1 to 15 characters)", "",
-             [&f](const std::string& v) {
+  // Exactly one of --tun and --shm: checked in parse(), since the flag library knows only
+  // flags that are required on their own.
+  cli.custom("--tun", "NAME", "the TUN device to create or attach (1 to 15 characters); this or --shm is required",
+             "none", [&f](const std::string& v) {
                if (v.empty() || v.size() >= 16) {
                  return "interface names have 1 to 15 characters, got '" + v + "'";
                }
                f.tun = v;
                return std::string();
-             })
-      .required();
+             });
+  cli.custom("--shm", "NAME",
+             "serve on a shared-memory link instead of a TUN device: create /dev/shm/xtcp-NAME (1 to 32 "
+             "characters, no '/') for one client process to attach to (xtcp-loadgen --shm NAME)",
+             "none", [&f](const std::string& v) {
+               if (v.empty() || v.size() > 32 || v.find('/') != std::string::npos) {
+                 return "a shared-memory link name has 1 to 32 characters and no '/', got '" + v + "'";
+               }
+               f.shm = v;
+               return std::string();
+             });
   cli.custom("--ip", "ADDR", "the stack's own IPv4 address, behind the TUN device", "", [&f](const std::string& v) {
        if (!is_ipv4(v)) {
          return "'" + v + "' is not an IPv4 address";
@@ -86,7 +97,7 @@ ServerCommandLine::ServerCommandLine(const ServerProgram& p) : cli(p.name, p.syn
       .default_text("64M, the library's");
   cli.number("--tun-queue", "N",
              "packets the kernel may queue toward the stack on the TUN device before it drops (a burst "
-             "from many clients needs room)",
+             "from many clients needs room); with --shm, the packets each ring of the link holds",
              &f.tun_queue_len, 1, 1'000'000)
       .default_text("10000, the library's");
   cli.number("--max-connections", "N", "the most connections the stack holds at once", &f.max_connections, 1,
@@ -113,14 +124,28 @@ ServerCommandLine::ServerCommandLine(const ServerProgram& p) : cli(p.name, p.syn
 void ServerCommandLine::parse(int argc, char** argv) {
   cli.library_version(xtcp_version());
   cli.parse(argc, argv);
+  if (values.tun.empty() == values.shm.empty()) {
+    cli.fail(values.tun.empty() ? "--tun NAME is required (or --shm NAME, a shared-memory link)"
+                                : "--tun and --shm exclude each other: the stack serves on one link");
+  }
+  if (!values.shm.empty() && !values.kernel_ip.empty()) {
+    cli.fail("--kernel-ip: a shared-memory link has no kernel side (it is for --tun)");
+  }
   if (!values.kernel_ip.empty() && values.kernel_ip.substr(0, values.kernel_ip.find('/')) == values.ip) {
     cli.fail("--kernel-ip: the kernel's end of the TUN needs an address other than --ip " + values.ip);
   }
 }
 
+std::string link_description(const ServerFlags& flags) {
+  return flags.shm.empty() ? "TUN device " + flags.tun : "shared-memory link " + flags.shm;
+}
+
+std::string link_name(const ServerFlags& flags) { return flags.shm.empty() ? flags.tun : "shm:" + flags.shm; }
+
 xtcp_config make_config(const ServerFlags& flags) {
   xtcp_config c{};
-  c.tun_name = flags.tun.c_str();
+  c.tun_name = flags.tun.empty() ? nullptr : flags.tun.c_str();
+  c.shm_name = flags.shm.empty() ? nullptr : flags.shm.c_str();
   c.local_addr = flags.ip.c_str();
   c.kernel_addr = flags.kernel_ip.empty() ? nullptr : flags.kernel_ip.c_str();
   c.pcap_path = flags.pcap.empty() ? nullptr : flags.pcap.c_str();

@@ -1,5 +1,5 @@
 // What the example servers on the xtcp API (xtcp-echo, xtcp-im) share around their own
-// work: the command line (tools/cli flags: --tun NAME --ip ADDR [--kernel-ip ADDR/PREFIX]
+// work: the command line (tools/cli flags: --tun NAME | --shm NAME, --ip ADDR [--kernel-ip ADDR/PREFIX]
 // [--port N] [--pcap FILE] [--duration DURATION] [--pool-size SIZE] [--tx-cache SIZE]
 // [--stats-interval DURATION] [--stats-json], and for xtcp-im --backend and --backend-data),
 // the xtcp_config they make, failure reports with xtcp_last_error(), the signals, the main
@@ -22,7 +22,8 @@ namespace xtcp_examples {
 using xtcp::cli::Counter;
 
 struct ServerFlags {
-  std::string tun;
+  std::string tun;          // --tun NAME, or empty with --shm
+  std::string shm;          // --shm NAME: a shared-memory link instead of the TUN device
   std::string ip;          // dotted quad, validated
   std::string kernel_ip;   // "ADDR/PREFIX" or empty, validated
   std::uint16_t port = 0;
@@ -61,6 +62,11 @@ struct ServerCommandLine {
   ServerFlags values;
   xtcp::cli::Flags cli;
 };
+
+// Where the stack serves, for messages: "TUN device NAME" or "shared-memory link NAME".
+std::string link_description(const ServerFlags& flags);
+// The same, short, for the start-up line: the TUN device's name, or "shm:NAME".
+std::string link_name(const ServerFlags& flags);
 
 // The xtcp_config for these flags (pointers into flags; keep flags alive).
 xtcp_config make_config(const ServerFlags& flags);

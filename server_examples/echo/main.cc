@@ -1,5 +1,5 @@
 // xtcp-echo: an echo server on the xtcp C API.
-//   xtcp-echo --tun NAME --ip ADDR [--kernel-ip ADDR/PREFIX] [--port N] [--pcap FILE]
+//   xtcp-echo (--tun NAME | --shm NAME) --ip ADDR [--kernel-ip ADDR/PREFIX] [--port N] [--pcap FILE]
 //             [--rx-buffer SIZE] [--tx-buffer SIZE] [--duration DURATION]
 //             [--stats-interval DURATION] [--stats-json]
 // xtcp_recv -> xtcp_send(ackd = bytes echoed, the same bytes): the ACK rides on the echo.
@@ -28,9 +28,9 @@ constexpr const char* kProgram = "xtcp-echo";
 
 const ServerProgram kEcho{
     kProgram,
-    "--tun NAME --ip ADDR [OPTION]...",
+    "(--tun NAME | --shm NAME) --ip ADDR [OPTION]...",
     "An echo server on the xtcp API: every byte a client sends on port N of ADDR, behind the TUN "
-    "device NAME, comes back to it; the TCP acknowledgement of the bytes rides on their echo. "
+    "device NAME (or the shared-memory link NAME), comes back to it; the TCP acknowledgement of the bytes rides on their echo. "
     "After the client closes its side, the server closes behind the last echoed byte.",
     7,
     false,
@@ -166,7 +166,7 @@ int main(int argc, char** argv) {
   }
   rc = xtcp_initialize(static_cast<std::size_t>(flags.pool_size));
   if (rc < 0) {
-    print_xtcp_error(kProgram, "cannot start on TUN device " + flags.tun, rc);
+    print_xtcp_error(kProgram, "cannot start on " + link_description(flags), rc);
     return cli::kExitFailure;
   }
   const int gd = xtcp_open_group(PF_INET, SOCK_STREAM, 0, flags.port);
@@ -183,7 +183,7 @@ int main(int argc, char** argv) {
     return cli::kExitFailure;
   }
   std::FILE* msg = message_stream(flags);
-  std::fprintf(msg, "%s: %s:%u on %s%s%s\n", kProgram, flags.ip.c_str(), flags.port, flags.tun.c_str(),
+  std::fprintf(msg, "%s: %s:%u on %s%s%s\n", kProgram, flags.ip.c_str(), flags.port, link_name(flags).c_str(),
                flags.pcap.empty() ? "" : ", pcap ", flags.pcap.c_str());
   std::fflush(msg);
 

@@ -1,5 +1,5 @@
 // xtcp-im: the instant-messaging server of docs/im-protocol.md on the xtcp C API.
-//   xtcp-im --tun NAME --ip ADDR --port N [--kernel-ip ADDR/PREFIX] [--pcap FILE]
+//   xtcp-im (--tun NAME | --shm NAME) --ip ADDR --port N [--kernel-ip ADDR/PREFIX] [--pcap FILE]
 //           [--duration DURATION] [--pool-size SIZE] [--tx-cache SIZE]
 //           [--backend ADDR:PORT|PATH [--backend-data N]] [--stats-interval DURATION] [--stats-json]
 // Flags -> xtcp_configure/xtcp_initialize -> ImServer (local mode) or ImForwarder (requests
@@ -27,11 +27,12 @@ constexpr const char* kProgram = "xtcp-im";
 
 const ServerProgram kIm{
     kProgram,
-    "--tun NAME --ip ADDR --port N [OPTION]...",
+    "(--tun NAME | --shm NAME) --ip ADDR --port N [OPTION]...",
     "An instant-messaging server on the xtcp API. Clients are ordinary TCP clients that send one "
     "request per line: LOGIN name, MSG name text, LIST, WATCH name, QUIT; every request gets one answer line "
     "(OK, ERR reason, USERS a b c, BYE), and logged-in users get FROM, ONLINE and OFFLINE lines "
-    "pushed. The stack answers at ADDR:N behind the TUN device NAME. With --backend the server "
+    "pushed. The stack answers at ADDR:N behind the TUN device NAME (or the shared-memory link NAME). "
+    "With --backend the server "
     "keeps no users itself: it forwards every request line to xtcp-backend, aggregated in "
     "NetPDUs, and returns the answers. Each answer carries the TCP acknowledgement of its "
     "request.",
@@ -46,7 +47,7 @@ template <typename Server>
 int serve(Server& server, const ServerFlags& flags, const std::string& mode) {
   constexpr bool kForwarding = requires { server.backend_error(); };
   std::FILE* msg = message_stream(flags);
-  std::fprintf(msg, "%s: %s:%u on %s%s%s%s\n", kProgram, flags.ip.c_str(), flags.port, flags.tun.c_str(),
+  std::fprintf(msg, "%s: %s:%u on %s%s%s%s\n", kProgram, flags.ip.c_str(), flags.port, link_name(flags).c_str(),
                flags.pcap.empty() ? "" : ", pcap ", flags.pcap.c_str(), mode.c_str());
   std::fflush(msg);
   cli::StatsPrinter stats(kProgram, flags.stats, [&](std::vector<Counter>* out) {
@@ -129,7 +130,7 @@ int main(int argc, char** argv) {
   }
   rc = xtcp_initialize(static_cast<std::size_t>(flags.pool_size));
   if (rc < 0) {
-    print_xtcp_error(kProgram, "cannot start on TUN device " + flags.tun, rc);
+    print_xtcp_error(kProgram, "cannot start on " + link_description(flags), rc);
     return cli::kExitFailure;
   }
   int exit_code = cli::kExitOk;

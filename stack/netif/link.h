@@ -1,6 +1,7 @@
 // The link interface: how a stack exchanges raw IPv4 packets with a device.
-// Implementations: TunLink (Linux TUN), MemLink (in-memory pair with fault injection),
-// PcapTap (mirrors any link into a pcap file). The stack owns no device; it is handed a Link.
+// Implementations: TunLink (Linux TUN), ShmLink (shared-memory rings between two
+// processes), MemLink (in-memory pair with fault injection), PcapTap (mirrors any link into
+// a pcap file). The stack owns no device; it is handed a Link.
 #pragma once
 
 #include <cstddef>

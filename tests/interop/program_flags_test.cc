@@ -75,7 +75,7 @@ struct ProgramHelp {
 };
 
 std::vector<ProgramHelp> programs() {
-  const std::vector<std::string> server = {"--tun", "--ip", "--kernel-ip", "--port", "--pcap", "--duration",
+  const std::vector<std::string> server = {"--tun", "--shm", "--ip", "--kernel-ip", "--port", "--pcap", "--duration",
                                            "--pool-size", "--rx-buffer", "--tx-cache", "--tx-buffer",
                                            "--stats-interval", "--stats-json"};
   std::vector<std::string> im = server;
@@ -157,6 +157,10 @@ TEST(ProgramFlags, BadFlagsSayWhichAndExitTwo) {
       {with(echo, {"--bogus=1"}), "unknown flag --bogus"},
       {with(echo, {"stray"}), "unexpected argument 'stray'"},
       {{echo, "--ip", "198.18.0.2"}, "--tun NAME is required"},
+      {with(echo, {"--shm", "s0"}), "--tun and --shm exclude each other"},
+      {with(im, {"--shm", "s0"}), "--tun and --shm exclude each other"},
+      {{echo, "--shm", "a/b", "--ip", "198.18.0.2"}, "--shm: a shared-memory link name"},
+      {{echo, "--shm", "s0", "--ip", "198.18.0.2", "--kernel-ip", "198.18.0.1/24"}, "--kernel-ip: a shared-memory"},
       {{im, "--tun", "x0", "--ip", "198.18.0.2"}, "--port N is required"},
       {with(im, {"--backend-data", "2"}), "--backend-data needs --backend"},
       {with(im, {"--backend", "nowhere:1"}), "--backend: "},

@@ -1,8 +1,9 @@
 // xtcp-loadgen: drives many TCP connections against a server and checks every answer.
 //   xtcp-loadgen --target ADDR:PORT [--workload echo|im|connect-only|burst] [--connections N]
-//                [--tun NAME | --in-process echo|im] [OPTION]...
-// Through a TUN device of its own (the kernel routes between it and the server), or in
-// process to an xtcp server over an in-memory link. Prints progress, then a JSON summary;
+//                [--tun NAME | --shm NAME | --in-process echo|im] [OPTION]...
+// Through a TUN device of its own (the kernel routes between it and the server), through a
+// shared-memory link an xtcp server created (xtcp-echo/xtcp-im --shm NAME), or in process
+// to an xtcp server over an in-memory link. Prints progress, then a JSON summary;
 // exits 1 on any error, lost or duplicated message.
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include <string>
 
 #include "stack/netif/mem_link.h"
+#include "stack/netif/shm_link.h"
 #include "stack/netif/tun_link.h"
 #include "stack/wire/ipv4.h"
 #include "tools/cli/cli.h"
@@ -46,6 +48,8 @@ struct Args {
   std::string src = "198.18.128.0/17";
   std::string target;
   std::string tun = "xtcpl0";
+  bool tun_given = false;
+  std::string shm;
   std::uint64_t tx_queue = 20'000;
   std::string in_process;
   std::string json;
@@ -99,8 +103,9 @@ int main(int argc, char** argv) {
                "a user, then message random logged-in users; every message must arrive once and in order), "
                "connect-only (hold the connections), burst (every connection sends at the same instant). "
                "The clients are an xtcp stack in client mode, reaching the server through a TUN device of "
-               "their own (the kernel routes between it and the server) or, with --in-process, an xtcp server "
-               "in this process over an in-memory link.");
+               "their own (the kernel routes between it and the server), with --shm a shared-memory link to an xtcp "
+               "server in another process (xtcp-echo or xtcp-im --shm NAME), or, with --in-process, an xtcp "
+               "server in this process over an in-memory link.");
   f.text("--target", "ADDR:PORT", "the server", &a.target).required();
   f.custom("--workload", "NAME", "echo, im, connect-only or burst", "echo", [&](const std::string& v) {
     if (v != "echo" && v != "im" && v != "connect-only" && v != "burst") {
@@ -126,7 +131,20 @@ int main(int argc, char** argv) {
   f.number("--bursts", "N", "burst: how many bursts", &a.bursts, 1, 1'000'000);
   f.number("--seed", "N", "random seed (targets, phases, lifetimes)", &a.seed, 0, UINT64_MAX);
   f.text("--src", "ADDR/PREFIX", "the clients' source addresses", &a.src);
-  f.text("--tun", "NAME", "the clients' TUN device (created, brought up, routed)", &a.tun);
+  f.custom("--tun", "NAME", "the clients' TUN device (created, brought up, routed)", a.tun, [&](const std::string& v) {
+    a.tun = v;
+    a.tun_given = true;
+    return std::string();
+  });
+  f.custom("--shm", "NAME", "attach to the shared-memory link /dev/shm/xtcp-NAME an xtcp server created "
+           "(xtcp-echo or xtcp-im --shm NAME) instead of using a TUN device", "none", [&](const std::string& v) {
+             if (v.empty() || v.size() > ShmLink::kMaxName || v.find('/') != std::string::npos) {
+               return "a shared-memory link name has 1 to " + std::to_string(ShmLink::kMaxName) +
+                      " characters and no '/', got '" + v + "'";
+             }
+             a.shm = v;
+             return std::string();
+           });
   f.number("--tx-queue", "N", "transmit queue of the clients' TUN device, packets", &a.tx_queue, 1, 1'000'000);
   f.custom("--in-process", "KIND", "echo or im: run that xtcp server in this process over an in-memory link "
            "instead of a TUN device", "", [&](const std::string& v) {
@@ -184,6 +202,9 @@ int main(int argc, char** argv) {
     f.fail("--message-size: an IM message text has at most " + std::to_string(kImMaxText) +
            " bytes (the protocol's request line is at most 1024 bytes, the MSG command and the name included)");
   }
+  if (static_cast<int>(a.tun_given) + static_cast<int>(!a.shm.empty()) + static_cast<int>(!a.in_process.empty()) > 1) {
+    f.fail("--tun, --shm and --in-process exclude each other: the clients reach the server one way");
+  }
   if (o.workload == Workload::kIm && !a.in_process.empty() && a.in_process != "im") {
     f.fail("--workload im needs an IM server: --in-process im");
   }
@@ -193,6 +214,7 @@ int main(int argc, char** argv) {
 
   SteadyClock clock;
   std::unique_ptr<TunLink> tun;
+  std::unique_ptr<ShmLink> shm;
   std::unique_ptr<MemLinkPair> pair;
   std::unique_ptr<InProcessTarget> server;
   Link* link = nullptr;
@@ -208,6 +230,15 @@ int main(int argc, char** argv) {
       return cli::kExitFailure;
     }
     link = &pair->a();
+  } else if (!a.shm.empty()) {
+    // A point-to-point link: every packet goes to the server, which answers over the same
+    // link whatever the source address, so the --src range needs no route anywhere.
+    shm = ShmLink::attach(a.shm, &error);
+    if (!shm) {
+      std::fprintf(stderr, "xtcp-loadgen: shared-memory link %s: %s\n", a.shm.c_str(), error.c_str());
+      return cli::kExitFailure;
+    }
+    link = shm.get();
   } else {
     TunOptions t;
     t.name = a.tun;
@@ -227,7 +258,7 @@ int main(int argc, char** argv) {
   }
   SummaryContext ctx;
   ctx.target = a.target;
-  ctx.attach = a.in_process.empty() ? "tun" : "in-process";
+  ctx.attach = !a.in_process.empty() ? "in-process" : !a.shm.empty() ? "shm" : "tun";
   ctx.options = o;
   ctx.target_pid = static_cast<int>(a.target_pid);
   const bool tty = ::isatty(STDERR_FILENO) == 1;

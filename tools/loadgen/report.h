@@ -50,7 +50,7 @@ class ProgressPrinter {
 // The summary as one JSON object (pretty, ends with a newline).
 struct SummaryContext {
   std::string target;            // "198.18.0.2:7000"
-  std::string attach;            // "tun", "in-process"
+  std::string attach;            // "tun", "shm", "in-process"
   Options options;
   int target_pid = 0;
   std::vector<MemorySample> memory;

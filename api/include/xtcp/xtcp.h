@@ -72,7 +72,10 @@ struct xtcp_config {
                                   device before it drops; 0: 10,000 (the kernel's 500 is
                                   too few for a burst from many clients) */
   uint32_t reserved_u32;       /* 0 */
-  size_t reserved[6];          /* 0: room for later settings without changing the size */
+  const char* shm_name;        /* NULL: TUN. Else serve on the shared-memory link of this name
+                                  (created; a client such as xtcp-loadgen --shm attaches),
+                                  instead of the TUN device */
+  size_t reserved[5];          /* 0: room for later settings without changing the size */
 };
 /* Sets the link used by every pool; must precede xtcp_initialize / xtcp_pool_create.
  * Returns 0, -EINVAL (bad address or name), -EALREADY (already running). */
