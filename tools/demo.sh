@@ -17,6 +17,7 @@ IM_BIN="${XTCP_IM_BIN:-$BUILD_DIR/bin/xtcp-im}"
 BACKEND_BIN="${XTCP_BACKEND_BIN:-$BUILD_DIR/bin/xtcp-backend}"
 LOADGEN_BIN="${XTCP_LOADGEN_BIN:-$BUILD_DIR/bin/xtcp-loadgen}"
 LOAD_USERS=10000             # the closing load run: IM users, each its own connection
+LOAD_JSON=/tmp/xtcp-demo-loadgen.json
 
 NS="xtcp-demo-$$"
 TUN=xtcp0
@@ -336,7 +337,9 @@ load_run() {
   wait_until_up "$IM_PORT"
   local rc=0
   in_ns "$LOADGEN_BIN" --target "$STACK_IP:$IM_PORT" --workload im --connections "$LOAD_USERS" \
-    --ramp 5000 --interval 1s --duration 20s --progress 2s --target-pid "$SERVER_PID" || rc=$?
+    --ramp 5000 --interval 1s --duration 20s --progress 2s --target-pid "$SERVER_PID" \
+    --json "$LOAD_JSON" || rc=$?
+  echo "  the JSON summary (latency percentiles, packets, memory): $LOAD_JSON"
   if [ "$rc" -eq 0 ]; then
     pass "$LOAD_USERS users logged in, every message delivered once and in order"
   else
