@@ -14,20 +14,6 @@
 namespace xtcp {
 namespace {
 
-std::uint64_t splitmix64(std::uint64_t& state) {
-  std::uint64_t z = (state += 0x9E37'79B9'7F4A'7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58'476D'1CE4'E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D0'49BB'1331'11EBull;
-  return z ^ (z >> 31);
-}
-
-// 64x64 -> 128-bit multiply, high and low halves xored (as in FlowTable).
-inline std::uint64_t folded_multiply(std::uint64_t a, std::uint64_t b) {
-  __extension__ using u128 = unsigned __int128;
-  const u128 p = static_cast<u128>(a) * b;
-  return static_cast<std::uint64_t>(p) ^ static_cast<std::uint64_t>(p >> 64);
-}
-
 std::size_t round_up(std::size_t n, std::size_t unit) { return (n + unit - 1) / unit * unit; }
 
 }  // namespace
@@ -90,15 +76,10 @@ void ZeroedPages::zero() {
 
 FlowIndex::FlowIndex(const FlowKeySource& keys, std::size_t max_entries, double max_load,
                      std::uint64_t seed)
-    : keys_(&keys), max_entries_(max_entries) {
+    : keys_(&keys), hasher_(seed), max_entries_(max_entries) {
   assert(max_load > 0 && max_load < 1);
   if (!(max_load > 0 && max_load < 1)) {
     max_load = kDefaultMaxLoad;
-  }
-  std::uint64_t state = seed;
-  for (auto& word : secret_) {
-    // Odd multipliers never collapse to zero through the low bit.
-    word = splitmix64(state) | 1;
   }
   const auto wanted = static_cast<std::size_t>(std::ceil(static_cast<double>(max_entries) / max_load));
   // At least one slot stays empty, which ends every probe.
@@ -115,10 +96,7 @@ FlowIndex::FlowIndex(const FlowKeySource& keys, std::size_t max_entries, double 
 }
 
 std::uint32_t FlowIndex::hash(const FlowKey& key) const {
-  const std::uint64_t addrs = (std::uint64_t{key.local_addr} << 32) | key.remote_addr;
-  const std::uint64_t ports = (std::uint64_t{key.local_port} << 16) | key.remote_port;
-  const std::uint64_t h = folded_multiply(addrs ^ secret_[0], ports ^ secret_[1]);
-  return static_cast<std::uint32_t>(folded_multiply(h ^ secret_[2], secret_[3]) >> 32);
+  return static_cast<std::uint32_t>(hasher_(key) >> 32);
 }
 
 void FlowIndex::mark_written(std::size_t index) {

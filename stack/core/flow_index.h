@@ -146,7 +146,7 @@ class FlowIndex {
   static constexpr std::size_t kNotFound = ~std::size_t{0};
 
   const FlowKeySource* keys_;
-  std::uint64_t secret_[4];
+  FlowHasher hasher_;
   ZeroedPages storage_;
   Slot* slots_ = nullptr;
   std::size_t capacity_ = 0;

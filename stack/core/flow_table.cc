@@ -14,21 +14,6 @@
 namespace xtcp {
 namespace {
 
-std::uint64_t splitmix64(std::uint64_t& state) {
-  std::uint64_t z = (state += 0x9E37'79B9'7F4A'7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58'476D'1CE4'E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D0'49BB'1331'11EBull;
-  return z ^ (z >> 31);
-}
-
-// 64x64 -> 128-bit multiply, high and low halves xored: every input bit reaches every output
-// bit, and with secret operands the result is unpredictable to whoever chose the inputs.
-inline std::uint64_t folded_multiply(std::uint64_t a, std::uint64_t b) {
-  __extension__ using u128 = unsigned __int128;
-  const u128 p = static_cast<u128>(a) * b;
-  return static_cast<std::uint64_t>(p) ^ static_cast<std::uint64_t>(p >> 64);
-}
-
 constexpr FlowTable::Slot kEmptySlot{FlowKey{0, 0, 0, 0}, FlowTable::kNoValue};
 
 }  // namespace
@@ -53,12 +38,7 @@ std::uint64_t FlowTable::random_seed() {
   return seed;
 }
 
-FlowTable::FlowTable(std::size_t expected_entries, std::uint64_t seed) {
-  std::uint64_t state = seed;
-  for (auto& word : secret_) {
-    // Odd multipliers never collapse to zero through the low bit.
-    word = splitmix64(state) | 1;
-  }
+FlowTable::FlowTable(std::size_t expected_entries, std::uint64_t seed) : hasher_(seed) {
   rehash(capacity_for(expected_entries));
 }
 
@@ -71,12 +51,7 @@ std::size_t FlowTable::capacity_for(std::size_t entries) {
   return cap;
 }
 
-std::uint64_t FlowTable::hash(const FlowKey& key) const {
-  const std::uint64_t addrs = (std::uint64_t{key.local_addr} << 32) | key.remote_addr;
-  const std::uint64_t ports = (std::uint64_t{key.local_port} << 16) | key.remote_port;
-  const std::uint64_t h = folded_multiply(addrs ^ secret_[0], ports ^ secret_[1]);
-  return folded_multiply(h ^ secret_[2], secret_[3]);
-}
+std::uint64_t FlowTable::hash(const FlowKey& key) const { return hasher_(key); }
 
 std::size_t FlowTable::memory_bytes() const {
   return sizeof(*this) + slots_.capacity() * sizeof(Slot);

@@ -8,21 +8,10 @@
 #include <optional>
 #include <vector>
 
+#include "stack/core/flow_hash.h"
 #include "stack/core/function_ref.h"
 
 namespace xtcp {
-
-// The 4-tuple as the shard sees it. Addresses and ports may be in host or network byte order;
-// the table only needs every caller to use the same one.
-struct FlowKey {
-  std::uint32_t local_addr;
-  std::uint32_t remote_addr;
-  std::uint16_t local_port;
-  std::uint16_t remote_port;
-
-  friend bool operator==(const FlowKey&, const FlowKey&) = default;
-};
-static_assert(sizeof(FlowKey) == 12);
 
 // Open-addressing hash table, power-of-two capacity, grown (by full rehash into twice the
 // capacity) before the load factor exceeds 0.8; reserve() at start-up keeps rehashing off the
@@ -102,7 +91,7 @@ class FlowTable {
 
   static constexpr std::size_t kNotFound = ~std::size_t{0};
 
-  std::uint64_t secret_[4];
+  FlowHasher hasher_;
   std::vector<Slot> slots_;
   std::size_t mask_ = 0;
   int shift_ = 64;  // home = hash >> shift_: the top bits, the best mixed ones
