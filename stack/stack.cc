@@ -43,6 +43,9 @@ Stack::Stack(const StackConfig& config, Link& link, const Clock& clock, RxStore&
 
 int Stack::poll(int max_rounds) {
   int total = 0;
+  bool backlog = max_rounds > 0;
+  // The first round continues the last poll's backlog, if it left one.
+  tcp_.set_input_backlog(backlogged_);
   for (int round = 0; round < max_rounds; ++round) {
     const int n = link_.receive_batch(config_.rx_batch,
                                       [this](std::span<const std::byte> p) { ip_.input(p); });
@@ -53,21 +56,38 @@ int Stack::poll(int max_rounds) {
                                "link: reading packets failed: %s (counted in link.errors)",
                                std::strerror(-n));
       }
+      backlog = false;
       break;
     }
     total += n;
     if (n < config_.rx_batch) {
+      backlog = false;
       break;
     }
+    tcp_.set_input_backlog(true);  // a full round: more packets wait
   }
-  run_timers();
+  backlogged_ = backlog;
+  const TimeNs now = clock_.now();
+  if (!backlog) {
+    drained_at_ = now;
+    run_timers_until(now);
+  } else {
+    ++backlog_polls_;
+    run_timers_until(std::max(drained_at_, now - config_.max_timer_delay));
+  }
   return total;
 }
 
-void Stack::run_timers() {
-  const TimeNs now = clock_.now();
-  tcp_.advance(now);
-  ip_.poll_timers(now);
+void Stack::run_timers() { run_timers_until(clock_.now()); }
+
+void Stack::run_timers_until(TimeNs t) {
+  // Timers fire in deadline order and the wheel's time only moves forward.
+  if (t < timers_until_) {
+    return;
+  }
+  timers_until_ = t;
+  tcp_.advance(t);
+  ip_.poll_timers(t);
 }
 
 TimeNs Stack::next_deadline() const { return std::min(tcp_.next_deadline(), ip_.next_deadline()); }

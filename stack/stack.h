@@ -20,6 +20,17 @@ struct StackConfig {
   IpConfig ip;
   TcpConfig tcp;
   int rx_batch = 64;  // packets taken from the link per poll round
+  // While the link still holds packets poll() did not get to (a backlog: every round came
+  // back full), only the timers due by the moment the link was last seen empty fire; the
+  // others wait for the backlog to drain, at most this long past their deadline. An
+  // expired retransmission timer is no evidence of loss while the ACK it waits for may be
+  // among the packets not yet read (RFC 6298 5.4 presumes the ACKs that arrived were
+  // processed): after a burst that fills the device queue, firing them would resend every
+  // answer whose ACK waits in our own input, and the resends, and the peers' D-SACKs for
+  // them, make the backlog longer still. Timers due before the link was last empty are
+  // genuine: every packet that came before them has been read. 0: every timer fires when
+  // due.
+  TimeNs max_timer_delay = seconds(5);
   // Where rare events of every layer are reported (overrides ip.logger and tcp.logger
   // when set); nullptr: the layers' own settings.
   Logger* logger = nullptr;
@@ -31,9 +42,11 @@ class Stack {
   Stack(const StackConfig& config, Link& link, const Clock& clock, RxStore& rx, TxStore& tx);
 
   // Reads up to a batch of packets per round until the link is empty (at most
-  // max_rounds rounds), then fires due timers. Returns packets processed.
+  // max_rounds rounds), then fires due timers: while packets still wait in the link, only
+  // those due by the last time it was empty or more than config.max_timer_delay ago.
+  // Returns packets processed.
   int poll(int max_rounds = 16);
-  // Fires due timers only.
+  // Fires every due timer.
   void run_timers();
   // The next moment poll() has timer work to do.
   TimeNs next_deadline() const;
@@ -47,6 +60,9 @@ class Stack {
   const TcpLayer& tcp() const { return tcp_; }
   Link& link() { return link_; }
   std::uint64_t link_errors() const { return link_errors_; }
+  // Polls that left packets waiting in the link (every round came back full): the stack
+  // is behind its input, and timers due since the link was last empty wait.
+  std::uint64_t backlog_polls() const { return backlog_polls_; }
 
  private:
   StackConfig config_;
@@ -55,6 +71,12 @@ class Stack {
   Ipv4Layer ip_;
   TcpLayer tcp_;
   std::uint64_t link_errors_ = 0;
+  std::uint64_t backlog_polls_ = 0;
+  bool backlogged_ = false;   // the last poll left packets in the link
+  TimeNs drained_at_ = 0;     // when a poll last found the link empty
+  TimeNs timers_until_ = 0;   // timers due up to here have fired
+
+  void run_timers_until(TimeNs t);
 };
 
 // Prints every IP and TCP counter and the connections by state as "name value" lines.

@@ -124,6 +124,13 @@ Runtime::Runtime(const RuntimeConfig& config, Link& link, const Clock& clock,
   });
 }
 
+std::uint32_t tun_queue_packets(const LinkSetup& setup) {
+  if (setup.tun_queue_len != 0) {
+    return std::min(setup.tun_queue_len, kMaxTunQueueLen);
+  }
+  return std::clamp<std::uint32_t>(setup.max_connections, 10'000, kMaxTunQueueLen);
+}
+
 std::unique_ptr<Runtime> Runtime::open(const LinkSetup& setup, int* error, std::string* message) {
   auto fail = [&](int e, const std::string& m) -> std::unique_ptr<Runtime> {
     if (error != nullptr) {
@@ -148,7 +155,8 @@ std::unique_ptr<Runtime> Runtime::open(const LinkSetup& setup, int* error, std::
     // holds at least tun_queue_len packets, the room a TUN device's queue would give: one
     // input can fan out into thousands of answers (IM presence), and a full ring drops.
     ShmOptions so;
-    so.slot_count = std::bit_ceil(std::clamp<std::uint32_t>(setup.tun_queue_len, so.slot_count, 1u << 20));
+    const std::uint32_t ring = setup.tun_queue_len != 0 ? setup.tun_queue_len : 10'000;
+    so.slot_count = std::bit_ceil(std::clamp<std::uint32_t>(ring, so.slot_count, kMaxTunQueueLen));
     const std::size_t need = (setup.mtu + ShmLink::kSlotHeader + 63) / 64 * 64;
     so.slot_size = static_cast<std::uint32_t>(std::clamp<std::size_t>(need, so.slot_size, 65536));
     so.mtu = static_cast<std::uint32_t>(std::min<std::size_t>(setup.mtu, so.slot_size - ShmLink::kSlotHeader));
@@ -160,7 +168,7 @@ std::unique_ptr<Runtime> Runtime::open(const LinkSetup& setup, int* error, std::
     TunOptions topts;
     topts.name = setup.tun_name;
     topts.mtu = setup.mtu;
-    topts.tx_queue_len = setup.tun_queue_len;
+    topts.tx_queue_len = tun_queue_packets(setup);
     owned->tun = TunLink::open(topts, &msg, &code);
     if (!owned->tun) {
       return fail(code != 0 ? code : -ENODEV, msg);

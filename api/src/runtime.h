@@ -55,8 +55,20 @@ struct LinkSetup {
   std::size_t mtu = 1500;
   std::uint32_t max_connections = 1u << 20;
   std::size_t tx_cache_size = 64u << 20;
-  std::uint32_t tun_queue_len = 10'000;
+  // 0: sized for bursts (tun_queue_packets); a shared-memory link's rings then hold 10,000.
+  std::uint32_t tun_queue_len = 0;
 };
+
+// The longest queue the kernel gives a TUN device (SIOCSIFTXQLEN): its ring of packet pointers
+// is one kmalloc of 8 bytes per packet, at most 4 MiB.
+inline constexpr std::uint32_t kMaxTunQueueLen = 524'288;
+
+// The TUN queue a LinkSetup asks for: tun_queue_len, or when 0 room for one packet from every
+// connection the stack may hold (a burst in which every client sends at once then waits in
+// the device instead of being dropped and retransmitted, in waves, by every client), from
+// 10,000 to kMaxTunQueueLen. The kernel allocates only the ring (8 bytes a slot); packets
+// take memory only while they wait.
+std::uint32_t tun_queue_packets(const LinkSetup& setup);
 
 // Per-group options (xtcp_setopt); snapshotted into a connection when it is accepted.
 struct GroupOptions {

@@ -60,6 +60,7 @@ void Runtime::visit_counters(F&& f) const {
     f("", state_counter_name(static_cast<TcpState>(s)).c_str(), by_state[static_cast<std::size_t>(s)]);
   }
   f("link.", "errors", st.link_errors());
+  f("link.", "backlog_polls", st.backlog_polls());
 
   std::uint64_t rx_size = 0, rx_used = 0, rx_bytes = 0, rx_dropped = 0, rx_mem = 0;
   std::uint64_t acks_on_answers = 0, acks_alone = 0, accept_timeouts = 0, groups = 0;

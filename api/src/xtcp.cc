@@ -206,8 +206,9 @@ int xtcp_configure(const struct xtcp_config* config) {
       s.tx_cache_size = config->tx_cache_size;
     }
     if (config->tun_queue_len != 0) {
-      if (config->tun_queue_len > 1'000'000) {
-        explain("tun_queue_len %u: at most 1,000,000 packets", config->tun_queue_len);
+      if (config->tun_queue_len > xtcp::api::kMaxTunQueueLen) {
+        explain("tun_queue_len %u: at most %u packets (the kernel's limit for a TUN queue)", config->tun_queue_len,
+                xtcp::api::kMaxTunQueueLen);
         return -EINVAL;
       }
       s.tun_queue_len = config->tun_queue_len;

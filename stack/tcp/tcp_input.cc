@@ -134,6 +134,14 @@ bool TcpLayer::check_sequence(ConnId conn, Tcb& tcb, const Segment& seg) {
       // ACK will ride on the answer; ACKing the old point now would only be a duplicate.
       ++stats_.held_duplicates;
     } else if (tcb.has(tcb_flag::kAppAck) && seg.seq_len > 0 && tcb.snd_max > tcb.snd_una &&
+               tcb.snd_una > tcb.iss && input_backlog_) {
+      // XTCP: the request was answered and the client retransmitted it, but our input is
+      // behind (a burst): the retransmission may have crossed the answer in our own queue,
+      // with the client's ACK of the answer still waiting behind it. Resending the answer
+      // would cost a packet and a D-SACK back for each such duplicate, and lengthen the
+      // backlog; a lost answer is still resent by the retransmission timer.
+      ++stats_.crossed_duplicates;
+    } else if (tcb.has(tcb_flag::kAppAck) && seg.seq_len > 0 && tcb.snd_max > tcb.snd_una &&
                tcb.snd_una > tcb.iss) {
       // XTCP: the request was answered but the answer was lost; the client retransmits
       // the request. Resend the cached answer with the ACK, without waking the application.

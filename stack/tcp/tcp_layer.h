@@ -87,6 +87,7 @@ namespace xtcp {
   X(conn_resets)         /* connections ended by a peer RST */                            \
   X(answers_from_cache)  /* retransmitted request answered with the cached answer (XTCP) */ \
   X(held_duplicates)     /* retransmitted data the application holds unacknowledged */     \
+  X(crossed_duplicates)  /* retransmitted request met while our input had a backlog */      \
   X(ack_deadlines)       /* ACKs sent because the application's ACK deadline passed */
 
 struct TcpStats {
@@ -183,6 +184,11 @@ class TcpLayer final : public IpUpperLayer {
 
   // Fires every timer due at or before now.
   void advance(TimeNs now);
+  // Whether the packets being processed come from a backlog: the link held more than the
+  // last poll round took (Stack sets it). While it does, a peer's retransmitted request is
+  // no evidence that our answer was lost: its ACK of the answer may be among the packets
+  // still waiting, behind a retransmission that crossed the answer in our own queue.
+  void set_input_backlog(bool backlog) { input_backlog_ = backlog; }
   TimeNs next_deadline() const;
 
   // IpUpperLayer
@@ -371,6 +377,7 @@ class TcpLayer final : public IpUpperLayer {
   std::vector<TcpEvent> events_;
   std::array<std::uint64_t, kTcpStateCount> state_counts_{};
   std::uint16_t next_ephemeral_ = 0;
+  bool input_backlog_ = false;
   TcpStats stats_;
 };
 

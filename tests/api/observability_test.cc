@@ -108,8 +108,9 @@ TEST(ApiLastError, ExplainsDeviceAndCaptureFailures) {
   }, &err), 0) << err;
 }
 
-// The TUN device the library creates queues 10,000 packets toward the stack by default (the
-// kernel's 500 overflow in a burst), or what tun_queue_len asks; reserved fields must be 0.
+// The TUN device the library creates queues one packet per connection the stack may hold (a
+// burst in which every client sends at once must wait, not be dropped), from 10,000 to the
+// kernel's limit of 524,288, or what tun_queue_len asks; reserved fields must be 0.
 TEST(ApiConfig, TunQueueLengthIsSetOnTheDevice) {
   if (auto why = netns_unavailable_reason()) {
     GTEST_SKIP() << *why;
@@ -120,22 +121,29 @@ TEST(ApiConfig, TunQueueLengthIsSetOnTheDevice) {
   EXPECT_EQ(xtcp_configure(&bad), -EINVAL);
   EXPECT_HAS(std::string(xtcp_last_error()), "reserved");
   bad.reserved[2] = 0;
-  bad.tun_queue_len = 2'000'000;
+  bad.tun_queue_len = 524'289;
   EXPECT_EQ(xtcp_configure(&bad), -EINVAL);
+  EXPECT_HAS(std::string(xtcp_last_error()), "524288");
   std::string err;
   auto ns = NetNs::create(&err);
   ASSERT_TRUE(ns) << err;
-  for (const std::uint32_t asked : {0u, 3000u}) {
+  struct Case {
+    std::uint32_t asked, max_connections;
+    const char* qlen;
+  };
+  for (const Case& k : {Case{0, 0, "qlen 524288"}, Case{0, 50'000, "qlen 50000"}, Case{0, 100, "qlen 10000"},
+                        Case{3000, 0, "qlen 3000"}}) {
     ASSERT_EQ(ns->run_in_thread([&] {
       xtcp_config c{};
       c.local_addr = "198.18.0.2";
       c.tun_name = "xtcp0";
-      c.tun_queue_len = asked;
+      c.tun_queue_len = k.asked;
+      c.max_connections = k.max_connections;
       ASSERT_EQ(xtcp_configure(&c), 0);
       ASSERT_EQ(xtcp_initialize(1u << 20), 0) << xtcp_last_error();
     }, &err), 0) << err;
     const CommandResult link = ns->run("ip link show dev xtcp0");
-    EXPECT_HAS(link.output, asked == 0 ? "qlen 10000" : "qlen 3000");
+    EXPECT_HAS(link.output, k.qlen);
     EXPECT_EQ(xtcp_finalize(), 0);
   }
 }

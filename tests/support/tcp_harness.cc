@@ -124,6 +124,8 @@ TcpHarness::TcpHarness(const HarnessOptions& options)
   config.ip.local_addr = kStackAddr;
   config.ip.default_ttl = options.ttl;
   config.tcp = options.tcp;
+  config.rx_batch = options.rx_batch;
+  config.max_timer_delay = options.max_timer_delay;
   Link& l = tap ? static_cast<Link&>(*tap) : static_cast<Link&>(link);
   stack = std::make_unique<Stack>(config, l, clock, buffers.rx(), buffers.tx());
 }
