@@ -128,7 +128,8 @@ std::uint32_t tun_queue_packets(const LinkSetup& setup) {
   if (setup.tun_queue_len != 0) {
     return std::min(setup.tun_queue_len, kMaxTunQueueLen);
   }
-  return std::clamp<std::uint32_t>(setup.max_connections, 10'000, kMaxTunQueueLen);
+  const std::uint64_t want = std::uint64_t{kTunQueuePerConnection} * setup.max_connections;
+  return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(want, 10'000, kMaxTunQueueLen));
 }
 
 std::unique_ptr<Runtime> Runtime::open(const LinkSetup& setup, int* error, std::string* message) {

@@ -63,11 +63,17 @@ struct LinkSetup {
 // is one kmalloc of 8 bytes per packet, at most 4 MiB.
 inline constexpr std::uint32_t kMaxTunQueueLen = 524'288;
 
-// The TUN queue a LinkSetup asks for: tun_queue_len, or when 0 room for one packet from every
-// connection the stack may hold (a burst in which every client sends at once then waits in
-// the device instead of being dropped and retransmitted, in waves, by every client), from
-// 10,000 to kMaxTunQueueLen. The kernel allocates only the ring (8 bytes a slot); packets
-// take memory only while they wait.
+// Room in the TUN queue per connection the stack may hold, by default: a burst in which
+// every client sends at once waits in the device while the stack works through it, and
+// so do what the clients add meanwhile: a kernel client retransmits its request 200 ms
+// after sending it and again after 0.6 s, 1.4 s, 3 s, ... (RFC 6298 backoff from Linux's
+// 200 ms minimum), and ACKs our answers. A queue that overflows drops some of each wave,
+// and each drop costs its client a whole backoff period.
+inline constexpr std::uint32_t kTunQueuePerConnection = 8;
+
+// The TUN queue a LinkSetup asks for: tun_queue_len, or when 0 kTunQueuePerConnection
+// packets per connection of max_connections, from 10,000 to kMaxTunQueueLen. The kernel
+// allocates only the ring (8 bytes a slot); packets take memory only while they wait.
 std::uint32_t tun_queue_packets(const LinkSetup& setup);
 
 // Per-group options (xtcp_setopt); snapshotted into a connection when it is accepted.

@@ -99,7 +99,7 @@ ServerCommandLine::ServerCommandLine(const ServerProgram& p) : cli(p.name, p.syn
              "packets the kernel may queue toward the stack on the TUN device before it drops (a burst "
              "from many clients needs room); with --shm, the packets each ring of the link holds",
              &f.tun_queue_len, 1, 524'288)
-      .default_text("the library's: on TUN one packet per connection of --max-connections, 10000 to 524288 "
+      .default_text("the library's: on TUN 8 packets per connection of --max-connections, 10000 to 524288 "
                     "(the kernel's most per queue); with --shm 10000");
   cli.number("--max-connections", "N", "the most connections the stack holds at once", &f.max_connections, 1,
              16'777'214)

@@ -70,9 +70,10 @@ struct xtcp_config {
   size_t tx_cache_size;        /* shared transmit cache for all pools; 0: 64 MiB */
   uint32_t tun_queue_len;      /* packets the kernel may queue toward the stack on the TUN
                                   device before it drops, at most 524,288 (the kernel's
-                                  limit). 0: one per connection of max_connections, from
-                                  10,000 to 524,288, so that a burst in which every client
-                                  sends at once waits instead of being dropped (the
+                                  limit). 0: eight per connection of max_connections,
+                                  from 10,000 to 524,288, so that a burst in which every
+                                  client sends at once, and the retransmissions the clients
+                                  add while it waits, wait instead of being dropped (the
                                   kernel's 500 overflows); with shm_name, 10,000 */
   uint32_t reserved_u32;       /* 0 */
   const char* shm_name;        /* NULL: TUN. Else serve on the shared-memory link of this name
