@@ -636,8 +636,26 @@ int Runtime::getopt(int gd, int option, std::int64_t* value) const {
 
 // ---- driving -----------------------------------------------------------------------------
 
+// Every packet read may bring a request into a receive pool; what a full pool refuses is
+// dropped, and its client waits out a retransmission timeout (with 1M clients sending at
+// once into a 256 KiB pool, most of a burst). Packets left in the device queue wait
+// safely instead (the TUN queue is sized for bursts), so a drive reads at most about half
+// as many packets as the pools have free chunks: the application drains the pool between
+// drives, and a burst moves through the pool instead of being dropped at its door.
+int Runtime::input_rounds() const {
+  if (pools_.empty()) {
+    return kMaxInputRounds;
+  }
+  std::size_t free_chunks = 0;
+  for (const auto& [id, p] : pools_) {
+    free_chunks += p->rx->free_bytes() / p->rx->chunk_size();
+  }
+  const std::size_t batch = static_cast<std::size_t>(std::max(1, config_.stack.rx_batch));
+  return static_cast<int>(std::clamp<std::size_t>(free_chunks / (2 * batch), 1, kMaxInputRounds));
+}
+
 int Runtime::drive() {
-  const int n = stack_->poll();
+  const int n = stack_->poll(input_rounds());
   process_events();
   sweep_accept_timeouts(clock_.now());
   process_events();

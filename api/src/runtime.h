@@ -163,8 +163,13 @@ class Runtime {
   int setopt(int gd, int option, std::int64_t value);
   int getopt(int gd, int option, std::int64_t* value) const;
 
-  // Drives the stack once: link, timers, engine events, accept timeouts. Packets processed.
+  // Drives the stack once: link, timers, engine events, accept timeouts. Packets processed:
+  // at most input_rounds() batches.
   int drive();
+  // Batches of packets the next drive reads: up to kMaxInputRounds, fewer as the receive
+  // pools fill (about half a free chunk per packet; at least one batch).
+  static constexpr int kMaxInputRounds = 16;
+  int input_rounds() const;
   // The next moment drive() has timer work (engine timers, accept timeouts, delayed packets).
   TimeNs next_deadline() const;
   // next_deadline() as xtcp_next_timeout reports it: whole ms from now, rounded up, capped.

@@ -322,6 +322,46 @@ TEST(ApiSemantics, ThrottlingDropsPayloadButProcessesAcks) {
   EXPECT_EQ(got_idle, 1);
 }
 
+// A burst from more clients than the pool has chunks: each drive reads only as many packets
+// as the pool has room for (about half a free chunk per packet), the rest wait in the device
+// queue, and every request is stored and answered: none is dropped at a full pool.
+TEST(ApiSemantics, BurstLargerThanThePoolWaitsInTheDeviceInsteadOfBeingDropped) {
+  Bench b(default_config(), 32 * 1024);  // 128 chunks of 256 bytes
+  const int gd = open_group(b);
+  constexpr int kClients = 300;
+  std::vector<Client> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(client(static_cast<std::uint16_t>(20000 + i)));
+    b.open(clients.back(), gd);
+  }
+  b.sent();
+  for (const Client& c : clients) {
+    b.queue(c, data(1, "REQ " + std::to_string(c.port) + "\n"));
+  }
+  EXPECT_EQ(b.rt->input_rounds(), 1);
+  EXPECT_EQ(b.rt->drive(), 64) << "one batch for a pool of 128 free chunks";
+  int answered = 0;
+  for (int round = 0; round < 50 && answered < kClients; ++round) {
+    for (;;) {
+      const auto r = b.recv(gd);
+      if (r.rc <= 0) {
+        break;
+      }
+      ASSERT_EQ(b.send(gd, r.cd, r.data.size(), "ANS\n"), 4);
+      ++answered;
+    }
+    b.rt->drive();
+  }
+  EXPECT_EQ(answered, kClients);
+  struct xtcp_pool_stats st{};
+  ASSERT_EQ(b.rt->pool_stats(b.pool, &st), 0);
+  EXPECT_EQ(st.rx_dropped_full, 0u);
+  EXPECT_EQ(b.rt->input_rounds(), 1);
+  api::RuntimeConfig big = default_config();
+  Bench roomy(big, 1u << 20);  // 4096 chunks: the full 16 batches
+  EXPECT_EQ(roomy.rt->input_rounds(), api::Runtime::kMaxInputRounds);
+}
+
 TEST(ApiSemantics, FramingU16ReturnsWholeMessages) {
   Bench b;
   const int gd = open_group(b);
