@@ -161,6 +161,7 @@ std::unique_ptr<Runtime> Runtime::open(const LinkSetup& setup, int* error, std::
     topts.name = setup.tun_name;
     topts.mtu = setup.mtu;
     topts.tx_queue_len = setup.tun_queue_len;
+    topts.multi_queue = setup.tun_multi_queue;
     owned->tun = TunLink::open(topts, &msg, &code);
     if (!owned->tun) {
       return fail(code != 0 ? code : -ENODEV, msg);

@@ -56,6 +56,9 @@ struct LinkSetup {
   std::uint32_t max_connections = 1u << 20;
   std::size_t tx_cache_size = 64u << 20;
   std::uint32_t tun_queue_len = 10'000;
+  // IFF_MULTI_QUEUE: this process adds one queue to tun_name (a shard); every process that
+  // opens the device may set its kernel side, MTU and queue length to the same values.
+  bool tun_multi_queue = false;
 };
 
 // Per-group options (xtcp_setopt); snapshotted into a connection when it is accepted.

@@ -71,7 +71,13 @@ struct xtcp_config {
   uint32_t tun_queue_len;      /* packets the kernel may queue toward the stack on the TUN
                                   device before it drops; 0: 10,000 (the kernel's 500 is
                                   too few for a burst from many clients) */
-  uint32_t reserved_u32;       /* 0 */
+  uint32_t tun_multi_queue;    /* 0: a single-queue TUN device. Non-zero: create or attach
+                                  tun_name with IFF_MULTI_QUEUE; every process that
+                                  configures the same tun_name adds a queue, and the kernel
+                                  spreads the flows across the queues by flow hash, each
+                                  flow staying on one queue (one process per queue: shards
+                                  that share nothing). The device must be multi-queue from
+                                  its creation on. Unused with shm_name. */
   const char* shm_name;        /* NULL: TUN. Else serve on the shared-memory link of this name
                                   (created; a client such as xtcp-loadgen --shm attaches),
                                   instead of the TUN device */
