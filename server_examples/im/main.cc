@@ -38,7 +38,9 @@ const ServerProgram kIm{
     "pushed. The stack answers at ADDR:N behind the TUN device NAME (or the shared-memory link NAME). "
     "With --backend the server "
     "keeps no users itself: it forwards every request line to xtcp-backend, aggregated in "
-    "NetPDUs, and returns the answers. Each answer carries the TCP acknowledgement of its "
+    "NetPDUs, and returns the answers. With --shards N, N processes serve on one multi-queue TUN "
+    "device and forward to one backend: --backend, or one the supervisor runs itself, so that users "
+    "on different shards reach each other. Each answer carries the TCP acknowledgement of its "
     "request.",
     0,
     true,
