@@ -139,13 +139,16 @@ class Supervisor {
     cli::ignore_signal(SIGPIPE);
     bool ok = start_all();
     std::FILE* msg = message_stream(flags_);
-    if (ok && !cli::stop_requested()) {
+    const bool served = ok && !cli::stop_requested();
+    if (served) {
       std::fprintf(msg, "%s, %d shards\n", spec_.ready_line.c_str(), shards_);
       std::fflush(msg);
       ok = supervise();
     }
     const bool stopped_cleanly = stop_all();
-    print_final();
+    if (served) {  // a program that never served prints no counters, as a single process
+      print_final();
+    }
     return ok && stopped_cleanly ? cli::kExitOk : cli::kExitFailure;
   }
 

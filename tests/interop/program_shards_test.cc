@@ -147,15 +147,12 @@ TEST(ProgramShards, EchoCountersAreSummedAcrossShards) {
             kConns);
 }
 
-// Users log in through both shards; each sends to the next user on a ring. Both shards have
-// users, so somewhere on the ring a user of one shard sends to a user of the other: every
-// message must arrive, through the supervisor's backend.
-TEST(ProgramShards, ImUsersOnDifferentShardsReachEachOther) {
-  START_PROGRAM(server, XTCP_IM_BIN, "--port 5222 --shards 2", "xtcp-im: 198.18.0.2:5222 on xtcp0");
-  EXPECT_NE(server->output_so_far().find("users held by the supervisor's backend, 2 shards"), std::string::npos)
-      << server->output_so_far();
-  constexpr int kUsers = 200;
-  server->in_namespace([&] {
+// Users log in through the shards; each sends to the next user on a ring, and every
+// message must arrive; then LIST shows everyone. When two shards both have users, somewhere
+// on the ring a user of one shard sends to a user of the other.
+template <int kUsers>
+void ring_chat(const ProgramServer& server) {
+  server.in_namespace([&] {
     ImClients clients;
     std::string err;
     ASSERT_TRUE(clients.connect(kProgramStackIp, kImPort, kUsers, &err)) << err;
@@ -192,18 +189,52 @@ TEST(ProgramShards, ImUsersOnDifferentShardsReachEachOther) {
     EXPECT_EQ(list.rfind("USERS ", 0), 0u) << list;
     EXPECT_EQ(std::count(list.begin(), list.end(), ' '), kUsers) << list;
   });
-  const CommandResult r = server->stop();
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  const std::uint64_t s0 = counter(r.output, "shard0.im.accepted");
-  const std::uint64_t s1 = counter(r.output, "shard1.im.accepted");
-  EXPECT_EQ(s0 + s1, kUsers);
+}
+
+// Both shards served some of the users: then the ring crossed shards.
+void expect_both_shards_served(const std::string& output, int users) {
+  const std::uint64_t s0 = counter(output, "shard0.im.accepted");
+  const std::uint64_t s1 = counter(output, "shard1.im.accepted");
+  EXPECT_EQ(s0 + s1, static_cast<std::uint64_t>(users));
   EXPECT_GT(s0, 0u) << "the kernel gave shard 0 no user";
   EXPECT_GT(s1, 0u) << "the kernel gave shard 1 no user";
+  EXPECT_EQ(counter(output, "im.forwarded_lines"), 3u * static_cast<std::uint64_t>(users));
+  EXPECT_EQ(counter(output, "im.answers"), 3u * static_cast<std::uint64_t>(users));
+}
+
+// Without --backend the supervisor runs the backend; users on different shards reach each other.
+TEST(ProgramShards, ImUsersOnDifferentShardsReachEachOther) {
+  START_PROGRAM(server, XTCP_IM_BIN, "--port 5222 --shards 2", "xtcp-im: 198.18.0.2:5222 on xtcp0");
+  EXPECT_NE(server->output_so_far().find("users held by the supervisor's backend, 2 shards"), std::string::npos)
+      << server->output_so_far();
+  constexpr int kUsers = 200;
+  ring_chat<kUsers>(*server);
+  const CommandResult r = server->stop();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_both_shards_served(r.output, kUsers);
   EXPECT_EQ(counter(r.output, "backend.logins"), kUsers) << r.output;
   EXPECT_EQ(counter(r.output, "backend.messages"), kUsers);
   EXPECT_EQ(counter(r.output, "backend.transports_failed"), 0u);
-  EXPECT_EQ(counter(r.output, "im.forwarded_lines"), 3u * kUsers);
-  EXPECT_EQ(counter(r.output, "im.answers"), 3u * kUsers);
+}
+
+// With --backend every shard forwards to that backend (here xtcp-backend on a Unix socket).
+TEST(ProgramShards, ImShardsForwardToTheGivenBackend) {
+  const std::string path = "/tmp/xtcp-shards-" + std::to_string(::getpid()) + ".sock";
+  START_PROGRAM_WITH(server, XTCP_IM_BIN, "--port 5222 --shards 2 --backend " + path,
+                     "xtcp-im: 198.18.0.2:5222 on xtcp0",
+                     Companion{std::string(XTCP_BACKEND_BIN) + " --unix " + path, "xtcp-backend: listening"});
+  EXPECT_NE(server->output_so_far().find("forwarding to " + path + " (variant 1), 2 shards"), std::string::npos)
+      << server->output_so_far();
+  constexpr int kUsers = 100;
+  ring_chat<kUsers>(*server);
+  const CommandResult r = server->stop();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_both_shards_served(r.output, kUsers);
+  EXPECT_EQ(counter_value(r.output, "backend.logins"), std::nullopt) << "no backend of its own";
+  const CommandResult be = server->stop_companion();
+  EXPECT_EQ(be.exit_code, 0) << be.output;
+  EXPECT_EQ(counter(be.output, "backend.logins"), kUsers) << be.output;
+  EXPECT_EQ(counter(be.output, "backend.messages"), kUsers);
 }
 
 // The whole chat of im_chat.cc (every message exactly once and in order, presence, LIST,
@@ -219,6 +250,22 @@ TEST(ProgramShards, ImChatAcrossThreeShards) {
   EXPECT_EQ(counter(r.output, "backend.messages"), 300u * static_cast<std::uint64_t>(plan.messages));
   EXPECT_EQ(counter(r.output, "im.client_closes"), 300u);
   EXPECT_EQ(counter(r.output, "im.resets"), 0u);
+}
+
+// --duration is the supervisor's: it stops the shards and exits 0 with their counters.
+TEST(ProgramShards, DurationStopsEveryShard) {
+  START_PROGRAM(server, XTCP_ECHO_BIN, "--shards 2 --duration 1s --stats-json", "xtcp-echo: 198.18.0.2:7 on xtcp0");
+  for (int i = 0; i < 500 && server->running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_FALSE(server->running()) << "still running 10 s after a 1 s duration";
+  const CommandResult r = server->stop();
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("xtcp-echo: stopping: 0 connections accepted"), std::string::npos) << r.output;
+  // The last line is the JSON of the sums and of each shard.
+  const std::string last = r.output.substr(r.output.rfind("{\"time\""));
+  EXPECT_NE(last.find("\"echo.accepted\": 0"), std::string::npos) << last;
+  EXPECT_NE(last.find("\"shard1.tcp.passive_opens\": 0"), std::string::npos) << last;
 }
 
 // A shard killed from outside: the supervisor stops the other shards and exits 1, saying which.
