@@ -208,6 +208,12 @@ class Supervisor {
         }
       }
       ::close(fds[0]);
+      if (c.index < 0) {
+        // A helper leaves the process group: a signal to the whole group (Ctrl-C, or kill
+        // -INT -PGID) stops the shards and the supervisor, and the helper they still use
+        // must stay until the supervisor stops it after them.
+        ::setpgid(0, 0);
+      }
       ::prctl(PR_SET_PDEATHSIG, SIGTERM);
       if (::getppid() != parent) {
         ::_exit(cli::kExitFailure);

@@ -54,7 +54,9 @@ class ShardChannel {
 
 struct Worker {
   std::string name;  // "shard 0", "backend": for messages
-  bool shard = true;  // false: a helper, started before the shards and stopped after them
+  // false: a helper, started before the shards and stopped after them; it runs in a process
+  // group of its own, so that a signal to the program's group does not stop it before them.
+  bool shard = true;
   // Runs in the forked process; its result is the process's exit status.
   std::function<int(ShardChannel&)> run;
 };
