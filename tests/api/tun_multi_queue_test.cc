@@ -2,6 +2,8 @@
 // and a second process doing the same (a shard of xtcp-echo --shards N; here a TunLink and
 // the same kernel-side settings) adds its queue without error. Without the flag, the
 // multi-queue device is refused, with the library's explanation.
+// The file's name puts it after observability_test.cc, whose first tests need a process that
+// was never configured (the binary runs the files in name order; a configuration stays).
 #include <gtest/gtest.h>
 
 #include <cerrno>
