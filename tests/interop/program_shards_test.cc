@@ -93,6 +93,19 @@ TEST(ProgramShards, EchoSpreadsTwoThousandKernelClientsOverTwoShards) {
     EXPECT_TRUE(clients.pump_until([&] { return clients.eofs() >= kConns; }, std::chrono::seconds(60)))
         << clients.eofs() << " of " << kConns << " connections closed by the server";
   });
+  // SIGUSR1 to the supervisor alone: it asks the shards and prints the sums.
+  ASSERT_EQ(::kill(server->pid(), SIGUSR1), 0);
+  const std::string header = "xtcp-echo: counters at unix time ";
+  auto block_done = [&](const std::string& out) {  // the print may reach the file in pieces
+    const auto at = out.find(header);
+    return at != std::string::npos && counter_value(out.substr(at), "echo.unechoed_at_close").has_value();
+  };
+  for (int i = 0; i < 500 && !block_done(server->output_so_far()); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const std::string so_far = server->output_so_far();
+  ASSERT_NE(so_far.find(header), std::string::npos) << so_far;
+  EXPECT_EQ(counter(so_far.substr(so_far.find(header)), "echo.accepted"), kConns) << so_far;
   const CommandResult r = server->stop();
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("xtcp-echo: stopping: 2000 connections accepted"), std::string::npos) << r.output;
