@@ -170,6 +170,7 @@ std::unique_ptr<Runtime> Runtime::open(const LinkSetup& setup, int* error, std::
     topts.name = setup.tun_name;
     topts.mtu = setup.mtu;
     topts.tx_queue_len = tun_queue_packets(setup);
+    topts.multi_queue = setup.tun_multi_queue;
     owned->tun = TunLink::open(topts, &msg, &code);
     if (!owned->tun) {
       return fail(code != 0 ? code : -ENODEV, msg);

@@ -57,6 +57,9 @@ struct LinkSetup {
   std::size_t tx_cache_size = 64u << 20;
   // 0: sized for bursts (tun_queue_packets); a shared-memory link's rings then hold 10,000.
   std::uint32_t tun_queue_len = 0;
+  // IFF_MULTI_QUEUE: this process adds one queue to tun_name (a shard); every process that
+  // opens the device may set its kernel side, MTU and queue length to the same values.
+  bool tun_multi_queue = false;
 };
 
 // The longest queue the kernel gives a TUN device (SIOCSIFTXQLEN): its ring of packet pointers

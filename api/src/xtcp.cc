@@ -19,7 +19,8 @@
 #include "stack/netif/shm_link.h"
 #include "xtcp/xtcp.h"
 
-// shm_name took one of the reserved words: the struct (and so the ABI) keeps its size.
+// shm_name took one of the reserved words, tun_multi_queue the reserved uint32_t: the struct
+// (and so the ABI) keeps its size.
 static_assert(sizeof(void*) != 8 || sizeof(struct xtcp_config) == 104,
               "struct xtcp_config must keep its size (104 bytes on LP64)");
 
@@ -213,7 +214,8 @@ int xtcp_configure(const struct xtcp_config* config) {
       }
       s.tun_queue_len = config->tun_queue_len;
     }
-    if (config->reserved_u32 != 0 || std::any_of(std::begin(config->reserved), std::end(config->reserved),
+    s.tun_multi_queue = config->tun_multi_queue != 0;
+    if (std::any_of(std::begin(config->reserved), std::end(config->reserved),
                                                  [](std::size_t v) { return v != 0; })) {
       explain("the reserved fields must be 0 (initialize the struct with {0})");
       return -EINVAL;

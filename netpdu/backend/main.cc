@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "netpdu/backend/im_backend.h"
+#include "netpdu/backend/backend_server.h"
 #include "netpdu/handshake.h"
 #include "netpdu/net.h"
 #include "tools/cli/cli.h"
@@ -27,23 +27,10 @@ namespace cli = xtcp::cli;
 
 constexpr const char* kProgram = "xtcp-backend";
 
-void collect(const ImBackend& backend, std::vector<cli::Counter>* out) {
-  const ImBackendStats& st = backend.stats();
-  const cli::Counter rows[] = {
-      {"backend.requests", st.requests},
-      {"backend.logins", st.logins},
-      {"backend.logouts", st.logouts},
-      {"backend.errors", st.errors},
-      {"backend.messages", st.messages},
-      {"backend.presence_sent", st.presence_sent},
-      {"backend.presence_waits", st.presence_waits},
-      {"backend.stalls", st.stalls},
-      {"backend.sessions_ended", st.sessions_ended},
-      {"backend.transports_failed", st.transports_failed},
-      {"backend.transports", backend.transports()},
-      {"backend.online", backend.logged_in()},
-  };
-  out->insert(out->end(), std::begin(rows), std::end(rows));
+void collect(const BackendServer& server, std::vector<cli::Counter>* out) {
+  for (const auto& [name, value] : server.counters()) {
+    out->push_back(cli::Counter{name, value});
+  }
 }
 
 }  // namespace
@@ -131,69 +118,25 @@ int main(int argc, char** argv) {
   std::fflush(msg);
 
   SteadyClock clock;
-  Acceptor acceptor(limits, clock, 5'000'000'000);
-  ImBackend backend(config, clock);
-  cli::StatsPrinter stats(kProgram, stats_options, [&](std::vector<cli::Counter>* out) { collect(backend, out); });
-  auto log = [quiet](const std::vector<std::string>& lines) {
-    if (!quiet) {
-      for (const auto& l : lines) {
-        std::fprintf(stderr, "%s: %s\n", kProgram, l.c_str());
-      }
-    }
-  };
+  BackendServer server(lfd, limits, config, clock);
+  cli::StatsPrinter stats(kProgram, stats_options, [&](std::vector<cli::Counter>* out) { collect(server, out); });
 
   int exit_code = cli::kExitOk;
-  std::vector<pollfd> pfds;
   while (!cli::stop_requested()) {
-    pfds.clear();
-    pfds.push_back({lfd, POLLIN, 0});
-    const std::size_t first_waiting = pfds.size();
-    for (int fd : acceptor.waiting_fds()) {
-      pfds.push_back({fd, POLLIN, 0});
+    const int due = stats.ms_until_due();
+    const int rc = server.run_once(due == INT32_MAX ? -1 : due);
+    if (!quiet) {
+      for (const auto& l : server.take_log()) {
+        std::fprintf(stderr, "%s: %s\n", kProgram, l.c_str());
+      }
+    } else {
+      server.take_log();
     }
-    const std::size_t first_backend = pfds.size();
-    backend.pollfds(&pfds);
-    const TimeNs deadline = std::min(backend.next_deadline(), acceptor.next_deadline());
-    int timeout = stats.ms_until_due() == INT32_MAX ? -1 : stats.ms_until_due();
-    if (deadline != kNever) {
-      const TimeNs left = deadline - clock.now();
-      const int until = left <= 0 ? 0 : static_cast<int>(left / 1'000'000) + 1;
-      timeout = timeout < 0 ? until : std::min(timeout, until);
-    }
-    const int n = ::poll(pfds.data(), pfds.size(), timeout);
-    if (n < 0 && errno != EINTR) {
-      std::fprintf(stderr, "%s: poll: %s\n", kProgram, std::strerror(errno));
+    if (rc < 0) {
+      std::fprintf(stderr, "%s: poll: %s\n", kProgram, std::strerror(-rc));
       exit_code = cli::kExitFailure;
       break;
     }
-    if (n > 0) {
-      if ((pfds[0].revents & POLLIN) != 0) {
-        for (int k = 0; k < 64; ++k) {
-          const int cfd = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-          if (cfd < 0) {
-            break;
-          }
-          acceptor.add(cfd);
-        }
-      }
-      for (std::size_t i = first_waiting; i < first_backend; ++i) {
-        if (pfds[i].revents != 0) {
-          acceptor.on_readable(pfds[i].fd);
-        }
-      }
-      for (std::size_t i = first_backend; i < pfds.size(); ++i) {
-        if (pfds[i].revents != 0) {
-          backend.handle(pfds[i].fd, pfds[i].revents);
-        }
-      }
-    }
-    acceptor.expire();
-    for (auto& t : acceptor.take_ready()) {
-      backend.add_transport(t);
-    }
-    log(acceptor.take_errors());
-    backend.poll_timers();
-    log(backend.take_log());
     stats.poll();
   }
   ::close(lfd);
@@ -201,13 +144,13 @@ int main(int argc, char** argv) {
     ::unlink(addr->path.c_str());
   }
   std::fprintf(msg, "%s: stopped (%llu requests)\n", kProgram,
-               static_cast<unsigned long long>(backend.stats().requests));
+               static_cast<unsigned long long>(server.backend().stats().requests));
   std::fflush(msg);
   if (stats_options.json) {
     stats.print();
   } else {
     std::vector<cli::Counter> rows;
-    collect(backend, &rows);
+    collect(server, &rows);
     cli::print_counters_text(stdout, rows);
   }
   return exit_code;

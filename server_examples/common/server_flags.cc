@@ -104,6 +104,11 @@ ServerCommandLine::ServerCommandLine(const ServerProgram& p) : cli(p.name, p.syn
   cli.number("--max-connections", "N", "the most connections the stack holds at once", &f.max_connections, 1,
              16'777'214)
       .default_text("1048576, the library's");
+  cli.number("--shards", "N",
+             "serve with N processes (1 to 64), each with its own stack on its own queue of the multi-queue "
+             "TUN device NAME; the kernel keeps each flow on one queue; a supervisor starts them, forwards "
+             "signals and prints the sum of their counters (only with --tun)",
+             &f.shards, 1, 64);
   if (p.backend_flags) {
     cli.text("--backend", "ADDR:PORT|PATH",
              "forwarding mode: send the clients' requests in NetPDUs to xtcp-backend at this TCP "
@@ -129,6 +134,9 @@ void ServerCommandLine::parse(int argc, char** argv) {
     cli.fail(values.tun.empty() ? "--tun NAME is required (or --shm NAME, a shared-memory link)"
                                 : "--tun and --shm exclude each other: the stack serves on one link");
   }
+  if (!values.shm.empty() && cli.given("--shards")) {
+    cli.fail("--shards: a shared-memory link has one queue and one client process; shards need --tun");
+  }
   if (!values.shm.empty() && !values.kernel_ip.empty()) {
     cli.fail("--kernel-ip: a shared-memory link has no kernel side (it is for --tun)");
   }
@@ -153,6 +161,8 @@ xtcp_config make_config(const ServerFlags& flags) {
   c.tx_cache_size = static_cast<std::size_t>(flags.tx_cache_size);
   c.tun_queue_len = static_cast<std::uint32_t>(flags.tun_queue_len);
   c.max_connections = static_cast<std::uint32_t>(flags.max_connections);
+  // Every shard adds its queue to the one device; a single process keeps the plain device.
+  c.tun_multi_queue = flags.shards > 1 ? 1 : 0;
   return c;
 }
 

@@ -1,7 +1,7 @@
 // What the example servers on the xtcp API (xtcp-echo, xtcp-im) share around their own
 // work: the command line (tools/cli flags: --tun NAME | --shm NAME, --ip ADDR [--kernel-ip ADDR/PREFIX]
 // [--port N] [--pcap FILE] [--duration DURATION] [--pool-size SIZE] [--tx-cache SIZE]
-// [--stats-interval DURATION] [--stats-json], and for xtcp-im --backend and --backend-data),
+// [--shards N] [--stats-interval DURATION] [--stats-json], and for xtcp-im --backend and --backend-data),
 // the xtcp_config they make, failure reports with xtcp_last_error(), the signals, the main
 // loop with its counter prints, and the counters themselves.
 #pragma once
@@ -33,6 +33,8 @@ struct ServerFlags {
   std::uint64_t tx_cache_size = 0;        // the shared transmit cache; 0: the API's default
   std::uint64_t tun_queue_len = 0;        // the TUN device's queue toward the stack; 0: the API's
   std::uint64_t max_connections = 0;      // 0: the API's default
+  int shards = 1;                         // --shards N: N processes, one queue each of a
+                                          // multi-queue TUN device (server_examples/common/supervisor.h)
   // Only for xtcp-im (ServerProgram::backend_flags), checked further by the program.
   std::string backend;                    // --backend ADDR:PORT or a Unix socket path
   int backend_data = 0;                   // --backend-data N: variant 2 with N data transports

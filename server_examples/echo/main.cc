@@ -1,7 +1,7 @@
 // xtcp-echo: an echo server on the xtcp C API.
 //   xtcp-echo (--tun NAME | --shm NAME) --ip ADDR [--kernel-ip ADDR/PREFIX] [--port N] [--pcap FILE]
 //             [--rx-buffer SIZE] [--tx-buffer SIZE] [--duration DURATION]
-//             [--stats-interval DURATION] [--stats-json]
+//             [--shards N] [--stats-interval DURATION] [--stats-json]
 // xtcp_recv -> xtcp_send(ackd = bytes echoed, the same bytes): the ACK rides on the echo.
 // The group sends whole echoes or nothing (XTCP_OPT_SEND_ALL): an echo the transmit cache
 // cannot take leaves its bytes unacknowledged in the pool, and the stack offers them again
@@ -15,9 +15,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "server_examples/common/server_flags.h"
+#include "server_examples/common/supervisor.h"
 
 namespace {
 
@@ -151,12 +153,15 @@ std::size_t echo_piece() {
   return std::clamp<std::size_t>(static_cast<std::size_t>(st.tx_cache_size / 4), 256, kMaxEcho);
 }
 
-}  // namespace
+// "xtcp-echo: ADDR:PORT on NAME[, pcap FILE]": the start-up line the tests and scripts wait for.
+std::string startup_line(const ServerFlags& flags) {
+  return std::string(kProgram) + ": " + flags.ip + ":" + std::to_string(flags.port) + " on " + link_name(flags) +
+         (flags.pcap.empty() ? "" : ", pcap " + flags.pcap);
+}
 
-int main(int argc, char** argv) {
-  ServerCommandLine cl(kEcho);
-  cl.parse(argc, argv);
-  const ServerFlags& flags = cl.values;
+// Serves until stopped: the whole program, or one shard of it (shard != nullptr: the start-up
+// and the counters go to the supervisor instead of stdout).
+int serve(const ServerFlags& flags, ShardChannel* shard) {
   install_server_signals();
   const xtcp_config config = make_config(flags);
   int rc = xtcp_configure(&config);
@@ -183,22 +188,34 @@ int main(int argc, char** argv) {
     return cli::kExitFailure;
   }
   std::FILE* msg = message_stream(flags);
-  std::fprintf(msg, "%s: %s:%u on %s%s%s\n", kProgram, flags.ip.c_str(), flags.port, link_name(flags).c_str(),
-               flags.pcap.empty() ? "" : ", pcap ", flags.pcap.c_str());
-  std::fflush(msg);
+  if (shard != nullptr) {
+    shard->ready();
+  } else {
+    std::fprintf(msg, "%s\n", startup_line(flags).c_str());
+    std::fflush(msg);
+  }
 
   EchoServer echo(gd, echo_piece());
-  cli::StatsPrinter stats(kProgram, flags.stats, [&](std::vector<Counter>* out) {
+  auto collect = [&](std::vector<Counter>* out) {
     collect_engine_counters(out);
     echo.counters(out);
-  });
+  };
+  cli::StatsPrinter stats(kProgram, flags.stats, collect);
+  if (shard != nullptr) {
+    shard->attach(stats);
+  }
   int exit_code = cli::kExitOk;
   rc = run_until_stopped(flags, stats, [&](int timeout_ms) { return echo.run_once(timeout_ms); });
   if (rc < 0) {
     print_xtcp_error(kProgram, "waiting for work", rc);
     exit_code = cli::kExitFailure;
   }
-  if (flags.stats.json) {
+  if (shard != nullptr) {
+    std::vector<Counter> all;  // in the order of the single process's end-of-run print
+    echo.counters(&all);
+    collect_engine_counters(&all);
+    shard->final_counters(all);
+  } else if (flags.stats.json) {
     std::fprintf(msg, "%s: stopping\n", kProgram);
     stats.print();
   } else {
@@ -208,4 +225,38 @@ int main(int argc, char** argv) {
   xtcp_close_group(gd);
   xtcp_finalize();
   return exit_code;
+}
+
+// --shards N: N processes on one multi-queue TUN device under a supervisor.
+int serve_sharded(const ServerFlags& flags) {
+  SupervisorSpec spec;
+  spec.program = kProgram;
+  spec.flags = &flags;
+  spec.ready_line = startup_line(flags);
+  spec.final_prefixes = {"echo.", "pool."};
+  spec.stopping_line = [](const std::vector<Counter>& sums) {
+    auto sum = [&](const char* name) {
+      const auto it = std::find_if(sums.begin(), sums.end(), [&](const Counter& c) { return c.name == name; });
+      return static_cast<unsigned long long>(it == sums.end() ? 0 : it->value);
+    };
+    return std::string(kProgram) + ": stopping: " + std::to_string(sum("echo.accepted")) +
+           " connections accepted, " + std::to_string(sum("echo.bytes_echoed")) + " bytes echoed, 0 closing";
+  };
+  std::vector<Worker> workers;
+  for (int i = 0; i < flags.shards; ++i) {
+    workers.push_back(Worker{"shard " + std::to_string(i), true, [&flags, i](ShardChannel& channel) {
+                               const ServerFlags mine = shard_flags(flags, i);
+                               return serve(mine, &channel);
+                             }});
+  }
+  return run_supervisor(spec, std::move(workers));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ServerCommandLine cl(kEcho);
+  cl.parse(argc, argv);
+  const ServerFlags& flags = cl.values;
+  return flags.shards > 1 ? serve_sharded(flags) : serve(flags, nullptr);
 }

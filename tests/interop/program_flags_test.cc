@@ -77,7 +77,7 @@ struct ProgramHelp {
 std::vector<ProgramHelp> programs() {
   const std::vector<std::string> server = {"--tun", "--shm", "--ip", "--kernel-ip", "--port", "--pcap", "--duration",
                                            "--pool-size", "--rx-buffer", "--tx-cache", "--tx-buffer",
-                                           "--stats-interval", "--stats-json"};
+                                           "--shards", "--stats-interval", "--stats-json"};
   std::vector<std::string> im = server;
   im.insert(im.end(), {"--backend", "--backend-data"});
   std::vector<ProgramHelp> p = {
@@ -164,6 +164,11 @@ TEST(ProgramFlags, BadFlagsSayWhichAndExitTwo) {
       {{im, "--tun", "x0", "--ip", "198.18.0.2"}, "--port N is required"},
       {with(im, {"--backend-data", "2"}), "--backend-data needs --backend"},
       {with(im, {"--backend", "nowhere:1"}), "--backend: "},
+      {with(echo, {"--shards", "0"}), "--shards: '0' is not a whole number from 1 to 64"},
+      {with(im, {"--shards", "65"}), "--shards: '65' is not a whole number from 1 to 64"},
+      {{echo, "--shm", "s0", "--ip", "198.18.0.2", "--shards", "2"}, "--shards: a shared-memory link has one queue"},
+      {{im, "--shm", "s0", "--ip", "198.18.0.2", "--port", "5222", "--shards", "1"}, "--shards: a shared-memory"},
+      {with(im, {"--shards", "2", "--presence", "watched"}), "--presence: with --shards"},
       {{backend, "--unix", "/tmp/x", "--max-queue", "1K"}, "--max-queue: '1K' is outside 64K to 16G"},
       {{backend, "--unix", "/tmp/x", "--latency-us=1d"}, "--latency-us: '1d' is not a duration"},
   };

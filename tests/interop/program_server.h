@@ -42,6 +42,8 @@ class ProgramServer {
   // Runs fn on a thread inside the namespace (client sockets must be made there).
   void in_namespace(const std::function<void()>& fn) const;
   bool running() const { return cmd_ && cmd_->running(); }
+  // The program's process id (-1 when it was not started).
+  pid_t pid() const { return cmd_ ? cmd_->pid() : -1; }
   // Sends sig to the program (SIGUSR1: print the counters); 0 or a negative errno.
   int signal(int sig) const { return cmd_ ? cmd_->signal(sig) : -ESRCH; }
   std::string output_so_far() const { return cmd_ ? cmd_->output_so_far() : std::string(); }

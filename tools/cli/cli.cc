@@ -667,6 +667,10 @@ bool StatsPrinter::poll() {
 void StatsPrinter::print() {
   std::vector<Counter> counters;
   collect_(&counters);
+  if (sink_) {
+    sink_(counters);
+    return;
+  }
   if (options_.json) {
     print_counters_json(stdout, program_, counters);
   } else {

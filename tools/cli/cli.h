@@ -182,11 +182,16 @@ class StatsPrinter {
   bool poll();
   // Prints now: JSON with --stats-json, else a block of "name value" lines under a header.
   void print();
+  // From now on print() hands the counters to sink instead of printing them (a shard process
+  // hands them to its supervisor, which prints the sum of all shards).
+  using Sink = std::function<void(const std::vector<Counter>&)>;
+  void redirect(Sink sink) { sink_ = std::move(sink); }
 
  private:
   std::string program_;
   StatsOptions options_;
   Collect collect_;
+  Sink sink_;
   std::chrono::steady_clock::time_point next_;
 };
 

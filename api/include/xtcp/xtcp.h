@@ -75,7 +75,13 @@ struct xtcp_config {
                                   client sends at once, and the retransmissions the clients
                                   add while it waits, wait instead of being dropped (the
                                   kernel's 500 overflows); with shm_name, 10,000 */
-  uint32_t reserved_u32;       /* 0 */
+  uint32_t tun_multi_queue;    /* 0: a single-queue TUN device. Non-zero: create or attach
+                                  tun_name with IFF_MULTI_QUEUE; every process that
+                                  configures the same tun_name adds a queue, and the kernel
+                                  spreads the flows across the queues by flow hash, each
+                                  flow staying on one queue (one process per queue: shards
+                                  that share nothing). The device must be multi-queue from
+                                  its creation on. Unused with shm_name. */
   const char* shm_name;        /* NULL: TUN. Else serve on the shared-memory link of this name
                                   (created; a client such as xtcp-loadgen --shm attaches),
                                   instead of the TUN device */
