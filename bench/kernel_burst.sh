@@ -7,9 +7,10 @@
 # time to the last answer, latencies, the clients' retransmissions, the device's drops.
 #
 #   sudo bench/kernel_burst.sh [--connections N] [--bursts N] [--message-size SIZE]
-#                              [--ramp RATE] [--servers xtcp,kernel] [--server-args "ARGS"]
+#                              [--ramp RATE] [--servers xtcp,xtcp2,kernel] [--server-args "ARGS"]
 #                              [--out DIR]
-# --server-args go to xtcp-echo. Environment: BIN (default build/bin).
+# --servers: xtcp (one stack), xtcpN (xtcp-echo --shards N), kernel. --server-args go to
+# every xtcp-echo. Environment: BIN (default build/bin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-build/bin}
@@ -74,22 +75,26 @@ stop_server() {  # prints the counters: SIGUSR1 first (the stack's too), then SI
   kill -INT "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
 }
 
-run_xtcp() {
-  local ns=xtcp-kb-x$TAG
+run_xtcp() {  # run_xtcp SHARDS
+  local ns=xtcp-kb-x$TAG name=xtcp shards=()
+  if [[ $1 -gt 1 ]]; then name=xtcp$1; shards=(--shards "$1"); fi
   new_ns "$ns"
   # shellcheck disable=SC2086
   ip netns exec "$ns" "$BIN/xtcp-echo" --tun xtcpb0 --ip 198.18.0.2 --kernel-ip 198.18.0.1/24 --port 7 \
-      --max-connections $((N + 1024)) $SERVER_ARGS >"$OUT/xtcp-server.txt" 2>&1 &
+      --max-connections $((N + 1024)) "${shards[@]}" $SERVER_ARGS >"$OUT/$name-server.txt" 2>&1 &
   SERVER_PID=$!
-  for _ in $(seq 100); do
-    ip netns exec "$ns" ip addr show xtcpb0 2>/dev/null | grep -q 198.18.0.1 && break
+  # The start line comes once every shard (of --shards) has its queue: flows must not start
+  # before, or the kernel would move them to a queue added later.
+  for _ in $(seq 300); do
+    grep -q '^xtcp-echo: 198.18.0.2:7' "$OUT/$name-server.txt" && break
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$OUT/$name-server.txt" >&2; return 1; }
     sleep 0.1
   done
-  echo "== xtcp: $N kernel clients -> xtcp-echo $SERVER_ARGS behind TUN (queue $(ip netns exec "$ns" cat /sys/class/net/xtcpb0/tx_queue_len) packets); load $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "== $name: $N kernel clients -> xtcp-echo ${shards[*]} $SERVER_ARGS behind TUN (queue $(ip netns exec "$ns" cat /sys/class/net/xtcpb0/tx_queue_len) packets); load $(cut -d' ' -f1-3 /proc/loadavg)"
   local rc=0
-  clients "$ns" 198.18.0.2 xtcpb0 xtcp || rc=$?
+  clients "$ns" 198.18.0.2 xtcpb0 "$name" || rc=$?
   stop_server
-  echo "xtcp-echo: $(grep -E '^(tcp\.(segs_in|segs_out|retransmits|rto_expirations|dsack_blocks_in|answers_from_cache|crossed_duplicates)|link\.(errors|backlog_polls)) ' "$OUT/xtcp-server.txt" | tr '\n' ' ')"
+  echo "xtcp-echo: $(grep -E '^(tcp\.(segs_in|segs_out|retransmits|rto_expirations|dsack_blocks_in|answers_from_cache|crossed_duplicates)|link\.(errors|backlog_polls)) ' "$OUT/$name-server.txt" | tr '\n' ' ')"
   ip netns del "$ns"
   return "$rc"
 }
@@ -136,9 +141,10 @@ STATUS=0
 IFS=, read -r -a LIST <<<"$SERVERS"
 for s in "${LIST[@]}"; do
   case "$s" in
-    xtcp) run_xtcp || STATUS=1 ;;
+    xtcp) run_xtcp 1 || STATUS=1 ;;
+    xtcp[1-9]|xtcp[1-9][0-9]) run_xtcp "${s#xtcp}" || STATUS=1 ;;
     kernel) run_kernel || STATUS=1 ;;
-    *) echo "kernel_burst.sh: --servers: '$s' is neither xtcp nor kernel" >&2; exit 2 ;;
+    *) echo "kernel_burst.sh: --servers: '$s' is not xtcp, xtcpN (N shards) or kernel" >&2; exit 2 ;;
   esac
 done
 echo "results (JSON, text, server logs): $OUT"
