@@ -56,6 +56,9 @@ struct LinkSetup {
   std::uint32_t max_connections = 1u << 20;
   std::size_t tx_cache_size = 64u << 20;
   std::uint32_t tun_queue_len = 10'000;
+  // XTCP_IO_RW: TunLink (a read(2)/write(2) per packet); XTCP_IO_URING: UringTunLink, whose
+  // sends are batched until the runtime flushes. TUN only (xtcp_configure checks).
+  std::uint32_t link_io = XTCP_IO_RW;
 };
 
 // Per-group options (xtcp_setopt); snapshotted into a connection when it is accepted.
@@ -104,7 +107,8 @@ class Runtime {
  public:
   // Tests and embedders: the runtime uses but does not own link and clock.
   Runtime(const RuntimeConfig& config, Link& link, const Clock& clock);
-  // Programs: opens the TUN device (and the pcap tap) and runs on CLOCK_MONOTONIC.
+  // Programs: opens the TUN device (TunLink, or UringTunLink for XTCP_IO_URING), or the
+  // shared-memory link, and the pcap tap on top; runs on CLOCK_MONOTONIC.
   // nullptr with *error (negative errno) and *message on failure.
   static std::unique_ptr<Runtime> open(const LinkSetup& setup, int* error, std::string* message);
   ~Runtime();
@@ -145,8 +149,13 @@ class Runtime {
   int setopt(int gd, int option, std::int64_t value);
   int getopt(int gd, int option, std::int64_t* value) const;
 
-  // Drives the stack once: link, timers, engine events, accept timeouts. Packets processed.
+  // Drives the stack once: link, timers, engine events, accept timeouts; flushes the link
+  // at its end. Packets processed.
   int drive();
+  // Hands the packets a batching link queued (the application's answers since the last
+  // drive) to the device: select() before it sleeps, xtcp_next_timeout, the destructor.
+  // Returns Link::flush's result.
+  int flush();
   // The next moment drive() has timer work (engine timers, accept timeouts, delayed packets).
   TimeNs next_deadline() const;
   // next_deadline() as xtcp_next_timeout reports it: whole ms from now, rounded up, capped.
