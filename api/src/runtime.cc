@@ -653,8 +653,9 @@ int Runtime::drive() {
   process_events();
   wake_waiters();
   reassert_fds();
-  // The accept timeouts' resets: drive() is the last call before the application (or
-  // select's sleep) takes over.
+  // What the steps after the stack's own poll sent (the resets of accept timeouts, of
+  // connections killed while handling events): drive() is the last step before the
+  // application, or select's sleep, takes over.
   flush();
   if (logger_.enabled(LogLevel::kInfo)) {
     std::uint64_t refused = 0;
