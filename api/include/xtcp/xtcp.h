@@ -179,7 +179,9 @@ int xtcp_poll(void);
 int xtcp_link_fd(void);
 /* Milliseconds until the stack next needs xtcp_poll for its own timers (retransmissions,
  * delayed ACKs, accept timeouts): 0 when one is due now, at most 60000 (also when no timer
- * is armed). Use it as the timeout of your own poll/epoll wait. -EINVAL not initialized. */
+ * is armed). Use it as the timeout of your own poll/epoll wait, called right before it:
+ * with XTCP_IO_URING it first hands the answers queued since the last round to the kernel.
+ * -EINVAL not initialized. */
 int xtcp_next_timeout(void);
 
 /* Active open from an ephemeral port to addr:port; the connection joins gd. Returns a
