@@ -115,6 +115,16 @@ def proc_pss_kb(pid):
     return 0
 
 
+def proc_cpu_s(pid):
+    """User + system CPU seconds a process has used so far (its own threads), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def children(pid):
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
@@ -390,6 +400,7 @@ def run_one(a, index, n, server, workload):
                 if m.group(1) == "measure":
                     if "after_ramp" not in snaps:
                         snaps["after_ramp"] = memory_snapshot(srv.pid, kernel)
+                        snaps["cpu_after_ramp"] = proc_cpu_s(srv.pid)
                     pids = [srv.pid] + (children(srv.pid) if kernel else [])
                     rss = sum(proc_status_kb(p, "VmRSS") for p in pids) * 1024
                     snaps["peak_rss_bytes"] = max(rss, snaps.get("peak_rss_bytes", 0))
@@ -418,6 +429,11 @@ def run_one(a, index, n, server, workload):
             rec["failure"] = rec["failure"] or f"no JSON summary from xtcp-loadgen ({e}); exit {lg.returncode}: " + \
                 read_text(paths["loadgen.log"]).strip()[-300:]
         server_alive = srv.poll() is None
+        # The server's CPU over the measuring period (the bursts and the quiet between them),
+        # the ramp left out; xtcp servers only (a kernel server's work is in softirq).
+        cpu_end = proc_cpu_s(srv.pid) if server_alive and not kernel else None
+        if cpu_end is not None and snaps.get("cpu_after_ramp") is not None:
+            rec["server_cpu_s_measuring"] = cpu_end - snaps["cpu_after_ramp"]
         rec["memory_before"] = before
         rec["memory_after_ramp"] = snaps.get("after_ramp")
         rec["peak_rss_bytes_measuring"] = snaps.get("peak_rss_bytes")
@@ -932,6 +948,10 @@ def summary_line(rec):
         parts.append(f"{f['msgs_per_s']:.0f} msg/s p50 {fmt_us(f.get('p50'))} p99 {fmt_us(f.get('p99'))}")
     if f.get("bursts"):
         parts.append("bursts " + ",".join(f"{x:.3g}s" for x in f["bursts"]))
+    if f.get("per_exchange"):
+        parts.append(f"{per_exchange_cell(f)} packets/exchange")
+    if rec.get("server_cpu_s_measuring") is not None:
+        parts.append(f"server CPU {rec['server_cpu_s_measuring']:.2f} s measuring")
     parts.append(f"load {rec['loadavg_before']} -> {rec['loadavg_after']}")
     return ", ".join(parts)
 

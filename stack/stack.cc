@@ -49,6 +49,10 @@ int Stack::poll(int max_rounds) {
   for (int round = 0; round < max_rounds; ++round) {
     const int n = link_.receive_batch(config_.rx_batch,
                                       [this](std::span<const std::byte> p) { ip_.input(p); });
+    // The answers to this round's packets leave together (one submission on a batching
+    // link) before the next round reads more: a client's answer never waits behind input
+    // that came later.
+    flush_link();
     if (n < 0) {
       ++link_errors_;
       if (config_.logger != nullptr) {
@@ -75,7 +79,24 @@ int Stack::poll(int max_rounds) {
     ++backlog_polls_;
     run_timers_until(std::max(drained_at_, now - config_.max_timer_delay));
   }
+  // Retransmissions, delayed ACKs and keep-alives the timers produced: poll() must not
+  // return with packets held in the link, its caller may sleep next.
+  flush_link();
   return total;
+}
+
+int Stack::flush_link() {
+  const int rc = link_.flush();
+  if (rc < 0) {
+    // The packets stay queued in the link for its next flush (or its next receive round).
+    ++link_errors_;
+    if (config_.logger != nullptr) {
+      config_.logger->report(LogKind::kLinkSend, LogLevel::kWarning, clock_.now(),
+                             "link: handing queued packets to the device failed: %s (counted in link.errors)",
+                             std::strerror(-rc));
+    }
+  }
+  return rc;
 }
 
 void Stack::run_timers() { run_timers_until(clock_.now()); }
@@ -92,7 +113,8 @@ void Stack::run_timers_until(TimeNs t) {
 
 TimeNs Stack::next_deadline() const { return std::min(tcp_.next_deadline(), ip_.next_deadline()); }
 
-void Stack::wait(TimeNs max_wait) const {
+void Stack::wait(TimeNs max_wait) {
+  flush_link();
   const int fd = link_.poll_fd();
   if (fd < 0) {
     return;

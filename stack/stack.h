@@ -44,15 +44,22 @@ class Stack {
   // Reads up to a batch of packets per round until the link is empty (at most
   // max_rounds rounds), then fires due timers: while packets still wait in the link, only
   // those due by the last time it was empty or more than config.max_timer_delay ago.
-  // Returns packets processed.
+  // Flushes the link after every round and after the timers (Link::flush), so nothing
+  // poll() sent is left queued in a batching link when it returns. Returns packets
+  // processed.
   int poll(int max_rounds = 16);
-  // Fires every due timer.
+  // Fires every due timer (no flush: callers that send outside poll() call flush_link()).
   void run_timers();
+  // Hands what the link queued to the device (Link::flush). For sends made outside poll()
+  // (an application's answers): call before sleeping or giving control away. A failure is
+  // counted in link_errors() and logged; the packets stay queued for the next flush.
+  int flush_link();
   // The next moment poll() has timer work to do.
   TimeNs next_deadline() const;
-  // Blocks until the link is readable or the next deadline (at most max_wait), using
+  // Flushes the link (sends made since the last poll() must not wait out the sleep), then
+  // blocks until the link is readable or the next deadline (at most max_wait), using
   // poll(2) on the link's descriptor. Links without a descriptor return at once.
-  void wait(TimeNs max_wait) const;
+  void wait(TimeNs max_wait);
 
   Ipv4Layer& ip() { return ip_; }
   TcpLayer& tcp() { return tcp_; }

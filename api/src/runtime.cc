@@ -171,12 +171,29 @@ std::unique_ptr<Runtime> Runtime::open(const LinkSetup& setup, int* error, std::
     topts.mtu = setup.mtu;
     topts.tx_queue_len = tun_queue_packets(setup);
     topts.multi_queue = setup.tun_multi_queue;
-    owned->tun = TunLink::open(topts, &msg, &code);
-    if (!owned->tun) {
-      return fail(code != 0 ? code : -ENODEV, msg);
+    std::string device_name;
+    if (setup.link_io == XTCP_IO_URING) {
+      UringTunOptions uo;
+      uo.tun = topts;
+      owned->uring = UringTunLink::open(uo, &msg, &code);
+      if (!owned->uring) {
+        // No liburing in this build, or a kernel (or seccomp filter) that refuses io_uring
+        // to this process: not supported here, as xtcp_configure would have said.
+        if (code == -ENOSYS || code == -EPERM || code == -EACCES) {
+          return fail(-ENOTSUP, "link_io XTCP_IO_URING: " + msg + "; use XTCP_IO_RW");
+        }
+        return fail(code != 0 ? code : -ENODEV, msg);
+      }
+      device_name = owned->uring->name();
+    } else {
+      owned->tun = TunLink::open(topts, &msg, &code);
+      if (!owned->tun) {
+        return fail(code != 0 ? code : -ENODEV, msg);
+      }
+      device_name = owned->tun->name();
     }
     if (setup.kernel_addr != 0) {
-      const int rc = configure_kernel_side(owned->tun->name(), setup.kernel_addr, setup.kernel_prefix, &msg);
+      const int rc = configure_kernel_side(device_name, setup.kernel_addr, setup.kernel_prefix, &msg);
       if (rc < 0) {
         return fail(rc, msg);
       }
@@ -204,8 +221,10 @@ std::unique_ptr<Runtime> Runtime::open(const LinkSetup& setup, int* error, std::
 }
 
 Runtime::~Runtime() {
-  // Every connection of every group is reset (the peers must not wait for a timeout).
+  // Every connection of every group is reset (the peers must not wait for a timeout), and
+  // the resets (with whatever else a batching link holds) leave before the link closes.
   destroy_groups(std::vector<bool>(groups_.size(), true));
+  flush();
 }
 
 // ---- lookups -----------------------------------------------------------------------------
@@ -656,12 +675,16 @@ int Runtime::input_rounds() const {
 }
 
 int Runtime::drive() {
-  const int n = stack_->poll(input_rounds());
+  const int n = stack_->poll(input_rounds());  // flushes what the packets and the timers made the stack send
   process_events();
   sweep_accept_timeouts(clock_.now());
   process_events();
   wake_waiters();
   reassert_fds();
+  // What the steps after the stack's own poll sent (the resets of accept timeouts, of
+  // connections killed while handling events): drive() is the last step before the
+  // application, or select's sleep, takes over.
+  flush();
   if (logger_.enabled(LogLevel::kInfo)) {
     std::uint64_t refused = 0;
     for (const auto& [id, p] : pools_) {
@@ -679,6 +702,8 @@ int Runtime::drive() {
 }
 
 int Runtime::poll() { return drive(); }
+
+int Runtime::flush() { return stack_->flush_link(); }
 
 TimeNs Runtime::next_deadline() const {
   TimeNs t = std::min(stack_->next_deadline(), link_.next_event_time());
@@ -756,6 +781,8 @@ int Runtime::select(int n, xtcp_set* readgds, xtcp_set* acceptgds, const timeval
       }
       return ready;
     }
+    // No answer sleeps in a batching link with us: drive() above flushed it last (the
+    // application's sends since the previous select went with its first receive round).
     const TimeNs wake = std::min(deadline, next_deadline());
     const TimeNs delay = std::max<TimeNs>(0, wake - now);
     const TimeNs wait_ms = std::min<TimeNs>((delay + kNsPerMs - 1) / kNsPerMs, INT_MAX);

@@ -60,6 +60,9 @@ struct LinkSetup {
   // IFF_MULTI_QUEUE: this process adds one queue to tun_name (a shard); every process that
   // opens the device may set its kernel side, MTU and queue length to the same values.
   bool tun_multi_queue = false;
+  // XTCP_IO_RW: TunLink (a read(2)/write(2) per packet); XTCP_IO_URING: UringTunLink, whose
+  // sends are batched until the runtime flushes. TUN only (xtcp_configure checks).
+  std::uint32_t link_io = XTCP_IO_RW;
 };
 
 // The longest queue the kernel gives a TUN device (SIOCSIFTXQLEN): its ring of packet pointers
@@ -125,7 +128,8 @@ class Runtime {
  public:
   // Tests and embedders: the runtime uses but does not own link and clock.
   Runtime(const RuntimeConfig& config, Link& link, const Clock& clock);
-  // Programs: opens the TUN device (and the pcap tap) and runs on CLOCK_MONOTONIC.
+  // Programs: opens the TUN device (TunLink, or UringTunLink for XTCP_IO_URING), or the
+  // shared-memory link, and the pcap tap on top; runs on CLOCK_MONOTONIC.
   // nullptr with *error (negative errno) and *message on failure.
   static std::unique_ptr<Runtime> open(const LinkSetup& setup, int* error, std::string* message);
   ~Runtime();
@@ -166,13 +170,17 @@ class Runtime {
   int setopt(int gd, int option, std::int64_t value);
   int getopt(int gd, int option, std::int64_t* value) const;
 
-  // Drives the stack once: link, timers, engine events, accept timeouts. Packets processed:
-  // at most input_rounds() batches.
+  // Drives the stack once: link, timers, engine events, accept timeouts; flushes the link
+  // at its end. Packets processed: at most input_rounds() batches.
   int drive();
   // Batches of packets the next drive reads: up to kMaxInputRounds, fewer as the receive
   // pools fill (about half a free chunk per packet; at least one batch).
   static constexpr int kMaxInputRounds = 16;
   int input_rounds() const;
+  // Hands the packets a batching link queued (the application's answers since the last
+  // drive) to the device: select() before it sleeps, xtcp_next_timeout, the destructor.
+  // Returns Link::flush's result.
+  int flush();
   // The next moment drive() has timer work (engine timers, accept timeouts, delayed packets).
   TimeNs next_deadline() const;
   // next_deadline() as xtcp_next_timeout reports it: whole ms from now, rounded up, capped.

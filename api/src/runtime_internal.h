@@ -15,6 +15,7 @@
 #include "stack/netif/pcap_tap.h"
 #include "stack/netif/shm_link.h"
 #include "stack/netif/tun_link.h"
+#include "stack/netif/uring_tun_link.h"
 
 namespace xtcp::api {
 namespace internal {
@@ -57,9 +58,18 @@ inline std::size_t header_len(int framing) { return framing == XTCP_FRAME_U16BE 
 struct Runtime::Owned {
   SteadyClock clock;
   std::unique_ptr<TunLink> tun;
+  std::unique_ptr<UringTunLink> uring;  // instead of tun for XTCP_IO_URING
   std::unique_ptr<ShmLink> shm;  // instead of tun when LinkSetup::shm_name is set
-  std::unique_ptr<PcapTap> tap;
-  Link& device() { return shm ? static_cast<Link&>(*shm) : static_cast<Link&>(*tun); }
+  std::unique_ptr<PcapTap> tap;  // on top of whichever device; forwards flush()
+  Link& device() {
+    if (shm) {
+      return *shm;
+    }
+    if (uring) {
+      return *uring;
+    }
+    return *tun;
+  }
   Link& link() { return tap ? static_cast<Link&>(*tap) : device(); }
 };
 

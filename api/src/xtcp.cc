@@ -6,10 +6,11 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <iterator>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <new>
 #include <string>
@@ -17,12 +18,19 @@
 #include "api/src/errors.h"
 #include "api/src/runtime.h"
 #include "stack/netif/shm_link.h"
+#include "stack/netif/uring_tun_link.h"
 #include "xtcp/xtcp.h"
 
-// shm_name took one of the reserved words, tun_multi_queue the reserved uint32_t: the struct
-// (and so the ABI) keeps its size.
+// shm_name took one of the reserved words, tun_multi_queue the reserved uint32_t, link_io and
+// reserved_u32b another reserved word: the struct (and so the ABI) keeps its size, and every
+// field before them its offset.
 static_assert(sizeof(void*) != 8 || sizeof(struct xtcp_config) == 104,
               "struct xtcp_config must keep its size (104 bytes on LP64)");
+static_assert(sizeof(void*) != 8 || (offsetof(struct xtcp_config, shm_name) == 56 &&
+                                     offsetof(struct xtcp_config, link_io) == 64 &&
+                                     offsetof(struct xtcp_config, reserved_u32b) == 68 &&
+                                     offsetof(struct xtcp_config, reserved) == 72),
+              "link_io and reserved_u32b take the place of reserved[0] on LP64");
 
 namespace {
 
@@ -215,8 +223,27 @@ int xtcp_configure(const struct xtcp_config* config) {
       s.tun_queue_len = config->tun_queue_len;
     }
     s.tun_multi_queue = config->tun_multi_queue != 0;
-    if (std::any_of(std::begin(config->reserved), std::end(config->reserved),
-                                                 [](std::size_t v) { return v != 0; })) {
+    if (config->link_io == XTCP_IO_URING) {
+      if (!s.shm_name.empty()) {
+        explain("link_io XTCP_IO_URING is for the TUN device; the shared-memory link (shm_name) has "
+                "no system call to batch");
+        return -EINVAL;
+      }
+      // Asked now, so that the program hears it at configure time rather than at its first
+      // pool; Runtime::open reports a kernel that refuses the real ring the same way.
+      std::string why;
+      if (!xtcp::UringTunLink::available(&why)) {
+        explain("link_io XTCP_IO_URING: %s; use XTCP_IO_RW", why.c_str());
+        return -ENOTSUP;
+      }
+      s.link_io = XTCP_IO_URING;
+    } else if (config->link_io != XTCP_IO_RW) {
+      explain("link_io %u: expected XTCP_IO_RW (0) or XTCP_IO_URING (1)", config->link_io);
+      return -EINVAL;
+    }
+    if (config->reserved_u32b != 0 ||
+        std::any_of(std::begin(config->reserved), std::end(config->reserved),
+                    [](std::size_t v) { return v != 0; })) {
       explain("the reserved fields must be 0 (initialize the struct with {0})");
       return -EINVAL;
     }
@@ -376,6 +403,9 @@ int xtcp_next_timeout(void) {
       explain("not initialized");
       return -EINVAL;
     }
+    // The recipe calls this right before epoll_wait: the application's answers queued in a
+    // batching link (XTCP_IO_URING) go now, not after the sleep.
+    rt()->flush();
     return rt()->next_timeout_ms();
   });
 }

@@ -1,6 +1,6 @@
 // What the example servers on the xtcp API (xtcp-echo, xtcp-im) share around their own
 // work: the command line (tools/cli flags: --tun NAME | --shm NAME, --ip ADDR [--kernel-ip ADDR/PREFIX]
-// [--port N] [--pcap FILE] [--duration DURATION] [--pool-size SIZE] [--tx-cache SIZE]
+// [--port N] [--pcap FILE] [--io rw|uring] [--duration DURATION] [--pool-size SIZE] [--tx-cache SIZE]
 // [--shards N] [--stats-interval DURATION] [--stats-json], and for xtcp-im --backend and --backend-data),
 // the xtcp_config they make, failure reports with xtcp_last_error(), the signals, the main
 // loop with its counter prints, and the counters themselves.
@@ -28,6 +28,7 @@ struct ServerFlags {
   std::string kernel_ip;   // "ADDR/PREFIX" or empty, validated
   std::uint16_t port = 0;
   std::string pcap;
+  std::uint32_t link_io = XTCP_IO_RW;     // --io rw|uring
   xtcp::cli::Micros duration{0};          // 0: until SIGINT/SIGTERM
   std::uint64_t pool_size = 4u << 20;     // the pool's shared receive buffer (--pool-size)
   std::uint64_t tx_cache_size = 0;        // the shared transmit cache; 0: the API's default
@@ -67,7 +68,8 @@ struct ServerCommandLine {
 
 // Where the stack serves, for messages: "TUN device NAME" or "shared-memory link NAME".
 std::string link_description(const ServerFlags& flags);
-// The same, short, for the start-up line: the TUN device's name, or "shm:NAME".
+// The same, short, for the start-up line: the TUN device's name (with " (io_uring)" after
+// --io uring), or "shm:NAME".
 std::string link_name(const ServerFlags& flags);
 
 // The xtcp_config for these flags (pointers into flags; keep flags alive).

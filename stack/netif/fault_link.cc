@@ -14,6 +14,11 @@ int FaultLink::send(std::span<const std::byte> packet) {
   return rc;
 }
 
+int FaultLink::flush() {
+  flush_to_inner();
+  return inner_.flush();
+}
+
 int FaultLink::receive_batch(int max_packets, PacketHandler on_packet) {
   flush_to_inner();  // delayed packets toward the device whose time has come
   const int n = inner_.receive_batch(max_packets, [this](std::span<const std::byte> p) { pair_.b().send(p); });

@@ -16,6 +16,9 @@ class FaultLink final : public Link {
 
   int send(std::span<const std::byte> packet) override;
   int receive_batch(int max_packets, PacketHandler on_packet) override;
+  // Moves the packets whose delay is over to the inner link, then flushes it (a batching
+  // inner link holds them until then).
+  int flush() override;
   int poll_fd() const override { return inner_.poll_fd(); }
   std::size_t mtu() const override { return inner_.mtu(); }
   TimeNs next_event_time() const override { return pair_.next_delivery_time(); }

@@ -55,6 +55,8 @@ class PcapTap final : public Link {
   int send(std::span<const std::byte> packet) override;
   // Forwards to the inner link, recording each packet before handing it on.
   int receive_batch(int max_packets, PacketHandler on_packet) override;
+  // Packets are recorded when sent, whatever the inner link queues: flushing is its job.
+  int flush() override { return inner_.flush(); }
   int poll_fd() const override { return inner_.poll_fd(); }
   std::size_t mtu() const override { return inner_.mtu(); }
   TimeNs next_event_time() const override { return inner_.next_event_time(); }

@@ -54,7 +54,10 @@ class TunLink final : public Link {
   TunLink& operator=(const TunLink&) = delete;
 
   // write()s one packet. 0 on success; -EAGAIN when the kernel would block (counted in
-  // send_drops, packet dropped); another negative errno on failure.
+  // send_drops, packet dropped); another negative errno on failure. No flush() of its own
+  // (Link's does nothing): a TUN descriptor takes exactly one packet per write(2), and
+  // writev(2) on it still makes one packet of all the iovecs, so batching sends needs
+  // io_uring (UringTunLink).
   int send(std::span<const std::byte> packet) override;
 
   // read()s until max_packets were handed over or the device has nothing more (EAGAIN).

@@ -55,16 +55,6 @@
 
 namespace xtcp {
 
-// A link that may hold sent packets back to hand them to the device together. The engine
-// does not call flush() yet; such a link also submits on its own (see UringTunLink).
-class BatchingLink : public Link {
- public:
-  // Hands every packet queued by send() to the device without waiting for it to be
-  // written. Returns how many packets were handed over (0 when none waited), or a
-  // negative errno.
-  virtual int flush() = 0;
-};
-
 struct UringTunOptions {
   // Device name, multi-queue, MTU and transmit queue length, exactly as for TunLink (the
   // device is opened with TunLink::open).
@@ -105,7 +95,7 @@ struct UringTunCounters {
   std::uint64_t syscalls = 0;      // system calls made by the link after open (all io_uring_enter)
 };
 
-class UringTunLink final : public BatchingLink {
+class UringTunLink final : public Link {
  public:
   // True when this build has liburing and the kernel lets this process create an
   // io_uring; otherwise false with the reason in *why (may be null).
@@ -135,6 +125,9 @@ class UringTunLink final : public BatchingLink {
   // over (the failure recurs on the next call if it persists).
   int receive_batch(int max_packets, PacketHandler on_packet) override;
 
+  // Submits the queued writes (and reads to re-arm) in one io_uring_enter; no system call
+  // when nothing waits. Stack::poll calls it after each receive round and after the
+  // timers, the API runtime before it blocks or returns to the application.
   int flush() override;
 
   int poll_fd() const override;

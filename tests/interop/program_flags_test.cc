@@ -75,7 +75,7 @@ struct ProgramHelp {
 };
 
 std::vector<ProgramHelp> programs() {
-  const std::vector<std::string> server = {"--tun", "--shm", "--ip", "--kernel-ip", "--port", "--pcap", "--duration",
+  const std::vector<std::string> server = {"--tun", "--shm", "--ip", "--kernel-ip", "--port", "--pcap", "--io", "--duration",
                                            "--pool-size", "--rx-buffer", "--tx-cache", "--tx-buffer",
                                            "--shards", "--stats-interval", "--stats-json"};
   std::vector<std::string> im = server;
@@ -161,6 +161,9 @@ TEST(ProgramFlags, BadFlagsSayWhichAndExitTwo) {
       {with(im, {"--shm", "s0"}), "--tun and --shm exclude each other"},
       {{echo, "--shm", "a/b", "--ip", "198.18.0.2"}, "--shm: a shared-memory link name"},
       {{echo, "--shm", "s0", "--ip", "198.18.0.2", "--kernel-ip", "198.18.0.1/24"}, "--kernel-ip: a shared-memory"},
+      {with(echo, {"--io", "epoll"}), "--io: expected rw or uring, got 'epoll'"},
+      {with(im, {"--io=aio"}), "--io: expected rw or uring, got 'aio'"},
+      {{echo, "--shm", "s0", "--ip", "198.18.0.2", "--io", "uring"}, "--io uring: a shared-memory link"},
       {{im, "--tun", "x0", "--ip", "198.18.0.2"}, "--port N is required"},
       {with(im, {"--backend-data", "2"}), "--backend-data needs --backend"},
       {with(im, {"--backend", "nowhere:1"}), "--backend: "},

@@ -355,6 +355,9 @@ void Loadgen::turn() {
   }
   // Events raised by our own sends (a reset answer) are handled in the same turn.
   stack_->tcp().poll_events([this](const TcpEvent& e) { on_event(e); });
+  // This turn's connects and messages (a whole burst) leave together on a batching link
+  // (--io uring), before run() sleeps.
+  stack_->flush_link();
   advance_phase();
   if (progress_ && now >= next_progress_) {
     report_progress();

@@ -1,6 +1,6 @@
 // xtcp-loadgen: drives many TCP connections against a server and checks every answer.
 //   xtcp-loadgen --target ADDR:PORT [--workload echo|im|connect-only|burst] [--connections N]
-//                [--tun NAME | --shm NAME | --in-process echo|im] [OPTION]...
+//                [--tun NAME [--io rw|uring] | --shm NAME | --in-process echo|im] [OPTION]...
 // Through a TUN device of its own (the kernel routes between it and the server), through a
 // shared-memory link an xtcp server created (xtcp-echo/xtcp-im --shm NAME), or in process
 // to an xtcp server over an in-memory link. Prints progress, then a JSON summary;
@@ -20,6 +20,7 @@
 #include "stack/netif/mem_link.h"
 #include "stack/netif/shm_link.h"
 #include "stack/netif/tun_link.h"
+#include "stack/netif/uring_tun_link.h"
 #include "stack/wire/ipv4.h"
 #include "tools/cli/cli.h"
 #include "tools/loadgen/inprocess.h"
@@ -51,6 +52,7 @@ struct Args {
   bool tun_given = false;
   std::string shm;
   std::uint64_t tx_queue = 20'000;
+  bool uring = false;  // --io uring
   std::string in_process;
   std::string json;
   cli::Micros progress{1'000'000};
@@ -146,6 +148,16 @@ int main(int argc, char** argv) {
              return std::string();
            });
   f.number("--tx-queue", "N", "transmit queue of the clients' TUN device, packets", &a.tx_queue, 1, 1'000'000);
+  f.custom("--io", "rw|uring",
+           "how packets cross the clients' TUN device: rw, one read(2)/write(2) per packet; uring, io_uring, "
+           "each turn's packets (a whole burst) handed to the kernel in one system call",
+           "rw", [&](const std::string& v) {
+             if (v != "rw" && v != "uring") {
+               return "expected rw or uring, got '" + v + "'";
+             }
+             a.uring = v == "uring";
+             return std::string();
+           });
   f.custom("--in-process", "KIND", "echo or im: run that xtcp server in this process over an in-memory link "
            "instead of a TUN device", "", [&](const std::string& v) {
              if (v != "echo" && v != "im") {
@@ -205,6 +217,9 @@ int main(int argc, char** argv) {
   if (static_cast<int>(a.tun_given) + static_cast<int>(!a.shm.empty()) + static_cast<int>(!a.in_process.empty()) > 1) {
     f.fail("--tun, --shm and --in-process exclude each other: the clients reach the server one way");
   }
+  if (a.uring && (!a.shm.empty() || !a.in_process.empty())) {
+    f.fail("--io uring: only the clients' TUN device makes a system call per packet (not --shm or --in-process)");
+  }
   if (o.workload == Workload::kIm && !a.in_process.empty() && a.in_process != "im") {
     f.fail("--workload im needs an IM server: --in-process im");
   }
@@ -214,6 +229,7 @@ int main(int argc, char** argv) {
 
   SteadyClock clock;
   std::unique_ptr<TunLink> tun;
+  std::unique_ptr<UringTunLink> uring;
   std::unique_ptr<ShmLink> shm;
   std::unique_ptr<MemLinkPair> pair;
   std::unique_ptr<InProcessTarget> server;
@@ -243,13 +259,23 @@ int main(int argc, char** argv) {
     TunOptions t;
     t.name = a.tun;
     t.tx_queue_len = static_cast<std::uint32_t>(a.tx_queue);
-    tun = TunLink::open(t, &error);
-    if (!tun || set_interface_up(tun->name(), &error) < 0 ||
-        add_device_route(tun->name(), o.src_addr, 32 - std::countr_zero(o.src_count), &error) < 0) {
+    const std::string* name = nullptr;
+    if (a.uring) {
+      UringTunOptions u;
+      u.tun = t;
+      uring = UringTunLink::open(u, &error);
+      name = uring ? &uring->name() : nullptr;
+      link = uring.get();
+    } else {
+      tun = TunLink::open(t, &error);
+      name = tun ? &tun->name() : nullptr;
+      link = tun.get();
+    }
+    if (name == nullptr || set_interface_up(*name, &error) < 0 ||
+        add_device_route(*name, o.src_addr, 32 - std::countr_zero(o.src_count), &error) < 0) {
       std::fprintf(stderr, "xtcp-loadgen: TUN device %s: %s\n", a.tun.c_str(), error.c_str());
       return cli::kExitFailure;
     }
-    link = tun.get();
   }
 
   Loadgen gen(o, *link, clock);

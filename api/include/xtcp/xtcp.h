@@ -85,8 +85,24 @@ struct xtcp_config {
   const char* shm_name;        /* NULL: TUN. Else serve on the shared-memory link of this name
                                   (created; a client such as xtcp-loadgen --shm attaches),
                                   instead of the TUN device */
-  size_t reserved[5];          /* 0: room for later settings without changing the size */
+  uint32_t link_io;            /* how packets cross the TUN device: XTCP_IO_RW (0, the
+                                  default) or XTCP_IO_URING */
+  uint32_t reserved_u32b;      /* 0 */
+  size_t reserved[4];          /* 0: room for later settings without changing the size */
 };
+/* xtcp_config.link_io. XTCP_IO_RW: one read(2) and one write(2) per packet; each answer
+ * leaves the moment the stack sends it. XTCP_IO_URING: io_uring moves the packets (Linux
+ * 5.18+ works best; one multishot read from 6.7). Packets the stack sends are queued and
+ * handed to the kernel together in one system call: after each round of packets
+ * xtcp_poll/xtcp_select process, after the timers, before xtcp_select sleeps, in
+ * xtcp_next_timeout (the epoll recipe calls it just before sleeping), at xtcp_finalize,
+ * and whenever 64 are queued. An application that sleeps without calling one of these
+ * first leaves its answers queued until it does. More packets per second one way, a
+ * little more latency per exchange (docs/benchmarks.md). xtcp_configure returns -ENOTSUP
+ * when this build has no liburing or the kernel refuses io_uring (xtcp_last_error says
+ * which), -EINVAL with shm_name (the shared-memory link has no system call to batch). */
+#define XTCP_IO_RW 0
+#define XTCP_IO_URING 1
 /* Sets the link used by every pool; must precede xtcp_initialize / xtcp_pool_create.
  * Returns 0, -EINVAL (bad address or name), -EALREADY (already running). */
 int xtcp_configure(const struct xtcp_config* config);
@@ -173,7 +189,9 @@ int xtcp_poll(void);
 int xtcp_link_fd(void);
 /* Milliseconds until the stack next needs xtcp_poll for its own timers (retransmissions,
  * delayed ACKs, accept timeouts): 0 when one is due now, at most 60000 (also when no timer
- * is armed). Use it as the timeout of your own poll/epoll wait. -EINVAL not initialized. */
+ * is armed). Use it as the timeout of your own poll/epoll wait, called right before it:
+ * with XTCP_IO_URING it first hands the answers queued since the last round to the kernel.
+ * -EINVAL not initialized. */
 int xtcp_next_timeout(void);
 
 /* Active open from an ephemeral port to addr:port; the connection joins gd. Returns a
