@@ -7,7 +7,10 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/pkt_sched.h>
 #include <linux/route.h>
+#include <linux/rtnetlink.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -117,6 +120,10 @@ std::unique_ptr<TunLink> TunLink::open(const TunOptions& options, std::string* e
     return fail(-err);
   }
   std::string name(ifr.ifr_name, ::strnlen(ifr.ifr_name, IFNAMSIZ));
+  if (int rc = set_interface_noqueue(name, error); rc < 0) {
+    ::close(fd);
+    return fail(rc);
+  }
   if (options.tx_queue_len != 0) {
     if (int rc = set_interface_tx_queue_len(name, options.tx_queue_len, error); rc < 0) {
       ::close(fd);
@@ -304,8 +311,80 @@ int set_interface_tx_queue_len(const std::string& ifname, std::uint32_t packets,
     set_error(error, "socket(AF_INET) for interface ioctls", err);
     return -err;
   }
+  // Setting a length, even the one the device has, makes a TUN device reallocate the packet
+  // ring of every queue it has (seconds for a multi-queue device with long queues, under the
+  // kernel's global network configuration lock): a shard attaching its queue to a device
+  // another shard already set up leaves the length alone.
+  if (::ioctl(sock.fd(), SIOCGIFTXQLEN, &ifr) == 0 && ifr.ifr_qlen == static_cast<int>(packets)) {
+    return 0;
+  }
   ifr.ifr_qlen = static_cast<int>(packets);
   return ioctl_checked(sock.fd(), SIOCSIFTXQLEN, ifr, "SIOCSIFTXQLEN", error);
+}
+
+int set_interface_noqueue(const std::string& ifname, std::string* error) {
+  ifreq ifr{};
+  if (int rc = set_ifname(ifr, ifname, error); rc < 0) {
+    return rc;
+  }
+  {
+    IoctlSocket s;
+    if (s.fd() < 0) {
+      const int err = errno;
+      set_error(error, "socket(AF_INET) for interface ioctls", err);
+      return -err;
+    }
+    if (int rc = ioctl_checked(s.fd(), SIOCGIFINDEX, ifr, "SIOCGIFINDEX", error); rc < 0) {
+      return rc;
+    }
+  }
+  const int index = ifr.ifr_ifindex;
+  const int sock = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (sock < 0) {
+    const int err = errno;
+    set_error(error, "socket(AF_NETLINK) for the qdisc of " + ifname, err);
+    return -err;
+  }
+  // RTM_NEWQDISC, replace the root qdisc with "noqueue" (tc qdisc replace dev IF root noqueue).
+  struct Request {
+    nlmsghdr nh;
+    tcmsg tc;
+    char attrs[64];
+  } req{};
+  req.nh.nlmsg_type = RTM_NEWQDISC;
+  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+  req.nh.nlmsg_seq = 1;
+  req.tc.tcm_family = AF_UNSPEC;
+  req.tc.tcm_ifindex = index;
+  req.tc.tcm_parent = TC_H_ROOT;
+  static constexpr char kKind[] = "noqueue";
+  auto* kind = reinterpret_cast<rtattr*>(req.attrs);
+  kind->rta_type = TCA_KIND;
+  kind->rta_len = static_cast<unsigned short>(RTA_LENGTH(sizeof kKind));
+  std::memcpy(RTA_DATA(kind), kKind, sizeof kKind);
+  req.nh.nlmsg_len = static_cast<std::uint32_t>(NLMSG_LENGTH(sizeof(tcmsg)) + RTA_ALIGN(kind->rta_len));
+  int rc = 0;
+  if (::send(sock, &req, req.nh.nlmsg_len, 0) < 0) {
+    rc = -errno;
+  } else {
+    union {
+      nlmsghdr nh;
+      char bytes[512];
+    } ack{};
+    const ssize_t n = ::recv(sock, &ack, sizeof ack, 0);
+    if (n < 0) {
+      rc = -errno;
+    } else if (n < static_cast<ssize_t>(NLMSG_LENGTH(sizeof(nlmsgerr))) || ack.nh.nlmsg_type != NLMSG_ERROR) {
+      rc = -EPROTO;
+    } else {
+      rc = reinterpret_cast<const nlmsgerr*>(NLMSG_DATA(&ack.nh))->error;
+    }
+  }
+  ::close(sock);
+  if (rc < 0) {
+    set_error(error, "setting the qdisc of " + ifname + " to noqueue (RTM_NEWQDISC)", -rc);
+  }
+  return rc;
 }
 
 int add_device_route(const std::string& ifname, std::uint32_t net_host_order, int prefix_len,

@@ -108,6 +108,16 @@ int set_interface_up(const std::string& ifname, std::string* error);
 // burst from many clients). Returns 0, or a negative errno with a message in *error.
 int set_interface_tx_queue_len(const std::string& ifname, std::uint32_t packets, std::string* error);
 
+// Replaces the interface's root qdisc with "noqueue" (tc qdisc replace dev IF root noqueue),
+// in the calling thread's namespace. TunLink::open does it for its device: a TUN device
+// queues packets for its reader in its own ring (tx_queue_len per queue) and drops when
+// that is full, so the default qdisc in front of it never holds a packet, yet allocates
+// rings of tx_queue_len packets per band for every transmit queue the device has: for a
+// multi-queue TUN device (256 of them) with a long queue, gigabytes of kernel memory and
+// seconds under the kernel's network configuration lock when it comes up. Returns 0, or a
+// negative errno with a message in *error.
+int set_interface_noqueue(const std::string& ifname, std::string* error);
+
 // Adds a route to net/prefix_len through the interface (SIOCADDRT, no gateway), in the
 // calling thread's namespace: how the kernel learns that a load generator's address range
 // lies behind its TUN device. An existing identical route is not an error. Returns 0, or a

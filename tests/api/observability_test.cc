@@ -145,6 +145,9 @@ TEST(ApiConfig, TunQueueLengthIsSetOnTheDevice) {
     }, &err), 0) << err;
     const CommandResult link = ns->run("ip link show dev xtcp0");
     EXPECT_HAS(link.output, k.qlen);
+    // The TUN device's own ring is the queue: no qdisc allocates rings of the same length in
+    // front of it (for a multi-queue device, one per possible queue: gigabytes).
+    EXPECT_HAS(ns->run("tc qdisc show dev xtcp0").output, "qdisc noqueue");
     EXPECT_EQ(xtcp_finalize(), 0);
   }
 }
