@@ -103,14 +103,85 @@ int Runtime::send(int pool, int gd, int cd, std::size_t ackd, const void* buf, s
   return rc;
 }
 
+// Its own ACKs can only help a connection that has answers cached: one holding nothing
+// whose answer exceeds its (shrunken) share waits for the cache like any other.
 bool Runtime::own_share_limits(ConnId conn, std::size_t want) const {
-  return tx_.queued(conn) + want > tx_.conn_limit();
+  const std::size_t queued = tx_.queued(conn);
+  return queued > 0 && queued + want > tx_.share(conn);
+}
+
+void Runtime::update_refused_windows() {
+  for (const auto& [id, p] : pools_) {
+    SharedRxPool& rx = *p->rx;
+    // Oldest refusal first, while the pool has room nobody was promised (RFC 9293 3.8.6.2.2:
+    // the update goes out only if the window really grew).
+    while (rx.has_refused() && rx.free_bytes() > rx.committed()) {
+      const ConnId conn = rx.front_refused();
+      rx.pop_refused();
+      const std::uint64_t before = stack_->tcp().stats().window_updates;
+      stack_->tcp().update_window(conn);
+      refused_window_updates_ += stack_->tcp().stats().window_updates - before;
+    }
+  }
+}
+
+bool Runtime::under_pressure(ConnId conn) const {
+  if (tx_.used() + tx_.reserve() + tx_.size() / 4 >= tx_.size()) {
+    return true;  // less than a quarter of the cache (beyond its reserve) is left
+  }
+  const SharedRxPool* rx = rx_.pool(rx_.slot_of(conn));
+  return rx != nullptr && rx->throttled();
+}
+
+// RFC 9293 3.8.6.1: a receiver may keep a zero window indefinitely, and the sender must
+// keep probing; a TCP implementation may nevertheless abort a connection whose zero window
+// persists while it holds resources. Here: a refused answer waits, the peer keeps window 0
+// (it does not read what we sent), answers are cached for it, and the cache or its pool is
+// under pressure: past its group's limit it is reset and counted.
+void Runtime::sweep_hoarders(TimeNs now) {
+  if (now < next_hoarder_sweep_ || (write_want_.empty() && stuck_since_.empty())) {
+    return;
+  }
+  constexpr TimeNs kSweepEvery = 100 * kNsPerMs;
+  next_hoarder_sweep_ = now + kSweepEvery;
+  std::vector<std::uint32_t> to_kill;
+  for (auto it = stuck_since_.begin(); it != stuck_since_.end();) {
+    it = write_want_.count(it->first) != 0 ? std::next(it) : stuck_since_.erase(it);
+  }
+  for (const auto& [slot, want] : write_want_) {
+    const Conn& c = conns_[slot];
+    const Group* g = group(c.gd);
+    ConnInfo info{};
+    const bool stuck = c.conn != kNoConn && g != nullptr && g->opts.zero_window_abort_ms > 0 &&
+                       tx_.queued(c.conn) > 0 && stack_->tcp().info(c.conn, &info) == 0 &&
+                       info.snd_wnd == 0;
+    if (!stuck) {
+      stuck_since_.erase(slot);
+      continue;
+    }
+    const TimeNs since = stuck_since_.try_emplace(slot, now).first->second;
+    if (now - since >= ms(g->opts.zero_window_abort_ms) && under_pressure(c.conn)) {
+      to_kill.push_back(slot);
+    }
+  }
+  for (const std::uint32_t slot : to_kill) {
+    stuck_since_.erase(slot);
+    ++zero_window_aborts_;
+    logger_.report(LogKind::kTxCacheFull, LogLevel::kInfo, now,
+                   "api: reset a connection whose peer kept window 0 while holding %zu cached bytes",
+                   tx_.queued(conns_[slot].conn));
+    Conn& c = conns_[slot];
+    kill(c, ECONNABORTED);
+    write_want_.erase(slot);
+    c.flags &= static_cast<std::uint8_t>(~(kWantWrite | kInWriteFifo));
+    refresh(slot);  // the application learns of it from xtcp_recv (-ECONNABORTED)
+  }
 }
 
 void Runtime::note_refused(std::uint32_t slot, std::size_t want) {
   Conn& c = conns_[slot];
   ++sends_refused_;
-  write_want_[slot] = static_cast<std::uint32_t>(std::min(want, tx_.conn_limit()));
+  write_want_[slot] = static_cast<std::uint32_t>(std::min(want, tx_.share(c.conn)));
   c.flags |= kWantWrite;
   if (!own_share_limits(c.conn, want)) {
     logger_.report(LogKind::kTxCacheFull, LogLevel::kInfo, clock_.now(),

@@ -89,6 +89,8 @@ void Runtime::visit_counters(F&& f) const {
   f("api.", "accept_timeouts", accept_timeouts);
   f("api.", "sends_refused", sends_refused_);
   f("api.", "writable_wakeups", writable_wakeups_);
+  f("api.", "zero_window_aborts", zero_window_aborts_);
+  f("api.", "refused_window_updates", refused_window_updates_);
   f("api.", "busy_connections", cold_.in_use());
 
   const TcpLayer::Memory tcp_mem = st.tcp().memory();

@@ -9,35 +9,92 @@ namespace xtcp {
 SharedRxPool::SharedRxPool(std::size_t size, const SharedRxPoolOptions& options)
     : q_(size, options.chunk_size),
       conn_window_(std::max<std::size_t>(options.conn_window, 1)),
-      low_water_(options.low_water == SIZE_MAX ? q_.capacity() / 16 : options.low_water) {}
+      low_water_(std::min(q_.capacity(),
+                          options.low_water == SIZE_MAX ? q_.capacity() / 16 : options.low_water)),
+      min_share_(std::min(options.min_share, conn_window_)),
+      refused_cap_(options.refused_fifo) {}
 
 std::size_t SharedRxPool::capacity(ConnId /*conn*/) const {
   return std::min(conn_window_, q_.capacity());
 }
 
-std::size_t SharedRxPool::free_space(ConnId conn) const {
+std::size_t SharedRxPool::fair_share(ConnId conn) const {
+  // Connections holding data or a promise (the larger count: most are both), and this one.
+  const std::size_t holders = std::max(q_.queues_in_use(), promisers_) + 1;
+  const std::size_t shared = q_.capacity() - low_water_;
+  return std::min(capacity(conn), std::max(min_share_, shared / holders));
+}
+
+// See the header: the fair share caps what the connection holds plus what it is promised;
+// a grant beyond the promise already made must be covered by free chunks nobody else was
+// promised (leaving the reserve, unless the connection stays within min_share).
+std::size_t SharedRxPool::offer(ConnId conn, std::size_t promised) const {
   const std::size_t held = q_.bytes(conn);
-  const std::size_t cap = capacity(conn);
-  if (held >= cap) {
-    return 0;
+  const std::size_t share = fair_share(conn);
+  const std::size_t most = share > held ? share - held : 0;
+  if (most <= promised) {
+    return promised;  // a promise is never taken back (RFC 9293 3.8.6.2.2)
   }
-  std::size_t room = q_.tail_room(conn);
-  // Below low water only connections that hold nothing may take new chunks: a flooding
-  // connection cannot eat the reserve that lets idle clients' requests in.
-  if (!(throttled() && held > 0)) {
-    room += q_.free_chunk_bytes();
+  const std::size_t c = q_.chunk_size();
+  const std::size_t chunks = q_.free_chunk_bytes();
+  const std::size_t free = chunks + q_.tail_room(conn);
+  const std::size_t uncommitted = chunks > committed_ ? chunks - committed_ : 0;
+  const std::size_t general = uncommitted > low_water_ ? uncommitted - low_water_ : 0;
+  // Growing the promise from `promised` to w costs counted(w) - counted(promised): within
+  // the chunk already counted it is free, beyond it whole chunks of avail.
+  const std::size_t paid = counted(promised);
+  const auto grant = [&](std::size_t avail) {
+    return std::min(most, std::max(promised, paid + avail / c * c));
+  };
+  std::size_t w = grant(general);
+  if (held + w < min_share_) {
+    // Within min_share a connection may draw on the reserve: a quiet or throttled one gets
+    // a full-sized segment's room while the pool has it uncommitted.
+    w = std::max(w, std::min(min_share_ - held, grant(uncommitted)));
   }
-  return std::min(cap - held, room);
+  if (held == 0 && w < c && free >= c) {
+    w = std::min(c, most);  // the one overbooked chunk for a request (see the header)
+  }
+  // Never more than the pool could physically take now.
+  return std::max(promised, std::min(w, free));
+}
+
+void SharedRxPool::promised(ConnId /*conn*/, std::size_t before, std::size_t after) {
+  const std::size_t b = counted(before);
+  const std::size_t a = counted(after);
+  if ((a > 0) != (b > 0)) {  // a connection's window opened or closed
+    if (a > 0) {
+      ++promisers_;
+    } else if (promisers_ > 0) {
+      --promisers_;
+    }
+  }
+  if (a >= b) {
+    committed_ += a - b;
+  } else {
+    committed_ -= std::min(committed_, b - a);
+  }
 }
 
 std::size_t SharedRxPool::append(ConnId conn, wire::ByteSpan data) {
-  const std::size_t room = free_space(conn);
+  // Every byte the engine appends lies inside a window it advertised: take all that fits
+  // (the connection's cap aside), whatever the shares, so a promise is kept.
+  const std::size_t held = q_.bytes(conn);
+  const std::size_t cap = capacity(conn);
+  const std::size_t room = held >= cap ? 0 : cap - held;
   const std::size_t took = q_.append(conn, data, room);
   stats_.bytes_in += took;
   if (took < data.size()) {
     stats_.bytes_refused += data.size() - took;
     if (throttled()) {
       ++stats_.throttled_appends;
+    }
+    if (refused_.size() < refused_cap_) {
+      if (refused_.empty() || refused_.back() != conn) {
+        refused_.push_back(conn);
+      }
+    } else {
+      ++stats_.refused_dropped;
     }
   }
   return took;

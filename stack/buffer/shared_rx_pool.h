@@ -10,15 +10,30 @@
 // and split most messages; a 1,500-byte one would waste most of each chunk on idle
 // connections holding one short request). A full-sized segment spans six chunks.
 //
-// Throttling under buffer pressure: once free space falls below low_water, connections
-// that already hold bytes may only fill the chunk they have, so the reserve serves idle
-// connections' new requests; what the store refuses the engine drops (and counts) while
-// still processing the segment's ACK field. free_space() tells the engine the truth, so the
-// advertised window is never larger than what the pool could take when it was advertised.
+// Fair windows (docs/architecture.md, "Shared buffers and throttling"). The window a
+// connection is offered is a share the pool can honour:
+//  - committed: every byte advertised and not yet received is committed, rounded up to
+//    whole chunks per connection (the engine reports each connection's promise through
+//    promised()); a grant never takes the committed total past the free chunks, so data
+//    inside an advertised window finds room (RFC 9293 3.8.6: an offered window is
+//    honoured, and its right edge never moves left);
+//  - fair share: one connection may hold plus be promised at most
+//    max(min_share, (size - reserve) / connections holding data or a promise), and never
+//    conn_window;
+//  - reserve: grants that take a connection past min_share leave `reserve` bytes
+//    uncommitted, so a new or quiet connection always finds room for a request.
+// One exception, so idle connections at scale keep working: a connection holding nothing
+// is offered one chunk (a typical request) even when everything is committed already, as
+// long as a chunk is physically free. An idle connection keeps its window open for ever, so
+// a million of them cannot each own a chunk of a smaller pool. Only these overbooked first
+// chunks can be refused; what is refused is counted, and the connection is queued
+// (bounded FIFO, refusal order) so the runtime can send it a window update as soon as room
+// frees up.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 
 #include "stack/buffer/chunk_queues.h"
 #include "stack/buffer/stores.h"
@@ -30,15 +45,21 @@ struct SharedRxPoolOptions {
   // The most one connection may hold: its largest receive window. Bounds what one flooding
   // connection can take from the others.
   std::size_t conn_window = 64 * 1024;
-  // Free bytes below which connections already holding data are throttled. SIZE_MAX: 1/16
-  // of the pool.
+  // Free bytes kept for connections holding at most min_share (new and quiet ones). SIZE_MAX:
+  // 1/16 of the pool.
   std::size_t low_water = SIZE_MAX;
+  // The smallest share a connection is offered under pressure, from the reserve if need be
+  // (a full-sized segment and a little more). Capped at conn_window.
+  std::size_t min_share = 1536;
+  // Connections remembered as refused (for window updates when room frees up).
+  std::size_t refused_fifo = 4096;
 };
 
 struct SharedRxPoolStats {
   std::uint64_t bytes_in = 0;         // bytes stored
   std::uint64_t bytes_refused = 0;    // bytes offered by the engine and refused (dropped)
   std::uint64_t throttled_appends = 0;  // appends cut short while below low_water
+  std::uint64_t refused_dropped = 0;  // refusals not remembered: the refused FIFO was full
 };
 
 class SharedRxPool final : public RxStore {
@@ -51,7 +72,10 @@ class SharedRxPool final : public RxStore {
 
   // RxStore (engine side).
   std::size_t append(ConnId conn, wire::ByteSpan data) override;
-  std::size_t free_space(ConnId conn) const override;
+  // What conn could be offered if nothing were promised to it yet.
+  std::size_t free_space(ConnId conn) const override { return offer(conn, 0); }
+  std::size_t offer(ConnId conn, std::size_t promised) const override;
+  void promised(ConnId conn, std::size_t before, std::size_t after) override;
   std::size_t capacity(ConnId conn) const override;
   std::size_t held(ConnId conn) const override { return q_.bytes(conn); }
   void release(ConnId conn) override { q_.release(conn); }
@@ -66,14 +90,41 @@ class SharedRxPool final : public RxStore {
   std::size_t used() const { return q_.used(); }
   std::size_t free_bytes() const { return q_.free_chunk_bytes(); }
   std::size_t chunk_size() const { return q_.chunk_size(); }
-  bool throttled() const { return q_.free_chunk_bytes() < low_water_; }
+  bool throttled() const { return q_.free_chunk_bytes() < low_water_ + committed_; }
+  // Promised, not yet received bytes the pool keeps room for (whole chunks per connection).
+  std::size_t committed() const { return committed_; }
+  std::size_t promisers() const { return promisers_; }
+  std::size_t reserve() const { return low_water_; }
+  std::size_t min_share() const { return min_share_; }
+  // The most one connection may hold plus be promised now.
+  std::size_t fair_share(ConnId conn) const;
+  // Connections refused bytes, oldest first (at most refused_fifo; one entry per refusal
+  // episode of a connection while it is queued is not guaranteed: duplicates are skipped
+  // by the consumer). pop_refused returns kNoConn when empty.
+  bool has_refused() const { return !refused_.empty(); }
+  ConnId front_refused() const { return refused_.empty() ? kNoConn : refused_.front(); }
+  void pop_refused() {
+    if (!refused_.empty()) {
+      refused_.pop_front();
+    }
+  }
   const SharedRxPoolStats& stats() const { return stats_; }
   std::size_t memory_bytes() const { return q_.memory_bytes(); }
 
  private:
   ChunkQueues q_;
+  // Bytes of free chunks a promise needs at most: the promise rounded up to whole chunks.
+  std::size_t counted(std::size_t promise) const {
+    const std::size_t c = q_.chunk_size();
+    return (promise + c - 1) / c * c;
+  }
   std::size_t conn_window_;
   std::size_t low_water_;
+  std::size_t min_share_;
+  std::size_t refused_cap_;
+  std::size_t committed_ = 0;
+  std::size_t promisers_ = 0;  // connections with a promise
+  std::deque<ConnId> refused_;
   SharedRxPoolStats stats_;
 };
 

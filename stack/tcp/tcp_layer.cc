@@ -171,6 +171,7 @@ void TcpLayer::free_conn(ConnId conn) {
       extras_.erase(it);
     }
   }
+  rx_.promised(conn, promise_of(tcb), 0);  // its window lapses with it
   rx_.release(conn);
   tx_.release(conn);
   --state_counts_[static_cast<int>(tcb.state)];
@@ -489,6 +490,21 @@ void TcpLayer::consumed(ConnId conn) {
   const std::uint32_t sws =
       std::min<std::uint32_t>(static_cast<std::uint32_t>(rx_.capacity(conn) / 2), tcb->snd_mss);
   if (growth >= threshold || (tcb->rcv_adv == tcb->rcv_nxt && growth >= sws)) {
+    send_ack(conn, *tcb);
+  }
+}
+
+void TcpLayer::update_window(ConnId conn) {
+  const SettleOnReturn settle_on_return(*this, conn);
+  Tcb* tcb = lookup(conn);
+  if (tcb == nullptr || !tcb->synchronized() || tcb->state == TcpState::kTimeWait) {
+    return;
+  }
+  // A window update (RFC 9293 3.8.6.2.2): only if the window really grew, so a connection
+  // that still has no room is not sent zero windows again and again.
+  const std::uint32_t wnd = receive_window(conn, *tcb);
+  if (tcb->rcv_nxt + wnd > tcb->rcv_adv) {
+    ++stats_.window_updates;
     send_ack(conn, *tcb);
   }
 }
