@@ -102,6 +102,14 @@ std::size_t PoolRxDispatch::offer(ConnId conn, std::size_t promised) const {
   return p != nullptr ? p->offer(conn, promised) : promised;
 }
 
+std::size_t PoolRxDispatch::initial_window(ConnId conn) const {
+  if (detached(entry(conn))) {
+    return 0;
+  }
+  const SharedRxPool* p = resolve(conn);
+  return p != nullptr ? p->initial_window(conn) : 0;
+}
+
 void PoolRxDispatch::promised(ConnId conn, std::size_t before, std::size_t after) {
   const std::uint16_t m = entry(conn);
   SharedRxPool* p = m != kUnmapped ? pool_of_entry(m) : resolve(conn);

@@ -27,11 +27,16 @@ std::size_t SharedRxPool::fair_share(ConnId conn) const {
 
 // See the header: the fair share caps what the connection holds plus what it is promised;
 // a grant beyond the promise already made must be covered by free chunks nobody else was
-// promised (leaving the reserve, unless the connection stays within min_share).
+// promised, leaving the reserve (which only connections holding less than min_share may
+// use). A quiet connection (holding nothing, its window still open) is topped up to
+// min_share, no more: windows grow for connections that use them.
 std::size_t SharedRxPool::offer(ConnId conn, std::size_t promised) const {
   const std::size_t held = q_.bytes(conn);
   const std::size_t share = fair_share(conn);
-  const std::size_t most = share > held ? share - held : 0;
+  std::size_t most = share > held ? share - held : 0;
+  if (held == 0 && promised > 0) {
+    most = std::min(most, std::max(promised, min_share_));
+  }
   if (most <= promised) {
     return promised;  // a promise is never taken back (RFC 9293 3.8.6.2.2)
   }
@@ -48,15 +53,24 @@ std::size_t SharedRxPool::offer(ConnId conn, std::size_t promised) const {
   };
   std::size_t w = grant(general);
   if (held + w < min_share_) {
-    // Within min_share a connection may draw on the reserve: a quiet or throttled one gets
-    // a full-sized segment's room while the pool has it uncommitted.
+    // Below min_share a connection may draw on the reserve: a new or quiet one gets a
+    // full-sized segment's room for its request, one holding part of a request room for
+    // the rest. Connections holding min_share or more never do, so hoarders cannot take
+    // more than that each.
     w = std::max(w, std::min(min_share_ - held, grant(uncommitted)));
   }
-  if (held == 0 && w < c && free >= c) {
-    w = std::min(c, most);  // the one overbooked chunk for a request (see the header)
+  if (held + w < min_share_) {
+    // Everything is promised already (idle connections keep their windows): below
+    // min_share a connection is still offered what is physically free, overbooked (see
+    // the header), so no connection is starved of a request's room.
+    w = std::max(w, std::min({most, min_share_ - held, free}));
   }
   // Never more than the pool could physically take now.
   return std::max(promised, std::min(w, free));
+}
+
+std::size_t SharedRxPool::initial_window(ConnId conn) const {
+  return std::min(offer(conn, 0), std::max(min_share_, q_.chunk_size()));
 }
 
 void SharedRxPool::promised(ConnId /*conn*/, std::size_t before, std::size_t after) {

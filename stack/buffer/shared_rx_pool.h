@@ -20,15 +20,20 @@
 //  - fair share: one connection may hold plus be promised at most
 //    max(min_share, (size - reserve) / connections holding data or a promise), and never
 //    conn_window;
-//  - reserve: grants that take a connection past min_share leave `reserve` bytes
-//    uncommitted, so a new or quiet connection always finds room for a request.
-// One exception, so idle connections at scale keep working: a connection holding nothing
-// is offered one chunk (a typical request) even when everything is committed already, as
-// long as a chunk is physically free. An idle connection keeps its window open for ever, so
-// a million of them cannot each own a chunk of a smaller pool. Only these overbooked first
-// chunks can be refused; what is refused is counted, and the connection is queued
-// (bounded FIFO, refusal order) so the runtime can send it a window update as soon as room
-// frees up.
+//  - reserve: grants leave `reserve` bytes uncommitted, except to a connection holding
+//    less than min_share, which may be promised up to min_share from it: a new or quiet
+//    connection finds room for a request (and one holding part of a request for the rest),
+//    and connections holding more (hoarders among them) cannot take the reserve;
+//  - windows grow with use: a new connection starts with min_share, and a quiet one
+//    (holding nothing, its window still open) is only topped up to min_share, so idle
+//    connections do not sit on large promises.
+// Overbooking, the one exception: idle connections keep their windows open for ever, so
+// with many of them (or a small pool) everything may be promised already. A connection
+// holding less than min_share is then still offered up to min_share of what is physically
+// free, without backing: no connection is starved of room for a request, and windows
+// larger than min_share are always backed. Only overbooked bytes can be refused; what is
+// refused is counted, and the connection is queued (bounded FIFO, refusal order) so the
+// runtime can send it a window update as soon as room frees up.
 #pragma once
 
 #include <cstddef>
@@ -45,12 +50,15 @@ struct SharedRxPoolOptions {
   // The most one connection may hold: its largest receive window. Bounds what one flooding
   // connection can take from the others.
   std::size_t conn_window = 64 * 1024;
-  // Free bytes kept for connections holding at most min_share (new and quiet ones). SIZE_MAX:
-  // 1/16 of the pool.
+  // Free bytes only connections holding nothing (new and quiet ones) may be promised.
+  // SIZE_MAX: 1/16 of the pool.
   std::size_t low_water = SIZE_MAX;
-  // The smallest share a connection is offered under pressure, from the reserve if need be
-  // (a full-sized segment and a little more). Capped at conn_window.
-  std::size_t min_share = 1536;
+  // The smallest fair share, what a connection holding less may be promised from the
+  // reserve, and the window of a new or quiet connection. Two full-sized segments and some:
+  // a quiet connection's window is topped up once it has used one MSS of it (receiver SWS
+  // avoidance, RFC 9293 3.8.6.2.2), so what remains always takes a request of an MSS.
+  // Capped at conn_window.
+  std::size_t min_share = 4096;
   // Connections remembered as refused (for window updates when room frees up).
   std::size_t refused_fifo = 4096;
 };
@@ -76,6 +84,8 @@ class SharedRxPool final : public RxStore {
   std::size_t free_space(ConnId conn) const override { return offer(conn, 0); }
   std::size_t offer(ConnId conn, std::size_t promised) const override;
   void promised(ConnId conn, std::size_t before, std::size_t after) override;
+  // min_share at most (RFC 5681-style start: the window grows once the connection uses it).
+  std::size_t initial_window(ConnId conn) const override;
   std::size_t capacity(ConnId conn) const override;
   std::size_t held(ConnId conn) const override { return q_.bytes(conn); }
   void release(ConnId conn) override { q_.release(conn); }

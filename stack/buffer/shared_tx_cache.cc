@@ -22,12 +22,13 @@ std::size_t SharedTxCache::free_space(ConnId conn) const {
   const std::size_t queued = q_.bytes(conn);
   const std::size_t limit = share(conn);
   const std::size_t room = queued >= limit ? 0 : limit - queued;
-  std::size_t appendable = q_.appendable(conn);
-  if (queued > 0) {
-    // The reserve is for connections holding nothing: a quiet one's answer always fits.
-    const std::size_t free = q_.free_chunk_bytes();
-    appendable = q_.tail_room(conn) + (free > reserve_ ? free - reserve_ : 0);
-  }
+  // The reserve is for connections holding nothing, up to min_share each: a quiet one's
+  // answer always finds room, and connections holding answers (hoarders among them) never
+  // take it.
+  const std::size_t free = q_.free_chunk_bytes();
+  const std::size_t general = free > reserve_ ? free - reserve_ : 0;
+  const std::size_t appendable =
+      queued > 0 ? q_.tail_room(conn) + general : std::min(free, general + min_share_);
   return std::min(room, appendable);
 }
 

@@ -12,9 +12,9 @@
 //
 // Fair shares (docs/architecture.md, "Shared buffers and throttling"): one connection may
 // have at most share(conn) = min(conn_limit, max(min_share, (size - reserve) / connections
-// holding answers)) cached, and a connection that already holds answers may not take the
-// last `reserve` bytes: peers that advertise window 0 and never read (hoarders) cannot take
-// the whole cache, and a new or quiet connection always finds room for an answer.
+// holding answers)) cached, and only a connection holding nothing may take from the last
+// `reserve` bytes (up to min_share): peers that advertise window 0 and never read (hoarders)
+// cannot take the whole cache, and a new or quiet connection finds room for an answer.
 #pragma once
 
 #include <cstddef>

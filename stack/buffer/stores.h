@@ -37,6 +37,8 @@ class RxStore {
   // `before` to `after`: a window was advertised, bytes arrived, or the connection ended
   // (after 0). Shared stores keep the promised space committed.
   virtual void promised(ConnId /*conn*/, std::size_t /*before*/, std::size_t /*after*/) {}
+  // The window of conn's SYN or SYN-ACK. A shared store starts small; windows grow with use.
+  virtual std::size_t initial_window(ConnId conn) const { return offer(conn, 0); }
   // Largest free_space conn can ever have; used for window-scale choice and SWS avoidance.
   virtual std::size_t capacity(ConnId conn) const = 0;
   // Received bytes the store still keeps for conn (not yet taken by the application).

@@ -281,7 +281,8 @@ void TcpLayer::send_syn(ConnId conn, Tcb& tcb, bool with_ack) {
   f.flags = static_cast<std::uint8_t>(kSyn | (with_ack ? kAck : 0));
   // RFC 7323 2.2: the window of a SYN or SYN-ACK is never scaled.
   // The store's offer: a share it can honour (see RxStore::offer).
-  f.window = static_cast<std::uint16_t>(std::min<std::size_t>(65535, rx_.offer(conn, promise_of(tcb))));
+  f.window = static_cast<std::uint16_t>(
+      std::min<std::size_t>(65535, std::max(promise_of(tcb), rx_.initial_window(conn))));
   wire::TcpOptions o;
   o.has_mss = true;
   o.mss = config_.mss;
