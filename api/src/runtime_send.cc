@@ -113,9 +113,8 @@ bool Runtime::own_share_limits(ConnId conn, std::size_t want) const {
 void Runtime::update_refused_windows() {
   for (const auto& [id, p] : pools_) {
     SharedRxPool& rx = *p->rx;
-    // Oldest refusal first, while the pool has room nobody was promised (RFC 9293 3.8.6.2.2:
-    // the update goes out only if the window really grew).
-    while (rx.has_refused() && rx.free_bytes() > rx.committed()) {
+    // Oldest refusal first, while the pool physically has room again (a free chunk).
+    while (rx.has_refused() && rx.free_bytes() >= rx.chunk_size()) {
       const ConnId conn = rx.front_refused();
       rx.pop_refused();
       const std::uint64_t before = stack_->tcp().stats().window_updates;
@@ -164,7 +163,14 @@ void Runtime::sweep_hoarders(TimeNs now) {
       to_kill.push_back(slot);
     }
   }
+  // The ones holding the most go first, and only while the pressure lasts.
+  std::sort(to_kill.begin(), to_kill.end(), [&](std::uint32_t x, std::uint32_t y) {
+    return tx_.queued(conns_[x].conn) > tx_.queued(conns_[y].conn);
+  });
   for (const std::uint32_t slot : to_kill) {
+    if (!under_pressure(conns_[slot].conn)) {
+      break;
+    }
     stuck_since_.erase(slot);
     ++zero_window_aborts_;
     logger_.report(LogKind::kTxCacheFull, LogLevel::kInfo, now,

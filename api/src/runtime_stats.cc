@@ -61,13 +61,14 @@ void Runtime::visit_counters(F&& f) const {
   }
   f("link.", "errors", st.link_errors());
 
-  std::uint64_t rx_size = 0, rx_used = 0, rx_bytes = 0, rx_dropped = 0, rx_mem = 0;
+  std::uint64_t rx_size = 0, rx_used = 0, rx_bytes = 0, rx_dropped = 0, rx_mem = 0, rx_committed = 0;
   std::uint64_t acks_on_answers = 0, acks_alone = 0, accept_timeouts = 0, groups = 0;
   for (const auto& [id, p] : pools_) {
     rx_size += p->rx->size();
     rx_used += p->rx->used();
     rx_bytes += p->rx->stats().bytes_in;
     rx_dropped += p->rx->stats().bytes_refused;
+    rx_committed += p->rx->committed();
     rx_mem += p->rx->memory_bytes();
     acks_on_answers += p->acks_on_answers;
     acks_alone += p->acks_alone;
@@ -81,6 +82,7 @@ void Runtime::visit_counters(F&& f) const {
   f("api.", "rx_buffer_used", rx_used);
   f("api.", "rx_bytes", rx_bytes);
   f("api.", "rx_dropped_full", rx_dropped);
+  f("api.", "rx_committed", rx_committed);
   f("api.", "tx_cache_size", tx_.size());
   f("api.", "tx_cache_used", tx_.used());
   f("api.", "tx_cache_refused", tx_.stats().refused);

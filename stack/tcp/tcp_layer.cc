@@ -497,13 +497,18 @@ void TcpLayer::consumed(ConnId conn) {
 void TcpLayer::update_window(ConnId conn) {
   const SettleOnReturn settle_on_return(*this, conn);
   Tcb* tcb = lookup(conn);
-  if (tcb == nullptr || !tcb->synchronized() || tcb->state == TcpState::kTimeWait) {
-    return;
+  if (tcb == nullptr || !tcb->synchronized() || tcb->state == TcpState::kTimeWait ||
+      tcb->has(tcb_flag::kPeerFin)) {
+    return;  // the peer sends no more data
   }
-  // A window update (RFC 9293 3.8.6.2.2): only if the window really grew, so a connection
-  // that still has no room is not sent zero windows again and again.
+  // The store refused bytes inside the window it had offered and has room again: tell the
+  // peer now, with the window as it stands (grown if the store allows; never shrunk,
+  // RFC 9293 3.8.6.2.2), rather than leave it to its retransmission backoff. The ACK point
+  // is unchanged, so for a sender with those bytes in flight this is a duplicate ACK
+  // (RFC 5681 3.2: with the immediate ACKs sent when they were refused it may trigger
+  // their fast retransmission); a window that had closed reopens.
   const std::uint32_t wnd = receive_window(conn, *tcb);
-  if (tcb->rcv_nxt + wnd > tcb->rcv_adv) {
+  if (tcb->rcv_nxt + wnd > tcb->rcv_nxt) {
     ++stats_.window_updates;
     send_ack(conn, *tcb);
   }

@@ -65,7 +65,7 @@ namespace xtcp {
   X(ooo_dropped)         /* out of order but no room */                                     \
   X(data_trimmed)        /* bytes outside the window cut from segments */                   \
   X(rx_store_full)       /* in-window bytes the receive store could not take */             \
-  X(window_updates)      /* window updates sent because the receive store found room */    \
+  X(window_updates)      /* ACKs sent to refused connections once the store had room */    \
   X(sack_blocks_in)                                                                         \
   X(sack_blocks_invalid) /* outside [snd_una, snd_max] or empty */                          \
   X(dsack_blocks_in)     /* RFC 2883 D-SACK: a segment we sent arrived twice */              \
@@ -167,8 +167,8 @@ class TcpLayer final : public IpUpperLayer {
   // The application took bytes out of the RxStore: the window may open, and with
   // application-controlled ACKs the released bytes are ACKed now.
   void consumed(ConnId conn);
-  // Room appeared in the RxStore for conn (whose bytes it refused): advertise the window
-  // now if it grew, instead of leaving the peer to its retransmission backoff.
+  // Room appeared in the RxStore for conn (whose bytes it refused): an ACK with the window
+  // now (if it is open), instead of leaving the peer to its retransmission backoff.
   void update_window(ConnId conn);
   // Sends FIN after queued data; the handle stays valid until the application close()s.
   int shutdown(ConnId conn);
