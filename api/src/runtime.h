@@ -276,6 +276,10 @@ class Runtime {
   // Wakes waiters of the shared FIFO in order while the cache has their room.
   void wake_waiters();
   bool own_share_limits(ConnId conn, std::size_t want) const;
+  // Room for conn's next answer: its share of the cache, and no more than the cache's
+  // min_share in all while its peer advertises window 0 (a hoarder is throttled first).
+  std::size_t tx_room(ConnId conn) const;
+  bool peer_window_closed(ConnId conn) const;
   // Throttling (runtime_send.cc): refused connections of every pool get a window update
   // once their pool has uncommitted room, oldest refusal first; and connections whose
   // refused answer waits while their peer keeps window 0 are reset past their group's

@@ -53,7 +53,7 @@ int Runtime::send(int pool, int gd, int cd, std::size_t ackd, const void* buf, s
               "cache (%zu bytes) with XTCP_OPT_SEND_ALL", len, tx_.conn_limit());
       return -EMSGSIZE;
     }
-    if (tx_.free_space(c->conn) < len) {
+    if (tx_room(c->conn) < len) {
       note_refused(slot, len);
       return -EAGAIN;
     }
@@ -75,7 +75,16 @@ int Runtime::send(int pool, int gd, int cd, std::size_t ackd, const void* buf, s
   if (c->conn == kNoConn) {
     rc = c->error != 0 ? -static_cast<int>(c->error) : -ENOTCONN;
   } else if (len > 0) {
-    const std::int64_t r = tcp.send(c->conn, wire::ByteSpan(static_cast<const std::byte*>(buf), len));
+    // A throttled connection (its peer keeps window 0) gets what tx_room allows, maybe
+    // nothing: then the ACK goes alone, as when the cache is full.
+    const std::size_t take = std::min(len, tx_room(c->conn));
+    const bool throttled = take == 0 && peer_window_closed(c->conn);
+    if (throttled && ackd > 0) {
+      tcp.consumed(c->conn);
+    }
+    const std::int64_t r =
+        throttled ? 0
+                  : tcp.send(c->conn, wire::ByteSpan(static_cast<const std::byte*>(buf), take == 0 ? len : take));
     if (r > 0) {
       rc = static_cast<int>(r);
       if (ackd > 0) {
@@ -107,7 +116,31 @@ int Runtime::send(int pool, int gd, int cd, std::size_t ackd, const void* buf, s
 // whose answer exceeds its (shrunken) share waits for the cache like any other.
 bool Runtime::own_share_limits(ConnId conn, std::size_t want) const {
   const std::size_t queued = tx_.queued(conn);
-  return queued > 0 && queued + want > tx_.share(conn);
+  if (queued == 0) {
+    return false;
+  }
+  const std::size_t limit =
+      peer_window_closed(conn) ? std::min(tx_.share(conn), tx_.min_share()) : tx_.share(conn);
+  return queued + want > limit;
+}
+
+bool Runtime::peer_window_closed(ConnId conn) const {
+  ConnInfo info{};
+  return conn != kNoConn && stack_->tcp().info(conn, &info) == 0 && info.snd_wnd == 0 &&
+         (info.state == TcpState::kEstablished || info.state == TcpState::kCloseWait);
+}
+
+// RFC 9293 3.8.6.1: a peer may keep window 0 as long as it likes; what we cache for it
+// meanwhile cannot leave. Such a connection gets no more than min_share of the cache in
+// all: the connections that hold the most and make no progress are throttled first.
+std::size_t Runtime::tx_room(ConnId conn) const {
+  const std::size_t room = tx_.free_space(conn);
+  if (!peer_window_closed(conn)) {
+    return room;
+  }
+  const std::size_t queued = tx_.queued(conn);
+  const std::size_t cap = tx_.min_share();
+  return std::min(room, queued >= cap ? 0 : cap - queued);
 }
 
 void Runtime::update_refused_windows() {
@@ -203,7 +236,7 @@ void Runtime::try_wake(std::uint32_t slot) {
     return;  // ended: xtcp_recv reports that instead
   }
   const std::uint32_t want = write_want_[slot];
-  if (tx_.free_space(c.conn) >= want) {
+  if (tx_room(c.conn) >= want) {
     wake(slot);
   } else if (own_share_limits(c.conn, want)) {
     stack_->tcp().want_writable(c.conn);  // its client's next ACK frees the room
@@ -245,7 +278,7 @@ void Runtime::wake_waiters() {
       continue;
     }
     const std::uint32_t want = write_want_[w.slot];
-    if (tx_.free_space(c.conn) < want && !own_share_limits(c.conn, want)) {
+    if (tx_room(c.conn) < want && !own_share_limits(c.conn, want)) {
       break;  // the oldest refusal goes first
     }
     write_fifo_.pop_front();

@@ -12,30 +12,32 @@ SharedRxPool::SharedRxPool(std::size_t size, const SharedRxPoolOptions& options)
       low_water_(std::min(q_.capacity(),
                           options.low_water == SIZE_MAX ? q_.capacity() / 16 : options.low_water)),
       min_share_(std::min(options.min_share, conn_window_)),
+      quiet_window_(std::min(options.quiet_window, conn_window_)),
       refused_cap_(options.refused_fifo) {}
 
-std::size_t SharedRxPool::capacity(ConnId /*conn*/) const {
-  return std::min(conn_window_, q_.capacity());
-}
+// The connection's buffer as the engine's receiver SWS avoidance sees it (RFC 9293
+// 3.8.6.2.2: a window grows by min(buffer / 2, MSS) at least): its fair share now, so a
+// connection squeezed to a small share still gets its window topped up.
+std::size_t SharedRxPool::capacity(ConnId conn) const { return fair_share(conn); }
 
 std::size_t SharedRxPool::fair_share(ConnId conn) const {
   // Connections holding data or a promise (the larger count: most are both), and this one.
   const std::size_t holders = std::max(q_.queues_in_use(), promisers_) + 1;
   const std::size_t shared = q_.capacity() - low_water_;
-  return std::min(capacity(conn), std::max(min_share_, shared / holders));
+  return std::min(window_cap(), std::max(min_share_, shared / holders));
 }
 
 // See the header: the fair share caps what the connection holds plus what it is promised;
 // a grant beyond the promise already made must be covered by free chunks nobody else was
-// promised, leaving the reserve (which only connections holding less than min_share may
-// use). A quiet connection (holding nothing, its window still open) is topped up to
-// min_share, no more: windows grow for connections that use them.
+// promised, leaving the reserve (which only connections holding nothing may use). A quiet
+// connection (holding nothing, its window still open) is topped up to quiet_window, no
+// more: windows grow for connections that use them.
 std::size_t SharedRxPool::offer(ConnId conn, std::size_t promised) const {
   const std::size_t held = q_.bytes(conn);
   const std::size_t share = fair_share(conn);
   std::size_t most = share > held ? share - held : 0;
   if (held == 0 && promised > 0) {
-    most = std::min(most, std::max(promised, min_share_));
+    most = std::min(most, std::max(promised, quiet_window_));
   }
   if (most <= promised) {
     return promised;  // a promise is never taken back (RFC 9293 3.8.6.2.2)
@@ -52,25 +54,25 @@ std::size_t SharedRxPool::offer(ConnId conn, std::size_t promised) const {
     return std::min(most, std::max(promised, paid + avail / c * c));
   };
   std::size_t w = grant(general);
-  if (held + w < min_share_) {
-    // Below min_share a connection may draw on the reserve: a new or quiet one gets a
-    // full-sized segment's room for its request, one holding part of a request room for
-    // the rest. Connections holding min_share or more never do, so hoarders cannot take
-    // more than that each.
-    w = std::max(w, std::min(min_share_ - held, grant(uncommitted)));
+  if (held == 0 && w < quiet_window_) {
+    // A new or quiet connection may draw on the reserve for its request; connections
+    // holding data never do, so hoarders cannot take it.
+    w = std::max(w, std::min(quiet_window_, grant(uncommitted)));
   }
-  if (held + w < min_share_) {
-    // Everything is promised already (idle connections keep their windows): below
-    // min_share a connection is still offered what is physically free, overbooked (see
-    // the header), so no connection is starved of a request's room.
-    w = std::max(w, std::min({most, min_share_ - held, free}));
+  if (held + w < quiet_window_) {
+    // Everything is promised already (idle connections keep their windows): a connection
+    // is still offered what is physically free, overbooked (see the header), so none is
+    // starved of a request's room; one holding more than min_share (more than a request)
+    // not from the reserve.
+    const std::size_t phys = held < min_share_ ? free : (free > low_water_ ? free - low_water_ : 0);
+    w = std::max(w, std::min({most, quiet_window_ - held, phys}));
   }
   // Never more than the pool could physically take now.
   return std::max(promised, std::min(w, free));
 }
 
 std::size_t SharedRxPool::initial_window(ConnId conn) const {
-  return std::min(offer(conn, 0), std::max(min_share_, q_.chunk_size()));
+  return std::min(offer(conn, 0), std::max(quiet_window_, q_.chunk_size()));
 }
 
 void SharedRxPool::promised(ConnId /*conn*/, std::size_t before, std::size_t after) {
@@ -94,7 +96,7 @@ std::size_t SharedRxPool::append(ConnId conn, wire::ByteSpan data) {
   // Every byte the engine appends lies inside a window it advertised: take all that fits
   // (the connection's cap aside), whatever the shares, so a promise is kept.
   const std::size_t held = q_.bytes(conn);
-  const std::size_t cap = capacity(conn);
+  const std::size_t cap = window_cap();
   const std::size_t room = held >= cap ? 0 : cap - held;
   const std::size_t took = q_.append(conn, data, room);
   stats_.bytes_in += took;

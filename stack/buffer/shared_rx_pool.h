@@ -21,19 +21,19 @@
 //    max(min_share, (size - reserve) / connections holding data or a promise), and never
 //    conn_window;
 //  - reserve: grants leave `reserve` bytes uncommitted, except to a connection holding
-//    less than min_share, which may be promised up to min_share from it: a new or quiet
-//    connection finds room for a request (and one holding part of a request for the rest),
-//    and connections holding more (hoarders among them) cannot take the reserve;
-//  - windows grow with use: a new connection starts with min_share, and a quiet one
-//    (holding nothing, its window still open) is only topped up to min_share, so idle
+//    nothing (new, or quiet since its last request), which may be promised up to
+//    quiet_window from it: such a connection finds room for a request, and connections
+//    holding data (hoarders among them) cannot take the reserve;
+//  - windows grow with use: a new connection starts with quiet_window, and a quiet one
+//    (holding nothing, its window still open) is only topped up to quiet_window, so idle
 //    connections do not sit on large promises.
 // Overbooking, the one exception: idle connections keep their windows open for ever, so
-// with many of them (or a small pool) everything may be promised already. A connection
-// holding less than min_share is then still offered up to min_share of what is physically
-// free, without backing: no connection is starved of room for a request, and windows
-// larger than min_share are always backed. Only overbooked bytes can be refused; what is
-// refused is counted, and the connection is queued (bounded FIFO, refusal order) so the
-// runtime can send it a window update as soon as room frees up.
+// with many of them (or a small pool) everything may be promised already. A connection is
+// then still offered up to quiet_window (less what it holds) of what is physically free
+// (beyond the reserve, if it holds min_share or more), without backing: none is starved of
+// room for a request, and larger windows are always backed. Only overbooked bytes can be
+// refused; what is refused is counted, and the connection is queued (bounded FIFO,
+// refusal order) so the runtime can ACK it as soon as room frees up.
 #pragma once
 
 #include <cstddef>
@@ -53,12 +53,14 @@ struct SharedRxPoolOptions {
   // Free bytes only connections holding nothing (new and quiet ones) may be promised.
   // SIZE_MAX: 1/16 of the pool.
   std::size_t low_water = SIZE_MAX;
-  // The smallest fair share, what a connection holding less may be promised from the
-  // reserve, and the window of a new or quiet connection. Two full-sized segments and some:
-  // a quiet connection's window is topped up once it has used one MSS of it (receiver SWS
-  // avoidance, RFC 9293 3.8.6.2.2), so what remains always takes a request of an MSS.
-  // Capped at conn_window.
-  std::size_t min_share = 4096;
+  // The smallest fair share: one full-sized segment and a little more. Capped at
+  // conn_window.
+  std::size_t min_share = 1536;
+  // The window of a new or quiet connection (within its fair share). Two full-sized
+  // segments and some: a quiet connection's window is topped up once it has used one MSS
+  // of it (receiver SWS avoidance, RFC 9293 3.8.6.2.2), so what remains always takes a
+  // request of an MSS. Capped at conn_window.
+  std::size_t quiet_window = 4096;
   // Connections remembered as refused (for window updates when room frees up).
   std::size_t refused_fifo = 4096;
 };
@@ -84,8 +86,9 @@ class SharedRxPool final : public RxStore {
   std::size_t free_space(ConnId conn) const override { return offer(conn, 0); }
   std::size_t offer(ConnId conn, std::size_t promised) const override;
   void promised(ConnId conn, std::size_t before, std::size_t after) override;
-  // min_share at most (RFC 5681-style start: the window grows once the connection uses it).
+  // quiet_window at most: the window grows once the connection uses it.
   std::size_t initial_window(ConnId conn) const override;
+  // The connection's fair share now (what receiver SWS avoidance calls its buffer).
   std::size_t capacity(ConnId conn) const override;
   std::size_t held(ConnId conn) const override { return q_.bytes(conn); }
   void release(ConnId conn) override { q_.release(conn); }
@@ -106,6 +109,7 @@ class SharedRxPool final : public RxStore {
   std::size_t promisers() const { return promisers_; }
   std::size_t reserve() const { return low_water_; }
   std::size_t min_share() const { return min_share_; }
+  std::size_t quiet_window() const { return quiet_window_; }
   // The most one connection may hold plus be promised now.
   std::size_t fair_share(ConnId conn) const;
   // Connections refused bytes, oldest first (at most refused_fifo; one entry per refusal
@@ -123,6 +127,8 @@ class SharedRxPool final : public RxStore {
 
  private:
   ChunkQueues q_;
+  // The largest window of any connection.
+  std::size_t window_cap() const { return std::min(conn_window_, q_.capacity()); }
   // Bytes of free chunks a promise needs at most: the promise rounded up to whole chunks.
   std::size_t counted(std::size_t promise) const {
     const std::size_t c = q_.chunk_size();
@@ -131,6 +137,7 @@ class SharedRxPool final : public RxStore {
   std::size_t conn_window_;
   std::size_t low_water_;
   std::size_t min_share_;
+  std::size_t quiet_window_;
   std::size_t refused_cap_;
   std::size_t committed_ = 0;
   std::size_t promisers_ = 0;  // connections with a promise

@@ -63,6 +63,7 @@ class SharedTxCache final : public TxStore {
   // The most conn may have cached now: its fair share (see the header comment).
   std::size_t share(ConnId conn) const;
   std::size_t reserve() const { return reserve_; }
+  std::size_t min_share() const { return min_share_; }
   // Connections holding answers now.
   std::size_t holders() const { return q_.queues_in_use(); }
   std::size_t used() const { return q_.used(); }

@@ -49,6 +49,7 @@ SharedRxPoolOptions options() {
   o.conn_window = 64 * 1024;
   o.low_water = 2048;
   o.min_share = 1536;
+  o.quiet_window = 1536;
   return o;
 }
 

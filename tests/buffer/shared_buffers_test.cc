@@ -203,7 +203,7 @@ TEST(PoolRxDispatch, RoutesConnectionsToTheirPools) {
   EXPECT_EQ(a.held(3), 5u);
   EXPECT_EQ(b.held(13), 6u);
   EXPECT_EQ(d.held(3), 5u);
-  EXPECT_EQ(d.capacity(13), 2048u);
+  EXPECT_EQ(d.capacity(13), 1536u) << "its fair share of pool b (min_share)";
   EXPECT_EQ(d.append(25, bytes("lost")), 0u) << "no pool: nothing stored";
   EXPECT_EQ(d.free_space(25), 0u);
   d.bind(25, sb);  // an active open: mapped explicitly
