@@ -146,8 +146,10 @@ std::size_t Runtime::tx_room(ConnId conn) const {
 void Runtime::update_refused_windows() {
   for (const auto& [id, p] : pools_) {
     SharedRxPool& rx = *p->rx;
-    // Oldest refusal first, while the pool physically has room again (a free chunk).
-    while (rx.has_refused() && rx.free_bytes() >= rx.chunk_size()) {
+    // Oldest refusal first, while the pool physically has room again (a free chunk). Each
+    // entry once per round: one still without room is queued again (window_closed).
+    for (std::size_t n = rx.refused_count(); n > 0 && rx.has_refused() && rx.free_bytes() >= rx.chunk_size();
+         --n) {
       const ConnId conn = rx.front_refused();
       rx.pop_refused();
       const std::uint64_t before = stack_->tcp().stats().window_updates;

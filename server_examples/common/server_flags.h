@@ -33,6 +33,9 @@ struct ServerFlags {
   std::uint64_t tx_cache_size = 0;        // the shared transmit cache; 0: the API's default
   std::uint64_t tun_queue_len = 0;        // the TUN device's queue toward the stack; 0: the API's
   std::uint64_t max_connections = 0;      // 0: the API's default
+  // --zero-window-abort MS: XTCP_OPT_ZERO_WINDOW_ABORT_MS of the program's group; UINT64_MAX:
+  // the API's default (60 s).
+  std::uint64_t zero_window_abort_ms = UINT64_MAX;
   // Only for xtcp-im (ServerProgram::backend_flags), checked further by the program.
   std::string backend;                    // --backend ADDR:PORT or a Unix socket path
   int backend_data = 0;                   // --backend-data N: variant 2 with N data transports

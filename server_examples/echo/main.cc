@@ -182,6 +182,15 @@ int main(int argc, char** argv) {
     xtcp_finalize();
     return cli::kExitFailure;
   }
+  if (flags.zero_window_abort_ms != UINT64_MAX) {
+    rc = xtcp_setopt(gd, XTCP_OPT_ZERO_WINDOW_ABORT_MS, static_cast<std::int64_t>(flags.zero_window_abort_ms));
+    if (rc < 0) {
+      print_xtcp_error(kProgram, "cannot set XTCP_OPT_ZERO_WINDOW_ABORT_MS", rc);
+      xtcp_close_group(gd);
+      xtcp_finalize();
+      return cli::kExitFailure;
+    }
+  }
   std::FILE* msg = message_stream(flags);
   std::fprintf(msg, "%s: %s:%u on %s%s%s\n", kProgram, flags.ip.c_str(), flags.port, link_name(flags).c_str(),
                flags.pcap.empty() ? "" : ", pcap ", flags.pcap.c_str());

@@ -102,6 +102,12 @@ std::size_t PoolRxDispatch::offer(ConnId conn, std::size_t promised) const {
   return p != nullptr ? p->offer(conn, promised) : promised;
 }
 
+void PoolRxDispatch::window_closed(ConnId conn) {
+  if (SharedRxPool* p = resolve(conn)) {
+    p->window_closed(conn);
+  }
+}
+
 std::size_t PoolRxDispatch::initial_window(ConnId conn) const {
   if (detached(entry(conn))) {
     return 0;

@@ -59,6 +59,7 @@ class PoolRxDispatch final : public RxStore {
   std::size_t free_space(ConnId conn) const override;
   std::size_t offer(ConnId conn, std::size_t promised) const override;
   std::size_t initial_window(ConnId conn) const override;
+  void window_closed(ConnId conn) override;
   // Reaches the pool even after detach(): the connection's promise is given back when the
   // engine releases it.
   void promised(ConnId conn, std::size_t before, std::size_t after) override;

@@ -62,10 +62,14 @@ std::size_t SharedRxPool::offer(ConnId conn, std::size_t promised) const {
   if (held + w < quiet_window_) {
     // Everything is promised already (idle connections keep their windows): a connection
     // is still offered what is physically free, overbooked (see the header), so none is
-    // starved of a request's room; one holding more than min_share (more than a request)
-    // not from the reserve.
-    const std::size_t phys = held < min_share_ ? free : (free > low_water_ ? free - low_water_ : 0);
-    w = std::max(w, std::min({most, quiet_window_ - held, phys}));
+    // starved of a request's room. One holding data gets no more than min_share in all,
+    // and not from the reserve: that stays for new and quiet connections.
+    if (held == 0) {
+      w = std::max(w, std::min({most, quiet_window_, free}));
+    } else if (held < min_share_) {
+      const std::size_t phys = free > low_water_ ? free - low_water_ : 0;
+      w = std::max(w, std::min({most, min_share_ - held, phys}));
+    }
   }
   // Never more than the pool could physically take now.
   return std::max(promised, std::min(w, free));
@@ -105,15 +109,20 @@ std::size_t SharedRxPool::append(ConnId conn, wire::ByteSpan data) {
     if (throttled()) {
       ++stats_.throttled_appends;
     }
-    if (refused_.size() < refused_cap_) {
-      if (refused_.empty() || refused_.back() != conn) {
-        refused_.push_back(conn);
-      }
-    } else {
-      ++stats_.refused_dropped;
-    }
+    note_refused(conn);
   }
   return took;
+}
+
+void SharedRxPool::note_refused(ConnId conn) {
+  if (!refused_.empty() && refused_.back() == conn) {
+    return;
+  }
+  if (refused_.size() < refused_cap_) {
+    refused_.push_back(conn);
+  } else {
+    ++stats_.refused_dropped;
+  }
 }
 
 }  // namespace xtcp

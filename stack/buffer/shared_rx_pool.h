@@ -29,8 +29,8 @@
 //    connections do not sit on large promises.
 // Overbooking, the one exception: idle connections keep their windows open for ever, so
 // with many of them (or a small pool) everything may be promised already. A connection is
-// then still offered up to quiet_window (less what it holds) of what is physically free
-// (beyond the reserve, if it holds min_share or more), without backing: none is starved of
+// then still offered up to quiet_window of what is physically free if it holds nothing, or
+// up to min_share in all beyond the reserve if it holds less, without backing: none is starved of
 // room for a request, and larger windows are always backed. Only overbooked bytes can be
 // refused; what is refused is counted, and the connection is queued (bounded FIFO,
 // refusal order) so the runtime can ACK it as soon as room frees up.
@@ -86,6 +86,8 @@ class SharedRxPool final : public RxStore {
   std::size_t free_space(ConnId conn) const override { return offer(conn, 0); }
   std::size_t offer(ConnId conn, std::size_t promised) const override;
   void promised(ConnId conn, std::size_t before, std::size_t after) override;
+  // Queued with the refused connections: it is told (ACKed) when room frees up.
+  void window_closed(ConnId conn) override { note_refused(conn); }
   // quiet_window at most: the window grows once the connection uses it.
   std::size_t initial_window(ConnId conn) const override;
   // The connection's fair share now (what receiver SWS avoidance calls its buffer).
@@ -116,6 +118,7 @@ class SharedRxPool final : public RxStore {
   // episode of a connection while it is queued is not guaranteed: duplicates are skipped
   // by the consumer). pop_refused returns kNoConn when empty.
   bool has_refused() const { return !refused_.empty(); }
+  std::size_t refused_count() const { return refused_.size(); }
   ConnId front_refused() const { return refused_.empty() ? kNoConn : refused_.front(); }
   void pop_refused() {
     if (!refused_.empty()) {
@@ -128,6 +131,7 @@ class SharedRxPool final : public RxStore {
  private:
   ChunkQueues q_;
   // The largest window of any connection.
+  void note_refused(ConnId conn);
   std::size_t window_cap() const { return std::min(conn_window_, q_.capacity()); }
   // Bytes of free chunks a promise needs at most: the promise rounded up to whole chunks.
   std::size_t counted(std::size_t promise) const {

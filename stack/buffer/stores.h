@@ -37,6 +37,9 @@ class RxStore {
   // `before` to `after`: a window was advertised, bytes arrived, or the connection ended
   // (after 0). Shared stores keep the promised space committed.
   virtual void promised(ConnId /*conn*/, std::size_t /*before*/, std::size_t /*after*/) {}
+  // The engine advertises window 0 to conn (the store had no room for it): a shared store
+  // remembers it, to have it told when room frees up.
+  virtual void window_closed(ConnId /*conn*/) {}
   // The window of conn's SYN or SYN-ACK. A shared store starts small; windows grow with use.
   virtual std::size_t initial_window(ConnId conn) const { return offer(conn, 0); }
   // Largest free_space conn can ever have; used for window-scale choice and SWS avoidance.

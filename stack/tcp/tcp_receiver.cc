@@ -255,6 +255,9 @@ std::uint16_t TcpLayer::window_to_advertise(ConnId conn, Tcb& tcb) {
   }
   field = std::min<std::uint32_t>(field, 65535);
   set_rcv_adv(conn, tcb, base + field * scale);
+  if (field == 0 && !tcb.has(tcb_flag::kPeerFin)) {
+    rx_.window_closed(conn);  // to be told when the store has room (a window update)
+  }
   return static_cast<std::uint16_t>(field);
 }
 
