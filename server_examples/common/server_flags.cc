@@ -100,11 +100,13 @@ ServerCommandLine::ServerCommandLine(const ServerProgram& p) : cli(p.name, p.syn
              "from many clients needs room); with --shm, the packets each ring of the link holds",
              &f.tun_queue_len, 1, 1'000'000)
       .default_text("10000, the library's");
-  cli.number("--zero-window-abort", "MS",
-             "reset a connection whose client keeps window 0 this long while its answers hold "
-             "transmit cache space under pressure (0: never)",
-             &f.zero_window_abort_ms, 0, 86'400'000)
-      .default_text("60000, the library's");
+  if (p.zero_window_flag) {
+    cli.number("--zero-window-abort", "MS",
+               "reset a connection whose client keeps window 0 this long while its answers hold "
+               "transmit cache space under pressure (0: never)",
+               &f.zero_window_abort_ms, 0, 86'400'000)
+        .default_text("60000, the library's");
+  }
   cli.number("--max-connections", "N", "the most connections the stack holds at once", &f.max_connections, 1,
              16'777'214)
       .default_text("1048576, the library's");

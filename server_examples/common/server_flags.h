@@ -51,6 +51,7 @@ struct ServerProgram {
   bool port_required = false;
   std::uint64_t default_pool_size = 4u << 20;
   bool backend_flags = false;  // --backend, --backend-data
+  bool zero_window_flag = false;  // --zero-window-abort (the program applies it to its group)
 };
 
 // The parsed command line; cli.fail() reports a check the program makes itself (exit 2).

@@ -36,6 +36,7 @@ const ServerProgram kEcho{
     false,
     256 * 1024,  // the engine echo's receive buffer
     false,
+    true,  // --zero-window-abort
 };
 
 constexpr int kMaxAcceptsPerRound = 4096;
