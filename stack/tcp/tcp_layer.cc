@@ -508,10 +508,13 @@ void TcpLayer::update_window(ConnId conn) {
   // (RFC 5681 3.2: with the immediate ACKs sent when they were refused it may trigger
   // their fast retransmission); a window that had closed reopens.
   const std::uint32_t wnd = receive_window(conn, *tcb);
-  if (tcb->rcv_nxt + wnd > tcb->rcv_nxt) {
-    ++stats_.window_updates;
-    send_ack(conn, *tcb);
+  const auto cap = static_cast<std::uint32_t>(std::min<std::size_t>(rx_.capacity(conn), UINT32_MAX));
+  const std::uint32_t sws = std::min<std::uint32_t>(cap / 2, tcb->snd_mss);
+  if (wnd == 0 || (promise_of(*tcb) == 0 && wnd < sws && wnd < cap)) {
+    return;  // a closed window would stay closed (receiver SWS avoidance): nothing to tell
   }
+  ++stats_.window_updates;
+  send_ack(conn, *tcb);
 }
 
 int TcpLayer::shutdown(ConnId conn) {
