@@ -208,5 +208,43 @@ TEST(ApiFairBuffers, RefusedConnectionsAreToldInRefusalOrderWhenRoomFreesUp) {
   EXPECT_EQ(pool->stats().bytes_refused, refused);
 }
 
+// Windows start small and grow with use: with application-controlled ACKs a message larger
+// than the first window still completes, because the stack sends a window update (the ACK
+// point unchanged) once the client has used its window while the application holds a
+// message not yet complete.
+TEST(ApiFairBuffers, AMessageLargerThanTheFirstWindowCompletes) {
+  Bench b;
+  const int gd = b.rt->open_group(b.pool, PF_INET, SOCK_STREAM, 0, 7000);
+  ASSERT_EQ(b.rt->setopt(gd, XTCP_OPT_FRAMING, XTCP_FRAME_DELIMITER), 0);
+  Client c = client_at(44000);
+  const int cd = b.open(c, gd);
+  ConnInfo ci{};
+  ASSERT_EQ(b.rt->stack().tcp().info(b.rt->engine_conn(gd, cd), &ci), 0);
+  std::uint32_t edge = 1 + ci.rcv_wnd;
+  EXPECT_LE(ci.rcv_wnd, 4096u) << "a new connection starts with the quiet window";
+  const std::string line = std::string(12000, 'm') + "\n";
+  std::uint32_t seq = 1;
+  int updates = 0;
+  for (int round = 0; round < 50 && seq < 1 + line.size(); ++round) {
+    while (seq < edge && seq < 1 + line.size()) {
+      const std::uint32_t n = std::min<std::uint32_t>({1400, edge - seq, static_cast<std::uint32_t>(1 + line.size() - seq)});
+      b.inject(c, data(seq, line.substr(seq - 1, n)));
+      seq += n;
+    }
+    for (const auto& o : b.sent({&c})) {
+      EXPECT_EQ(o.seg.rack, 1u) << "nothing is acknowledged before the application releases it";
+      if (o.seg.rack + o.seg.window > edge) {
+        ++updates;
+        edge = o.seg.rack + o.seg.window;
+      }
+    }
+  }
+  EXPECT_GT(updates, 0) << "the window grew while the message was incomplete";
+  ASSERT_EQ(seq, 1 + line.size()) << "the whole line got in";
+  const auto r = b.recv(gd, 16384);
+  EXPECT_EQ(r.cd, cd);
+  EXPECT_EQ(r.data.size(), line.size());
+}
+
 }  // namespace
 }  // namespace xtcp::test::api_bench
