@@ -517,6 +517,26 @@ void TcpLayer::update_window(ConnId conn) {
   send_ack(conn, *tcb);
 }
 
+void TcpLayer::grow_window(ConnId conn) {
+  const SettleOnReturn settle_on_return(*this, conn);
+  Tcb* tcb = lookup(conn);
+  if (tcb == nullptr || !tcb->synchronized() || tcb->has(tcb_flag::kPeerFin) ||
+      promise_of(*tcb) >= 2u * tcb->snd_mss) {
+    return;  // the peer still has window to send more
+  }
+  // Windows start small and grow with use; with application-controlled ACKs they only move
+  // with the application's releases. A message not complete yet cannot be released, so
+  // when the peer has (almost) used up its window and the store offers more, say so now: a
+  // window update, the ACK point unchanged (RFC 9293 3.8.6.2.2: an increase of at least
+  // min(buffer / 2, MSS)).
+  const std::uint32_t wnd = receive_window(conn, *tcb);
+  const auto cap = static_cast<std::uint32_t>(std::min<std::size_t>(rx_.capacity(conn), UINT32_MAX));
+  const auto promise = static_cast<std::uint32_t>(promise_of(*tcb));
+  if (wnd > promise && wnd - promise >= std::min<std::uint32_t>(cap / 2, tcb->snd_mss)) {
+    send_ack(conn, *tcb);
+  }
+}
+
 int TcpLayer::shutdown(ConnId conn) {
   const SettleOnReturn settle_on_return(*this, conn);
   Tcb* tcb = app_tcb(conn);

@@ -170,6 +170,9 @@ class TcpLayer final : public IpUpperLayer {
   // Room appeared in the RxStore for conn (whose bytes it refused): an ACK with the window
   // now (if it is open), instead of leaving the peer to its retransmission backoff.
   void update_window(ConnId conn);
+  // The application holds an incomplete message of conn (it cannot release it yet): if the
+  // peer has about used up its window and the store offers more, a window update now.
+  void grow_window(ConnId conn);
   // Sends FIN after queued data; the handle stays valid until the application close()s.
   int shutdown(ConnId conn);
   // Orderly close and release of the handle; the engine finishes the close on its own.

@@ -125,15 +125,6 @@ void TcpLayer::process_data(ConnId conn, Tcb& tcb, Segment& seg) {
     // XTCP: in-order data is ACKed when the application releases it (or at its deadline).
     if (!all_taken) {
       tcb.set(tcb_flag::kAckNow);  // tell the peer the window is full
-    } else if (promise_of(tcb) < 2u * tcb.snd_mss) {
-      // The peer has (almost) used up its window while the application holds what came,
-      // maybe a message not complete yet: if the store offers more, say so now (a window
-      // update; the ACK point stays), or the message could never complete.
-      const std::uint32_t wnd = receive_window(conn, tcb);
-      const auto cap = static_cast<std::uint32_t>(std::min<std::size_t>(rx_.capacity(conn), UINT32_MAX));
-      if (wnd > promise_of(tcb) && wnd - promise_of(tcb) >= std::min<std::uint32_t>(cap / 2, tcb.snd_mss)) {
-        tcb.set(tcb_flag::kAckNow);
-      }
     }
     arm_ack_deadline(tcb);
     return;
