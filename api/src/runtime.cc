@@ -626,6 +626,12 @@ int Runtime::setopt(int gd, int option, std::int64_t value) {
       }
       o.send_all = value != 0;
       return 0;
+    case XTCP_OPT_ZERO_WINDOW_ABORT_MS:
+      if (value < 0 || value > 86'400'000) {
+        return -EINVAL;
+      }
+      o.zero_window_abort_ms = value;
+      return 0;
     default:
       explain("unknown option %d", option);
       return -EINVAL;
@@ -650,6 +656,7 @@ int Runtime::getopt(int gd, int option, std::int64_t* value) const {
     case XTCP_OPT_ACCEPT_TIMEOUT_MS: *value = o.accept_timeout_ms; return 0;
     case XTCP_OPT_NODELAY: *value = o.nodelay ? 1 : 0; return 0;
     case XTCP_OPT_SEND_ALL: *value = o.send_all ? 1 : 0; return 0;
+    case XTCP_OPT_ZERO_WINDOW_ABORT_MS: *value = o.zero_window_abort_ms; return 0;
     default: explain("unknown option %d", option); return -EINVAL;
   }
 }
@@ -678,6 +685,9 @@ int Runtime::drive() {
   const int n = stack_->poll(input_rounds());  // flushes what the packets and the timers made the stack send
   process_events();
   sweep_accept_timeouts(clock_.now());
+  process_events();
+  update_refused_windows();
+  sweep_hoarders(clock_.now());
   process_events();
   wake_waiters();
   reassert_fds();
@@ -711,6 +721,9 @@ TimeNs Runtime::next_deadline() const {
     if (g && !g->pending.empty()) {
       t = std::min(t, g->pending.front().deadline);
     }
+  }
+  if (!stuck_since_.empty()) {
+    t = std::min(t, next_hoarder_sweep_);
   }
   return t;
 }

@@ -92,6 +92,7 @@ struct GroupOptions {
   std::int64_t accept_timeout_ms = 5000;
   bool nodelay = true;
   bool send_all = false;  // XTCP_OPT_SEND_ALL: an answer is queued whole or not at all
+  std::int64_t zero_window_abort_ms = 60'000;  // XTCP_OPT_ZERO_WINDOW_ABORT_MS (0: never)
 };
 
 // Engine ConnId -> API slot, for every id the engine can hand out (its max_connections):
@@ -309,6 +310,17 @@ class Runtime {
   // Wakes waiters of the shared FIFO in order while the cache has their room.
   void wake_waiters();
   bool own_share_limits(ConnId conn, std::size_t want) const;
+  // Room for conn's next answer: its share of the cache, and no more than the cache's
+  // min_share in all while its peer advertises window 0 (a hoarder is throttled first).
+  std::size_t tx_room(ConnId conn) const;
+  bool peer_window_closed(ConnId conn) const;
+  // Throttling (runtime_send.cc): refused connections of every pool get a window update
+  // once their pool has uncommitted room, oldest refusal first; and connections whose
+  // refused answer waits while their peer keeps window 0 are reset past their group's
+  // XTCP_OPT_ZERO_WINDOW_ABORT_MS when the cache or their pool is under pressure.
+  void update_refused_windows();
+  void sweep_hoarders(TimeNs now);
+  bool under_pressure(ConnId conn) const;
   // The connection's counters as "api.*" and the memory of each part as "mem.*".
   template <class F>
   void visit_counters(F&& f) const;
@@ -335,6 +347,11 @@ class Runtime {
   std::uint64_t sends_refused_ = 0;
   std::uint64_t writable_wakeups_ = 0;
   std::uint64_t rx_refused_seen_ = 0;           // pools' refused bytes when last reported
+  // Refused-send waiters whose peer advertises window 0: since when (slot -> time).
+  std::unordered_map<std::uint32_t, TimeNs> stuck_since_;
+  TimeNs next_hoarder_sweep_ = 0;
+  std::uint64_t zero_window_aborts_ = 0;
+  std::uint64_t refused_window_updates_ = 0;
 };
 
 // The process-wide runtime the C functions use. Tests install one built on their own link

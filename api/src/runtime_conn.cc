@@ -277,6 +277,9 @@ bool Runtime::has_news(std::uint32_t slot) {
       }
       const Cold* k = cold_if(c);
       avail = k != nullptr ? k->frames_end : 0;
+      if (rx_.held(c.conn) > avail) {
+        stack_->tcp().grow_window(c.conn);  // a message still coming must find room
+      }
     }
     const Cold* k = cold_if(c);
     if (avail > (k != nullptr ? k->seen : 0)) {

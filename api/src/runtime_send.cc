@@ -53,7 +53,7 @@ int Runtime::send(int pool, int gd, int cd, std::size_t ackd, const void* buf, s
               "cache (%zu bytes) with XTCP_OPT_SEND_ALL", len, tx_.conn_limit());
       return -EMSGSIZE;
     }
-    if (tx_.free_space(c->conn) < len) {
+    if (tx_room(c->conn) < len) {
       note_refused(slot, len);
       return -EAGAIN;
     }
@@ -75,7 +75,16 @@ int Runtime::send(int pool, int gd, int cd, std::size_t ackd, const void* buf, s
   if (c->conn == kNoConn) {
     rc = c->error != 0 ? -static_cast<int>(c->error) : -ENOTCONN;
   } else if (len > 0) {
-    const std::int64_t r = tcp.send(c->conn, wire::ByteSpan(static_cast<const std::byte*>(buf), len));
+    // A throttled connection (its peer keeps window 0) gets what tx_room allows, maybe
+    // nothing: then the ACK goes alone, as when the cache is full.
+    const std::size_t take = std::min(len, tx_room(c->conn));
+    const bool throttled = take == 0 && peer_window_closed(c->conn);
+    if (throttled && ackd > 0) {
+      tcp.consumed(c->conn);
+    }
+    const std::int64_t r =
+        throttled ? 0
+                  : tcp.send(c->conn, wire::ByteSpan(static_cast<const std::byte*>(buf), take == 0 ? len : take));
     if (r > 0) {
       rc = static_cast<int>(r);
       if (ackd > 0) {
@@ -103,14 +112,117 @@ int Runtime::send(int pool, int gd, int cd, std::size_t ackd, const void* buf, s
   return rc;
 }
 
+// Its own ACKs can only help a connection that has answers cached: one holding nothing
+// whose answer exceeds its (shrunken) share waits for the cache like any other.
 bool Runtime::own_share_limits(ConnId conn, std::size_t want) const {
-  return tx_.queued(conn) + want > tx_.conn_limit();
+  const std::size_t queued = tx_.queued(conn);
+  if (queued == 0) {
+    return false;
+  }
+  const std::size_t limit =
+      peer_window_closed(conn) ? std::min(tx_.share(conn), tx_.min_share()) : tx_.share(conn);
+  return queued + want > limit;
+}
+
+bool Runtime::peer_window_closed(ConnId conn) const {
+  ConnInfo info{};
+  return conn != kNoConn && stack_->tcp().info(conn, &info) == 0 && info.snd_wnd == 0 &&
+         (info.state == TcpState::kEstablished || info.state == TcpState::kCloseWait);
+}
+
+// RFC 9293 3.8.6.1: a peer may keep window 0 as long as it likes; what we cache for it
+// meanwhile cannot leave. Such a connection gets no more than min_share of the cache in
+// all: the connections that hold the most and make no progress are throttled first.
+std::size_t Runtime::tx_room(ConnId conn) const {
+  const std::size_t room = tx_.free_space(conn);
+  if (!peer_window_closed(conn)) {
+    return room;
+  }
+  const std::size_t queued = tx_.queued(conn);
+  const std::size_t cap = tx_.min_share();
+  return std::min(room, queued >= cap ? 0 : cap - queued);
+}
+
+void Runtime::update_refused_windows() {
+  for (const auto& [id, p] : pools_) {
+    SharedRxPool& rx = *p->rx;
+    // Oldest refusal first, while the pool physically has room again (a free chunk). Each
+    // entry once per round: one still without room is queued again (window_closed).
+    for (std::size_t n = rx.refused_count(); n > 0 && rx.has_refused() && rx.free_bytes() >= rx.chunk_size();
+         --n) {
+      const ConnId conn = rx.front_refused();
+      rx.pop_refused();
+      const std::uint64_t before = stack_->tcp().stats().window_updates;
+      stack_->tcp().update_window(conn);
+      refused_window_updates_ += stack_->tcp().stats().window_updates - before;
+    }
+  }
+}
+
+bool Runtime::under_pressure(ConnId conn) const {
+  if (tx_.used() + tx_.reserve() + tx_.size() / 4 >= tx_.size()) {
+    return true;  // less than a quarter of the cache (beyond its reserve) is left
+  }
+  const SharedRxPool* rx = rx_.pool(rx_.slot_of(conn));
+  return rx != nullptr && rx->throttled();
+}
+
+// RFC 9293 3.8.6.1: a receiver may keep a zero window indefinitely, and the sender must
+// keep probing; a TCP implementation may nevertheless abort a connection whose zero window
+// persists while it holds resources. Here: a refused answer waits, the peer keeps window 0
+// (it does not read what we sent), answers are cached for it, and the cache or its pool is
+// under pressure: past its group's limit it is reset and counted.
+void Runtime::sweep_hoarders(TimeNs now) {
+  if (now < next_hoarder_sweep_ || (write_want_.empty() && stuck_since_.empty())) {
+    return;
+  }
+  constexpr TimeNs kSweepEvery = 100 * kNsPerMs;
+  next_hoarder_sweep_ = now + kSweepEvery;
+  std::vector<std::uint32_t> to_kill;
+  for (auto it = stuck_since_.begin(); it != stuck_since_.end();) {
+    it = write_want_.count(it->first) != 0 ? std::next(it) : stuck_since_.erase(it);
+  }
+  for (const auto& [slot, want] : write_want_) {
+    const Conn& c = conns_[slot];
+    const Group* g = group(c.gd);
+    ConnInfo info{};
+    const bool stuck = c.conn != kNoConn && g != nullptr && g->opts.zero_window_abort_ms > 0 &&
+                       tx_.queued(c.conn) > 0 && stack_->tcp().info(c.conn, &info) == 0 &&
+                       info.snd_wnd == 0;
+    if (!stuck) {
+      stuck_since_.erase(slot);
+      continue;
+    }
+    const TimeNs since = stuck_since_.try_emplace(slot, now).first->second;
+    if (now - since >= ms(g->opts.zero_window_abort_ms) && under_pressure(c.conn)) {
+      to_kill.push_back(slot);
+    }
+  }
+  // The ones holding the most go first, and only while the pressure lasts.
+  std::sort(to_kill.begin(), to_kill.end(), [&](std::uint32_t x, std::uint32_t y) {
+    return tx_.queued(conns_[x].conn) > tx_.queued(conns_[y].conn);
+  });
+  for (const std::uint32_t slot : to_kill) {
+    if (!under_pressure(conns_[slot].conn)) {
+      break;
+    }
+    stuck_since_.erase(slot);
+    ++zero_window_aborts_;
+    logger_.report(LogKind::kTxCacheFull, LogLevel::kInfo, now,
+                   "api: reset a connection whose peer kept window 0 while holding %zu cached bytes",
+                   tx_.queued(conns_[slot].conn));
+    Conn& c = conns_[slot];
+    kill(c, ECONNABORTED);
+    write_want_.erase(slot);
+    c.flags &= static_cast<std::uint8_t>(~(kWantWrite | kInWriteFifo));
+    refresh(slot);  // the application learns of it from xtcp_recv (-ECONNABORTED)
+  }
 }
 
 void Runtime::note_refused(std::uint32_t slot, std::size_t want) {
   Conn& c = conns_[slot];
   ++sends_refused_;
-  write_want_[slot] = static_cast<std::uint32_t>(std::min(want, tx_.conn_limit()));
+  write_want_[slot] = static_cast<std::uint32_t>(std::min(want, tx_.share(c.conn)));
   c.flags |= kWantWrite;
   if (!own_share_limits(c.conn, want)) {
     logger_.report(LogKind::kTxCacheFull, LogLevel::kInfo, clock_.now(),
@@ -126,7 +238,7 @@ void Runtime::try_wake(std::uint32_t slot) {
     return;  // ended: xtcp_recv reports that instead
   }
   const std::uint32_t want = write_want_[slot];
-  if (tx_.free_space(c.conn) >= want) {
+  if (tx_room(c.conn) >= want) {
     wake(slot);
   } else if (own_share_limits(c.conn, want)) {
     stack_->tcp().want_writable(c.conn);  // its client's next ACK frees the room
@@ -168,7 +280,7 @@ void Runtime::wake_waiters() {
       continue;
     }
     const std::uint32_t want = write_want_[w.slot];
-    if (tx_.free_space(c.conn) < want && !own_share_limits(c.conn, want)) {
+    if (tx_room(c.conn) < want && !own_share_limits(c.conn, want)) {
       break;  // the oldest refusal goes first
     }
     write_fifo_.pop_front();

@@ -62,13 +62,14 @@ void Runtime::visit_counters(F&& f) const {
   f("link.", "errors", st.link_errors());
   f("link.", "backlog_polls", st.backlog_polls());
 
-  std::uint64_t rx_size = 0, rx_used = 0, rx_bytes = 0, rx_dropped = 0, rx_mem = 0;
+  std::uint64_t rx_size = 0, rx_used = 0, rx_bytes = 0, rx_dropped = 0, rx_mem = 0, rx_committed = 0;
   std::uint64_t acks_on_answers = 0, acks_alone = 0, accept_timeouts = 0, groups = 0;
   for (const auto& [id, p] : pools_) {
     rx_size += p->rx->size();
     rx_used += p->rx->used();
     rx_bytes += p->rx->stats().bytes_in;
     rx_dropped += p->rx->stats().bytes_refused;
+    rx_committed += p->rx->committed();
     rx_mem += p->rx->memory_bytes();
     acks_on_answers += p->acks_on_answers;
     acks_alone += p->acks_alone;
@@ -82,6 +83,7 @@ void Runtime::visit_counters(F&& f) const {
   f("api.", "rx_buffer_used", rx_used);
   f("api.", "rx_bytes", rx_bytes);
   f("api.", "rx_dropped_full", rx_dropped);
+  f("api.", "rx_committed", rx_committed);
   f("api.", "tx_cache_size", tx_.size());
   f("api.", "tx_cache_used", tx_.used());
   f("api.", "tx_cache_refused", tx_.stats().refused);
@@ -90,6 +92,8 @@ void Runtime::visit_counters(F&& f) const {
   f("api.", "accept_timeouts", accept_timeouts);
   f("api.", "sends_refused", sends_refused_);
   f("api.", "writable_wakeups", writable_wakeups_);
+  f("api.", "zero_window_aborts", zero_window_aborts_);
+  f("api.", "refused_window_updates", refused_window_updates_);
   f("api.", "busy_connections", cold_.in_use());
 
   const TcpLayer::Memory tcp_mem = st.tcp().memory();

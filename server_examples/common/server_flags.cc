@@ -115,6 +115,13 @@ ServerCommandLine::ServerCommandLine(const ServerProgram& p) : cli(p.name, p.syn
              &f.tun_queue_len, 1, 524'288)
       .default_text("the library's: on TUN 8 packets per connection of --max-connections, 10000 to 524288 "
                     "(the kernel's most per queue); with --shm 10000");
+  if (p.zero_window_flag) {
+    cli.number("--zero-window-abort", "MS",
+               "reset a connection whose client keeps window 0 this long while its answers hold "
+               "transmit cache space under pressure (0: never)",
+               &f.zero_window_abort_ms, 0, 86'400'000)
+        .default_text("60000, the library's");
+  }
   cli.number("--max-connections", "N", "the most connections the stack holds at once", &f.max_connections, 1,
              16'777'214)
       .default_text("1048576, the library's");

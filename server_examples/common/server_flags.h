@@ -36,6 +36,9 @@ struct ServerFlags {
   std::uint64_t max_connections = 0;      // 0: the API's default
   int shards = 1;                         // --shards N: N processes, one queue each of a
                                           // multi-queue TUN device (server_examples/common/supervisor.h)
+  // --zero-window-abort MS: XTCP_OPT_ZERO_WINDOW_ABORT_MS of the program's group; UINT64_MAX:
+  // the API's default (60 s).
+  std::uint64_t zero_window_abort_ms = UINT64_MAX;
   // Only for xtcp-im (ServerProgram::backend_flags), checked further by the program.
   std::string backend;                    // --backend ADDR:PORT or a Unix socket path
   int backend_data = 0;                   // --backend-data N: variant 2 with N data transports
@@ -51,6 +54,7 @@ struct ServerProgram {
   bool port_required = false;
   std::uint64_t default_pool_size = 4u << 20;
   bool backend_flags = false;  // --backend, --backend-data
+  bool zero_window_flag = false;  // --zero-window-abort (the program applies it to its group)
 };
 
 // The parsed command line; cli.fail() reports a check the program makes itself (exit 2).

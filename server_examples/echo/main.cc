@@ -38,6 +38,7 @@ const ServerProgram kEcho{
     false,
     256 * 1024,  // the engine echo's receive buffer
     false,
+    true,  // --zero-window-abort
 };
 
 constexpr int kMaxAcceptsPerRound = 4096;
@@ -186,6 +187,15 @@ int serve(const ServerFlags& flags, ShardChannel* shard) {
     xtcp_close_group(gd);
     xtcp_finalize();
     return cli::kExitFailure;
+  }
+  if (flags.zero_window_abort_ms != UINT64_MAX) {
+    rc = xtcp_setopt(gd, XTCP_OPT_ZERO_WINDOW_ABORT_MS, static_cast<std::int64_t>(flags.zero_window_abort_ms));
+    if (rc < 0) {
+      print_xtcp_error(kProgram, "cannot set XTCP_OPT_ZERO_WINDOW_ABORT_MS", rc);
+      xtcp_close_group(gd);
+      xtcp_finalize();
+      return cli::kExitFailure;
+    }
   }
   std::FILE* msg = message_stream(flags);
   if (shard != nullptr) {

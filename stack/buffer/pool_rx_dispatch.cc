@@ -16,7 +16,7 @@ void PoolRxDispatch::reserve_connections(std::size_t n) {
 }
 
 int PoolRxDispatch::add_pool(SharedRxPool* pool) {
-  if (pools_.size() >= kDetached - 1) {
+  if (pools_.size() >= kDetached - 1u) {
     return -1;
   }
   if (pool != nullptr && reserved_ > 0) {
@@ -46,15 +46,16 @@ void PoolRxDispatch::bind(ConnId conn, int slot) {
 }
 
 void PoolRxDispatch::detach(ConnId conn) {
-  if (SharedRxPool* p = resolve(conn)) {
+  SharedRxPool* p = resolve(conn);
+  if (p != nullptr) {
     p->release(conn);
   }
-  set(conn, kDetached);
+  set(conn, static_cast<std::uint16_t>(kDetached | (p != nullptr ? map_[conn] : 0)));
 }
 
 SharedRxPool* PoolRxDispatch::resolve(ConnId conn) const {
   if (const std::uint16_t m = entry(conn); m != kUnmapped) {
-    return m == kDetached ? nullptr : pools_[m - 1u];
+    return detached(m) ? nullptr : pools_[m - 1u];
   }
   if (!resolver_) {
     return nullptr;
@@ -75,7 +76,7 @@ int PoolRxDispatch::slot_of(ConnId conn) const {
 }
 
 std::size_t PoolRxDispatch::append(ConnId conn, wire::ByteSpan data) {
-  if (entry(conn) == kDetached) {
+  if (detached(entry(conn))) {
     discarded_ += data.size();
     return data.size();
   }
@@ -84,17 +85,49 @@ std::size_t PoolRxDispatch::append(ConnId conn, wire::ByteSpan data) {
 }
 
 std::size_t PoolRxDispatch::free_space(ConnId conn) const {
-  if (entry(conn) == kDetached) {
+  if (detached(entry(conn))) {
     return default_capacity_;
   }
   const SharedRxPool* p = resolve(conn);
   return p != nullptr ? p->free_space(conn) : 0;
 }
 
+std::size_t PoolRxDispatch::offer(ConnId conn, std::size_t promised) const {
+  if (detached(entry(conn))) {
+    // Its bytes are discarded as if read, and it is closing: the promise made stays (and
+    // stays committed until the engine releases it), nothing more is offered.
+    return promised;
+  }
+  const SharedRxPool* p = resolve(conn);
+  return p != nullptr ? p->offer(conn, promised) : promised;
+}
+
+void PoolRxDispatch::window_closed(ConnId conn) {
+  if (SharedRxPool* p = resolve(conn)) {
+    p->window_closed(conn);
+  }
+}
+
+std::size_t PoolRxDispatch::initial_window(ConnId conn) const {
+  if (detached(entry(conn))) {
+    return 0;
+  }
+  const SharedRxPool* p = resolve(conn);
+  return p != nullptr ? p->initial_window(conn) : 0;
+}
+
+void PoolRxDispatch::promised(ConnId conn, std::size_t before, std::size_t after) {
+  const std::uint16_t m = entry(conn);
+  SharedRxPool* p = m != kUnmapped ? pool_of_entry(m) : resolve(conn);
+  if (p != nullptr) {
+    p->promised(conn, before, after);
+  }
+}
+
 std::size_t PoolRxDispatch::capacity(ConnId conn) const {
   // No resolving here: the engine asks at start-up, before any pool or connection exists.
   const std::uint16_t m = entry(conn);
-  if (m != kUnmapped && m != kDetached) {
+  if (m != kUnmapped && !detached(m)) {
     if (const SharedRxPool* p = pools_[m - 1u]) {
       return p->capacity(conn);
     }
@@ -109,7 +142,7 @@ std::size_t PoolRxDispatch::held(ConnId conn) const {
 
 void PoolRxDispatch::release(ConnId conn) {
   const std::uint16_t m = entry(conn);
-  if (m != kUnmapped && m != kDetached) {
+  if (m != kUnmapped && !detached(m)) {
     if (SharedRxPool* p = pools_[m - 1u]) {
       p->release(conn);
     }

@@ -57,13 +57,27 @@ class PoolRxDispatch final : public RxStore {
   // RxStore
   std::size_t append(ConnId conn, wire::ByteSpan data) override;
   std::size_t free_space(ConnId conn) const override;
+  std::size_t offer(ConnId conn, std::size_t promised) const override;
+  std::size_t initial_window(ConnId conn) const override;
+  void window_closed(ConnId conn) override;
+  // Reaches the pool even after detach(): the connection's promise is given back when the
+  // engine releases it.
+  void promised(ConnId conn, std::size_t before, std::size_t after) override;
   std::size_t capacity(ConnId conn) const override;
   std::size_t held(ConnId conn) const override;
   void release(ConnId conn) override;
 
  private:
+  // An entry is kUnmapped, or slot + 1, with kDetached set once the application let go
+  // (the pool still keeps the connection's promise until the engine releases it).
   static constexpr std::uint16_t kUnmapped = 0;
-  static constexpr std::uint16_t kDetached = 0xFFFF;
+  static constexpr std::uint16_t kDetached = 0x8000;
+  static bool detached(std::uint16_t m) { return (m & kDetached) != 0; }
+  // The pool an entry names, detached or not (nullptr: none).
+  SharedRxPool* pool_of_entry(std::uint16_t m) const {
+    const std::uint16_t s = m & static_cast<std::uint16_t>(~kDetached);
+    return s == 0 ? nullptr : pools_[s - 1u];
+  }
   SharedRxPool* resolve(ConnId conn) const;
   void set(ConnId conn, std::uint16_t m) const;
   // conn's entry, kUnmapped beyond the table.
@@ -73,7 +87,7 @@ class PoolRxDispatch final : public RxStore {
   Resolver resolver_;
   std::vector<SharedRxPool*> pools_;
   std::size_t reserved_ = 0;
-  // Per connection id: kUnmapped, kDetached or slot + 1. Mutable: resolving on a const
+  // Per connection id: kUnmapped, or slot + 1 (| kDetached). Mutable: resolving on a const
   // query (free_space for the SYN-ACK) fixes the mapping.
   mutable ZeroPageArray<std::uint16_t> map_;
   std::uint64_t discarded_ = 0;

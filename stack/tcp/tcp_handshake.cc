@@ -191,7 +191,8 @@ std::int64_t TcpLayer::open_from_cookie(std::uint16_t port, Listener& l, const S
   tcb.rcv_nxt = seg.seq;
   // The right edge our cookie SYN-ACK advertised (see send_cookie_synack): without it the
   // window would be zero and data on this ACK and the next segments would be cut away.
-  tcb.rcv_adv = tcb.rcv_nxt + static_cast<std::uint32_t>(std::min<std::size_t>(65535, rx_.capacity(0)));
+  // The cookie SYN-ACK was stateless: its promise is committed now.
+  set_rcv_adv(conn, tcb, tcb.rcv_nxt + static_cast<std::uint32_t>(std::min<std::size_t>(65535, rx_.capacity(0))));
   if (l.options.app_ack) {
     tcb.set(tcb_flag::kAppAck);  // XTCP: ACKs follow the application
     tcb.rcv_ack = tcb.rcv_nxt;
@@ -279,7 +280,9 @@ void TcpLayer::send_syn(ConnId conn, Tcb& tcb, bool with_ack) {
   f.ack = with_ack ? tcb.rcv_nxt : SeqNum(0);
   f.flags = static_cast<std::uint8_t>(kSyn | (with_ack ? kAck : 0));
   // RFC 7323 2.2: the window of a SYN or SYN-ACK is never scaled.
-  f.window = static_cast<std::uint16_t>(std::min<std::size_t>(65535, rx_.free_space(conn)));
+  // The store's offer: a share it can honour (see RxStore::offer).
+  f.window = static_cast<std::uint16_t>(
+      std::min<std::size_t>(65535, std::max(promise_of(tcb), rx_.initial_window(conn))));
   wire::TcpOptions o;
   o.has_mss = true;
   o.mss = config_.mss;
@@ -297,7 +300,7 @@ void TcpLayer::send_syn(ConnId conn, Tcb& tcb, bool with_ack) {
   }
   transmit(tcb.key, f, o, {}, kNoConn, 0, 0);
   if (with_ack) {
-    tcb.rcv_adv = tcb.rcv_nxt + f.window;
+    set_rcv_adv(conn, tcb, tcb.rcv_nxt + f.window);
     tcb.last_ack_sent = tcb.rcv_nxt;
   }
   tcb.snd_nxt = tcb.iss + 1;

@@ -171,6 +171,7 @@ void TcpLayer::free_conn(ConnId conn) {
       extras_.erase(it);
     }
   }
+  rx_.promised(conn, promise_of(tcb), 0);  // its window lapses with it
   rx_.release(conn);
   tx_.release(conn);
   --state_counts_[static_cast<int>(tcb.state)];
@@ -489,6 +490,49 @@ void TcpLayer::consumed(ConnId conn) {
   const std::uint32_t sws =
       std::min<std::uint32_t>(static_cast<std::uint32_t>(rx_.capacity(conn) / 2), tcb->snd_mss);
   if (growth >= threshold || (tcb->rcv_adv == tcb->rcv_nxt && growth >= sws)) {
+    send_ack(conn, *tcb);
+  }
+}
+
+void TcpLayer::update_window(ConnId conn) {
+  const SettleOnReturn settle_on_return(*this, conn);
+  Tcb* tcb = lookup(conn);
+  if (tcb == nullptr || !tcb->synchronized() || tcb->state == TcpState::kTimeWait ||
+      tcb->has(tcb_flag::kPeerFin)) {
+    return;  // the peer sends no more data
+  }
+  // The store refused bytes inside the window it had offered and has room again: tell the
+  // peer now, with the window as it stands (grown if the store allows; never shrunk,
+  // RFC 9293 3.8.6.2.2), rather than leave it to its retransmission backoff. The ACK point
+  // is unchanged, so for a sender with those bytes in flight this is a duplicate ACK
+  // (RFC 5681 3.2: with the immediate ACKs sent when they were refused it may trigger
+  // their fast retransmission); a window that had closed reopens.
+  const std::uint32_t wnd = receive_window(conn, *tcb);
+  const auto cap = static_cast<std::uint32_t>(std::min<std::size_t>(rx_.capacity(conn), UINT32_MAX));
+  const std::uint32_t sws = std::min<std::uint32_t>(cap / 2, tcb->snd_mss);
+  if (wnd == 0 || (promise_of(*tcb) == 0 && wnd < sws && wnd < cap)) {
+    return;  // a closed window would stay closed (receiver SWS avoidance): nothing to tell
+  }
+  ++stats_.window_updates;
+  send_ack(conn, *tcb);
+}
+
+void TcpLayer::grow_window(ConnId conn) {
+  const SettleOnReturn settle_on_return(*this, conn);
+  Tcb* tcb = lookup(conn);
+  if (tcb == nullptr || !tcb->synchronized() || tcb->has(tcb_flag::kPeerFin) ||
+      promise_of(*tcb) >= 2u * tcb->snd_mss) {
+    return;  // the peer still has window to send more
+  }
+  // Windows start small and grow with use; with application-controlled ACKs they only move
+  // with the application's releases. A message not complete yet cannot be released, so
+  // when the peer has (almost) used up its window and the store offers more, say so now: a
+  // window update, the ACK point unchanged (RFC 9293 3.8.6.2.2: an increase of at least
+  // min(buffer / 2, MSS)).
+  const std::uint32_t wnd = receive_window(conn, *tcb);
+  const auto cap = static_cast<std::uint32_t>(std::min<std::size_t>(rx_.capacity(conn), UINT32_MAX));
+  const auto promise = static_cast<std::uint32_t>(promise_of(*tcb));
+  if (wnd > promise && wnd - promise >= std::min<std::uint32_t>(cap / 2, tcb->snd_mss)) {
     send_ack(conn, *tcb);
   }
 }

@@ -65,6 +65,7 @@ namespace xtcp {
   X(ooo_dropped)         /* out of order but no room */                                     \
   X(data_trimmed)        /* bytes outside the window cut from segments */                   \
   X(rx_store_full)       /* in-window bytes the receive store could not take */             \
+  X(window_updates)      /* ACKs sent to refused connections once the store had room */    \
   X(sack_blocks_in)                                                                         \
   X(sack_blocks_invalid) /* outside [snd_una, snd_max] or empty */                          \
   X(dsack_blocks_in)     /* RFC 2883 D-SACK: a segment we sent arrived twice */              \
@@ -167,6 +168,12 @@ class TcpLayer final : public IpUpperLayer {
   // The application took bytes out of the RxStore: the window may open, and with
   // application-controlled ACKs the released bytes are ACKed now.
   void consumed(ConnId conn);
+  // Room appeared in the RxStore for conn (whose bytes it refused): an ACK with the window
+  // now (if it is open), instead of leaving the peer to its retransmission backoff.
+  void update_window(ConnId conn);
+  // The application holds an incomplete message of conn (it cannot release it yet): if the
+  // peer has about used up its window and the store offers more, a window update now.
+  void grow_window(ConnId conn);
   // Sends FIN after queued data; the handle stays valid until the application close()s.
   int shutdown(ConnId conn);
   // Orderly close and release of the handle; the engine finishes the close on its own.
@@ -304,6 +311,10 @@ class TcpLayer final : public IpUpperLayer {
   void arm_ack_deadline(Tcb& tcb);
   std::uint16_t window_to_advertise(ConnId conn, Tcb& tcb);
   std::uint32_t receive_window(ConnId conn, const Tcb& tcb) const;
+  // Advertised, not yet received bytes (rcv_adv - rcv_nxt): the promise the RxStore keeps.
+  static std::size_t promise_of(const Tcb& tcb);
+  // Moves the advertised right edge (never left) and tells the RxStore the new promise.
+  void set_rcv_adv(ConnId conn, Tcb& tcb, SeqNum edge);
   void fill_ack_options(ConnId conn, Tcb& tcb, wire::TcpOptions* opts);
   void schedule_delayed_ack(ConnId conn, Tcb& tcb);
 

@@ -14,7 +14,9 @@ using namespace wire::tcp_flags;  // NOLINT
 
 void TcpLayer::deliver_in_order(ConnId conn, Tcb& tcb, wire::ByteSpan data) {
   const std::size_t took = rx_.append(conn, data);
+  const std::size_t promise = promise_of(tcb);
   tcb.rcv_nxt += static_cast<std::uint32_t>(took);
+  rx_.promised(conn, promise, promise_of(tcb));
   stats_.bytes_in += took;
   if (took < data.size()) {
     stats_.rx_store_full += data.size() - took;
@@ -96,11 +98,13 @@ void TcpLayer::process_data(ConnId conn, Tcb& tcb, Segment& seg) {
     filled_gap = true;
     const SeqNum popped_from = tcb.rcv_nxt;
     const std::size_t ooo_before = x->ooo.bytes();
+    const std::size_t promise = promise_of(tcb);
     ooo_fin = x->ooo.pop_contiguous(&tcb.rcv_nxt, [&](wire::ByteSpan part) {
       const std::size_t took = rx_.append(conn, part);
       stats_.bytes_in += took;
       return took;
     });
+    rx_.promised(conn, promise, promise_of(tcb));
     ooo_bytes_total_ -= ooo_before - x->ooo.bytes();
     if (ooo_fin || tcb.rcv_nxt == popped_from || !(tcb.rcv_nxt < data_end)) {
       break;
@@ -138,7 +142,9 @@ void TcpLayer::process_data(ConnId conn, Tcb& tcb, Segment& seg) {
 }
 
 void TcpLayer::process_fin(ConnId conn, Tcb& tcb, const Segment& /*seg*/) {
+  const std::size_t promise = promise_of(tcb);
   tcb.rcv_nxt += 1;
+  rx_.promised(conn, promise, promise_of(tcb));
   tcb.set(tcb_flag::kPeerFin);
   // The FIN is ACKed now, except (XTCP) while the application still holds data before it:
   // then the ACK of data and FIN comes with the application's release.
@@ -170,9 +176,25 @@ void TcpLayer::process_fin(ConnId conn, Tcb& tcb, const Segment& /*seg*/) {
   }
 }
 
+// What the store offers beyond rcv_nxt: at least what was promised already, so the right
+// edge never moves left (RFC 9293 3.8.6.2.2, RFC 7323 2.4); a shared store answers with a
+// share it can honour (RxStore::offer), so data inside the window is never refused.
 std::uint32_t TcpLayer::receive_window(ConnId conn, const Tcb& tcb) const {
   const std::size_t limit = static_cast<std::size_t>(65535) << tcb.rcv_wscale;
-  return static_cast<std::uint32_t>(std::min(rx_.free_space(conn), limit));
+  return static_cast<std::uint32_t>(std::min(rx_.offer(conn, promise_of(tcb)), limit));
+}
+
+std::size_t TcpLayer::promise_of(const Tcb& tcb) {
+  return tcb.rcv_adv > tcb.rcv_nxt ? static_cast<std::size_t>(tcb.rcv_adv - tcb.rcv_nxt) : 0;
+}
+
+void TcpLayer::set_rcv_adv(ConnId conn, Tcb& tcb, SeqNum edge) {
+  if (!(edge > tcb.rcv_adv)) {
+    return;  // the right edge never moves left
+  }
+  const std::size_t promise = promise_of(tcb);
+  tcb.rcv_adv = edge;
+  rx_.promised(conn, promise, promise_of(tcb));
 }
 
 SeqNum TcpLayer::ack_point(const Tcb& tcb) const {
@@ -232,9 +254,9 @@ std::uint16_t TcpLayer::window_to_advertise(ConnId conn, Tcb& tcb) {
     field = (old + scale - 1) / scale;  // keep the old edge, rounded up to the scale
   }
   field = std::min<std::uint32_t>(field, 65535);
-  const SeqNum edge = base + field * scale;
-  if (edge > tcb.rcv_adv) {
-    tcb.rcv_adv = edge;
+  set_rcv_adv(conn, tcb, base + field * scale);
+  if (field == 0 && !tcb.has(tcb_flag::kPeerFin)) {
+    rx_.window_closed(conn);  // to be told when the store has room (a window update)
   }
   return static_cast<std::uint16_t>(field);
 }

@@ -168,7 +168,8 @@ TEST(ApiCounters, EveryLayerByNameInAFixedOrder) {
   for (const char* name : {"ip.packets_in", "ip.drop_bad_checksum", "tcp.retransmits", "tcp.syn_cookies_sent",
                            "tcp.challenge_acks", "tcp.state.established", "tcp.state.time_wait",
                            "link.errors", "api.connections", "api.tx_cache_used", "api.acks_on_answers",
-                           "mem.tcp", "mem.total"}) {
+                           "api.zero_window_aborts", "api.refused_window_updates", "api.rx_committed",
+                           "tcp.window_updates", "mem.tcp", "mem.total"}) {
     EXPECT_EQ(by_name.count(name), 1u) << name;
   }
   Client cl;

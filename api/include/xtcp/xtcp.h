@@ -210,6 +210,10 @@ enum xtcp_option {
   XTCP_OPT_ACCEPT_TIMEOUT_MS = 6, /* refuse connections not accepted in time (default 5000) */
   XTCP_OPT_NODELAY = 7,         /* 1 (default): answers leave at once (no Nagle); 0: Nagle */
   XTCP_OPT_SEND_ALL = 8,        /* 1: xtcp_send queues the whole answer or nothing (below) */
+  XTCP_OPT_ZERO_WINDOW_ABORT_MS = 9, /* reset a connection whose answer was refused while its
+                                   peer kept window 0 this long, holding transmit cache space,
+                                   with the cache or its pool under pressure (default 60000;
+                                   0: never; applies at once) */
 };
 enum { XTCP_ACK_APPLICATION = 0, XTCP_ACK_AUTO = 1 };
 enum { XTCP_FRAME_NONE = 0, XTCP_FRAME_U16BE = 1, XTCP_FRAME_U32BE = 2, XTCP_FRAME_DELIMITER = 3 };
