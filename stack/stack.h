@@ -30,7 +30,7 @@ struct StackConfig {
   // them, make the backlog longer still. Timers due before the link was last empty are
   // genuine: every packet that came before them has been read. 0: every timer fires when
   // due.
-  TimeNs max_timer_delay = seconds(5);
+  TimeNs max_timer_delay = seconds(2);
   // Where rare events of every layer are reported (overrides ip.logger and tcp.logger
   // when set); nullptr: the layers' own settings.
   Logger* logger = nullptr;

@@ -113,7 +113,7 @@ struct HarnessOptions {
   std::size_t mtu = 1500;
   std::uint8_t ttl = 64;  // IpConfig::default_ttl
   int rx_batch = 64;      // StackConfig::rx_batch
-  TimeNs max_timer_delay = seconds(5);  // StackConfig::max_timer_delay
+  TimeNs max_timer_delay = seconds(2);  // StackConfig::max_timer_delay
 };
 
 class TcpHarness {

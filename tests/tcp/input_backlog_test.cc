@@ -16,7 +16,7 @@ using dp::ack_seg;
 using dp::data_seg;
 using dp::peer_options;
 
-HarnessOptions small_batches(TimeNs max_timer_delay = seconds(5)) {
+HarnessOptions small_batches(TimeNs max_timer_delay = seconds(2)) {
   HarnessOptions o;
   o.rx_batch = 2;
   o.max_timer_delay = max_timer_delay;
@@ -49,7 +49,7 @@ TEST(InputBacklog, RetransmissionTimerWaitsForTheAckInTheBacklog) {
   established_with_data_in_flight(h);
   queue_junk(h, 2);
   h.link.queue_inbound(h.build(ack_seg(5)));
-  h.clock.advance(seconds(2));  // past the RTO (at least 200 ms, 1 s before any RTT sample)
+  h.clock.advance(ms(1500));  // past the RTO (200 ms after the handshake's RTT sample)
   EXPECT_EQ(h.stack->poll(1), 2);
   h.expect_silence();
   EXPECT_EQ(h.stack->backlog_polls(), 1u);
@@ -68,7 +68,7 @@ TEST(InputBacklog, WithoutTheHoldTheTimerFiresBeforeTheAckIsRead) {
   established_with_data_in_flight(h);
   queue_junk(h, 2);
   h.link.queue_inbound(h.build(ack_seg(5)));
-  h.clock.advance(seconds(2));
+  h.clock.advance(ms(1500));
   EXPECT_EQ(h.stack->poll(1), 2);
   EXPECT_SEGMENT(h.sent_one(), Match().rseq(1).payload(bytes_of("DATA")));
   EXPECT_EQ(h.tcp().stats().rto_expirations, 1u);
