@@ -364,6 +364,15 @@ int Runtime::pool_create(std::size_t buffer_pool_size) {
     o.chunk_size = config_.chunk_size;
     o.conn_window = config_.conn_window;
     p->rx = std::make_unique<SharedRxPool>(buffer_pool_size, o);
+    // Busy: answers wait in the transmit cache for a client whose window is closed (RFC 9293
+    // 3.8.6.1: the persist state), i.e. a connection making no progress.
+    p->rx->set_busy_test([this](ConnId c) {
+      if (tx_.queued(c) == 0 || !stack_) {
+        return false;
+      }
+      ConnInfo info{};
+      return stack_->tcp().info(c, &info) == 0 && info.snd_wnd == 0;
+    });
   } catch (const std::bad_alloc&) {
     explain("cannot allocate a receive buffer of %zu bytes", buffer_pool_size);
     return -ENOMEM;

@@ -34,6 +34,7 @@ std::size_t SharedRxPool::fair_share(ConnId /*conn*/) const {
 // more: windows grow for connections that use them.
 std::size_t SharedRxPool::offer(ConnId conn, std::size_t promised) const {
   const std::size_t held = q_.bytes(conn);
+  const bool quiet = held == 0 && !(busy_ && busy_(conn));
   const std::size_t share = fair_share(conn);
   std::size_t most = share > held ? share - held : 0;
   if (held == 0 && promised > 0) {
@@ -54,9 +55,10 @@ std::size_t SharedRxPool::offer(ConnId conn, std::size_t promised) const {
     return std::min(most, std::max(promised, paid + avail / c * c));
   };
   std::size_t w = grant(general);
-  if (held == 0 && w < quiet_window_) {
+  if (quiet && w < quiet_window_) {
     // A new or quiet connection may draw on the reserve for its request; connections
-    // holding data never do, so hoarders cannot take it.
+    // holding data, or with answers waiting in the transmit cache, never do, so hoarders
+    // cannot take it.
     w = std::max(w, std::min(quiet_window_, grant(uncommitted)));
   }
   if (held + w < quiet_window_) {
@@ -64,7 +66,7 @@ std::size_t SharedRxPool::offer(ConnId conn, std::size_t promised) const {
     // is still offered what is physically free, overbooked (see the header), so none is
     // starved of a request's room. One holding data gets no more than min_share in all,
     // and not from the reserve: that stays for new and quiet connections.
-    if (held == 0) {
+    if (quiet) {
       w = std::max(w, std::min({most, quiet_window_, free}));
     } else if (held < min_share_) {
       const std::size_t phys = free > low_water_ ? free - low_water_ : 0;

@@ -39,6 +39,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 
 #include "stack/buffer/chunk_queues.h"
 #include "stack/buffer/stores.h"
@@ -79,6 +80,13 @@ class SharedRxPool final : public RxStore {
   // Maps the per-connection index for ids [0, n) up front (no resident cost until used), so
   // it never grows on the packet path (ChunkQueues::reserve_connections).
   void reserve_connections(std::size_t n) { q_.reserve_connections(n); }
+  // Which connections are busy elsewhere: a connection that holds nothing here but whose
+  // answers wait in the transmit cache for a client that does not take them (the runtime
+  // says: its window is zero) is not quiet, and may not draw on the reserve.
+  // Otherwise every hoarder, each time its held bytes were echoed into the cache, would
+  // take a quiet window out of the reserve, until the reserve, kept for new and quiet
+  // connections' requests, was theirs. Unset: holding nothing is quiet.
+  void set_busy_test(std::function<bool(ConnId)> busy) { busy_ = std::move(busy); }
 
   // RxStore (engine side).
   std::size_t append(ConnId conn, wire::ByteSpan data) override;
@@ -143,6 +151,7 @@ class SharedRxPool final : public RxStore {
   std::size_t min_share_;
   std::size_t quiet_window_;
   std::size_t refused_cap_;
+  std::function<bool(ConnId)> busy_;
   std::size_t committed_ = 0;
   std::size_t promisers_ = 0;  // connections with a promise
   std::deque<ConnId> refused_;

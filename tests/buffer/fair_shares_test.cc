@@ -166,6 +166,59 @@ TEST(FairRxPool, ReserveLeavesRoomForANewConnectionWhileHoardersHoldThePool) {
   EXPECT_EQ(pool.stats().bytes_refused, 0u);
 }
 
+// A hoarder whose answers are stuck (its client's window is closed) may hold nothing at a
+// moment (its last request was echoed into the transmit cache), but it is not quiet: it
+// gets no window out of the reserve, which stays for new connections. Without the busy
+// test it would take a quiet window from the reserve each time, until the reserve was
+// the hoarders'.
+TEST(FairRxPool, ABusyConnectionHoldingNothingGetsNothingFromTheReserve) {
+  for (const bool with_busy_test : {true, false}) {
+    SCOPED_TRACE(with_busy_test ? "busy test set" : "no busy test");
+    SharedRxPoolOptions o = options();
+    o.conn_window = 16 * 1024;
+    SharedRxPool pool(64 * 1024, o);
+    if (with_busy_test) {
+      pool.set_busy_test([](ConnId c) { return c < 1000; });  // the hoarders' answers are stuck
+    }
+    std::vector<Peer> hoarders;
+    for (ConnId c = 0; c < 4; ++c) {
+      hoarders.push_back(Peer{c});
+    }
+    for (int round = 0; round < 20; ++round) {
+      for (Peer& h : hoarders) {
+        advertise(pool, h);
+        arrive(pool, h, h.promise);
+      }
+    }
+    ASSERT_EQ(pool.free_bytes(), 2048u);
+    // Hoarder 0's requests were echoed into the cache: it holds nothing now; two more
+    // hoarders take the room it left.
+    pool.pop_front(0, pool.held(0));
+    hoarders.push_back(Peer{4});
+    hoarders.push_back(Peer{5});
+    for (int round = 0; round < 20; ++round) {
+      for (std::size_t i = 4; i < hoarders.size(); ++i) {
+        advertise(pool, hoarders[i]);
+        arrive(pool, hoarders[i], hoarders[i].promise);
+      }
+    }
+    if (!with_busy_test) {
+      // Holding nothing counted as quiet: hoarders drew their windows from the reserve.
+      EXPECT_LT(pool.free_bytes(), 2048u) << "the hoarders took part of the reserve";
+      continue;
+    }
+    ASSERT_EQ(pool.free_bytes(), 2048u) << "only the reserve is free";
+    advertise(pool, hoarders[0]);
+    EXPECT_EQ(hoarders[0].promise, 0u) << "a busy hoarder gets nothing from the reserve";
+    Peer fresh{1000};
+    advertise(pool, fresh);
+    EXPECT_GE(fresh.promise, 1460u) << "the reserve is still there for a new connection";
+    const std::size_t n = fresh.promise;
+    EXPECT_EQ(arrive(pool, fresh, n), n);
+    EXPECT_EQ(pool.stats().bytes_refused, 0u);
+  }
+}
+
 TEST(FairRxPool, APromiseIsNeverTakenBack) {
   SharedRxPool pool(16 * 1024, options());
   Peer a{1};
