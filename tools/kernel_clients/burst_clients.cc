@@ -83,7 +83,9 @@ char message_byte(int k, std::uint32_t index, std::size_t offset, std::size_t si
 }
 
 std::string message_head(int k, std::uint32_t index) {
-  return "k" + std::to_string(k) + " c" + std::to_string(index) + " ";
+  char head[32];
+  std::snprintf(head, sizeof head, "k%d c%u ", k, index);
+  return head;
 }
 
 // ---- a worker ------------------------------------------------------------------------------
@@ -300,13 +302,13 @@ class Worker {
         return false;
       }
       if (n == 0) {
-        fail_text("the server closed connection " + std::to_string(first_ + i));
+        fail_text(std::string("the server closed connection ") + std::to_string(first_ + i));
         return false;
       }
       for (ssize_t k = 0; k < n; ++k) {
         if (c.got >= o_.message_size ||
             buf[k] != message_byte(burst_, first_ + i, c.got, o_.message_size, head)) {
-          fail_text("connection " + std::to_string(first_ + i) + ": wrong echo byte at offset " +
+          fail_text(std::string("connection ") + std::to_string(first_ + i) + ": wrong echo byte at offset " +
                     std::to_string(c.got));
           return false;
         }

@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
            std::to_string(o.connections) + " connections");
   }
   if (o.processes > 0 && static_cast<std::uint64_t>(o.processes) * kMaxPerProcess < o.connections) {
-    f.fail("--processes: " + std::to_string(o.processes) + " processes hold at most " +
+    f.fail(std::string("--processes: ") + std::to_string(o.processes) + " processes hold at most " +
            std::to_string(static_cast<std::uint64_t>(o.processes) * kMaxPerProcess) + " connections");
   }
   cli::on_stop_signals({SIGINT, SIGTERM});
