@@ -474,7 +474,8 @@ ServerFlags shard_flags(const ServerFlags& flags, int index) {
   f.duration = cli::Micros(0);
   f.stats = cli::StatsOptions{};
   if (!f.pcap.empty()) {
-    f.pcap += "." + std::to_string(index);
+    f.pcap += '.';
+    f.pcap += std::to_string(index);
   }
   return f;
 }
