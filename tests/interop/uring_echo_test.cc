@@ -19,7 +19,9 @@ namespace {
 // Line r of connection i: a prefix no IM push starts with, then printable bytes of a length
 // and content that vary with i and r (up to ~1.4 KB: one or two segments).
 std::string line_of(int i, int r) {
-  std::string s = "e" + std::to_string(i) + "." + std::to_string(r) + " ";
+  char head[32];
+  std::snprintf(head, sizeof head, "e%d.%d ", i, r);
+  std::string s = head;
   const int len = 1 + (i * 37 + r * 101) % 1400;
   for (int k = 0; k < len; ++k) {
     s += static_cast<char>(33 + (i * 7 + r * 13 + k) % 94);
