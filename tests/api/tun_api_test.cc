@@ -6,16 +6,14 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdio>
 #include <map>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "stack/wire/ipv4.h"
 #include "stack/wire/tcp.h"
+#include "tests/api/api_server_thread.h"
 #include "tests/support/netns.h"
 #include "xtcp/xtcp.h"
 
@@ -138,44 +136,17 @@ TEST(ApiTun, KernelClientsGetAnswersThatCarryTheAcks) {
   auto ns = NetNs::create(&err);
   ASSERT_TRUE(ns) << err;
   const std::string pcap = ::testing::TempDir() + "xtcp_api_tun.pcap";
-  std::mutex mu;
-  std::condition_variable cv;
-  int state = 0;  // 1 serving, -1 failed
-  std::atomic<bool> stop{false};
-  std::string server_error;
   int answers = 0;
-  std::thread server([&] {
-    auto fail = [&](const std::string& why) {
-      std::lock_guard<std::mutex> lock(mu);
-      server_error = why;
-      state = -1;
-      cv.notify_all();
-    };
-    std::string e;
-    if (ns->enter_on_this_thread(&e) < 0) {
-      return fail(e);
-    }
-    xtcp_config cfg{};
-    cfg.tun_name = "xtapi0";
-    cfg.local_addr = "198.18.0.2";
-    cfg.kernel_addr = "198.18.0.1/24";
-    cfg.pcap_path = pcap.c_str();
-    int rc = xtcp_configure(&cfg);
-    if (rc == 0) {
-      rc = xtcp_initialize(1u << 20);
-    }
-    const int gd = rc == 0 ? xtcp_open_group(PF_INET, SOCK_STREAM, 0, kPort) : rc;
-    if (gd < 0 || xtcp_setopt(gd, XTCP_OPT_FRAMING, XTCP_FRAME_DELIMITER) != 0) {
-      xtcp_finalize();
-      return fail("setup failed: " + std::to_string(gd));
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      state = 1;
-      cv.notify_all();
-    }
-    // The server's application loop: wait in xtcp_select, accept what is pending, answer
-    // each request, acknowledging it with the answer.
+  ApiServerThread::Setup setup;
+  setup.config.tun_name = "xtapi0";
+  setup.config.local_addr = "198.18.0.2";
+  setup.config.kernel_addr = "198.18.0.1/24";
+  setup.config.pcap_path = pcap.c_str();
+  setup.port = kPort;
+  setup.configure_group = [](int gd) { return xtcp_setopt(gd, XTCP_OPT_FRAMING, XTCP_FRAME_DELIMITER); };
+  // The server's application loop: wait in xtcp_select, accept what is pending, answer
+  // each request, acknowledging it with the answer.
+  auto serve = [&answers](int gd, const std::atomic<bool>& stop) {
     while (!stop.load()) {
       xtcp_set r;
       xtcp_set a;
@@ -207,17 +178,9 @@ TEST(ApiTun, KernelClientsGetAnswersThatCarryTheAcks) {
         }
       }
     }
-    xtcp_finalize();  // completes the capture
-  });
-  {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait_for(lock, std::chrono::seconds(20), [&] { return state != 0; });
-  }
-  if (state != 1) {
-    stop = true;
-    server.join();
-    FAIL() << "server did not start: " << server_error;
-  }
+  };
+  ApiServerThread server;
+  ASSERT_TRUE(server.start(*ns, setup, serve, &err)) << err;
   const std::string client = R"PY(
 import socket
 for i in range(20):
@@ -232,8 +195,7 @@ for i in range(20):
 print("clients ok")
 )PY";
   const CommandResult res = ns->run("python3 -c '" + client + "'", std::chrono::seconds(60));
-  stop = true;
-  server.join();
+  server.stop();
   EXPECT_EQ(res.exit_code, 0) << res.output;
   EXPECT_NE(res.output.find("clients ok"), std::string::npos) << res.output;
   EXPECT_EQ(answers, 100);

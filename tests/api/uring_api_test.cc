@@ -10,15 +10,14 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <cstdio>
 #include <cstring>
-#include <mutex>
 #include <string>
-#include <thread>
 
 #include "stack/netif/uring_tun_link.h"
+#include "tests/api/api_server_thread.h"
 #include "tests/support/netns.h"
 #include "xtcp/xtcp.h"
 
@@ -96,54 +95,26 @@ TEST(ApiUring, KernelClientsAreServedOverIoUringWithTheEpollRecipe) {
   auto ns = NetNs::create(&err);
   ASSERT_TRUE(ns) << err;
   const std::string pcap = ::testing::TempDir() + "xtcp_api_uring.pcap";
-  std::mutex mu;
-  std::condition_variable cv;
-  int state = 0;  // 1 serving, -1 failed
-  std::atomic<bool> stop{false};
-  std::string server_error;
   long answered_bytes = 0;
-  std::thread server([&] {
-    auto fail = [&](const std::string& w) {
-      std::lock_guard<std::mutex> lock(mu);
-      server_error = w;
-      state = -1;
-      cv.notify_all();
-    };
-    std::string e;
-    if (ns->enter_on_this_thread(&e) < 0) {
-      return fail(e);
-    }
-    xtcp_config cfg{};
-    cfg.tun_name = "xturing0";
-    cfg.local_addr = "198.18.0.2";
-    cfg.kernel_addr = "198.18.0.1/24";
-    cfg.pcap_path = pcap.c_str();
-    cfg.link_io = XTCP_IO_URING;
-    int rc = xtcp_configure(&cfg);
-    if (rc == 0) {
-      rc = xtcp_initialize(4u << 20);
-    }
-    const int gd = rc == 0 ? xtcp_open_group(PF_INET, SOCK_STREAM, 0, kPort) : rc;
-    if (gd < 0) {
-      const std::string msg = std::string("setup failed: ") + std::to_string(gd) + ": " + xtcp_last_error();
-      xtcp_finalize();
-      return fail(msg);
-    }
+  ApiServerThread::Setup setup;
+  setup.config.tun_name = "xturing0";
+  setup.config.local_addr = "198.18.0.2";
+  setup.config.kernel_addr = "198.18.0.1/24";
+  setup.config.pcap_path = pcap.c_str();
+  setup.config.link_io = XTCP_IO_URING;
+  setup.pool_size = 4u << 20;
+  setup.port = kPort;
+  auto serve = [&answered_bytes](int gd, const std::atomic<bool>& stop) {
     const int ep = ::epoll_create1(EPOLL_CLOEXEC);
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = xtcp_link_fd();
     if (ep < 0 || ev.data.fd < 0 || ::epoll_ctl(ep, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0) {
-      xtcp_finalize();
-      return fail("epoll set-up failed");
+      ADD_FAILURE() << "epoll set-up failed";
+      return;
     }
     ev.data.fd = xtcp_group_fd(gd);
     ::epoll_ctl(ep, EPOLL_CTL_ADD, ev.data.fd, &ev);
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      state = 1;
-      cv.notify_all();
-    }
     // The recipe of xtcp.h: sleep in epoll_wait for at most xtcp_next_timeout(), drive
     // with xtcp_poll, then serve the group. The answers sent at the end of a turn are still
     // queued in the ring when the next turn starts: xtcp_next_timeout() must flush them.
@@ -167,17 +138,9 @@ TEST(ApiUring, KernelClientsAreServedOverIoUringWithTheEpollRecipe) {
       }
     }
     ::close(ep);
-    xtcp_finalize();  // completes the capture
-  });
-  {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait_for(lock, std::chrono::seconds(20), [&] { return state != 0; });
-  }
-  if (state != 1) {
-    stop = true;
-    server.join();
-    FAIL() << "server did not start: " << server_error;
-  }
+  };
+  ApiServerThread server;
+  ASSERT_TRUE(server.start(*ns, setup, serve, &err)) << err;
   // 200 connections open at once; each round every connection sends a message of its own
   // (lengths vary up to 3 KB, more than one segment) and reads its echo back, byte for byte.
   const std::string client = R"PY(
@@ -203,8 +166,7 @@ for s in conns:
 print("clients ok", total)
 )PY";
   const CommandResult res = ns->run("python3 -c '" + client + "'", std::chrono::seconds(120));
-  stop = true;
-  server.join();
+  server.stop();
   EXPECT_EQ(res.exit_code, 0) << res.output;
   EXPECT_NE(res.output.find("clients ok"), std::string::npos) << res.output;
   const auto pos = res.output.find("clients ok ");

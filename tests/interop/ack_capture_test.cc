@@ -55,16 +55,7 @@ TEST(AckCapture, EchoAnswersCarryTheAcks) {
       for (int i = 0; i < kConns; ++i) {
         c.send(i, "request " + std::to_string(r) + " on connection " + std::to_string(i));
       }
-      ASSERT_TRUE(c.pump_until(
-          [&] {
-            for (int i = 0; i < kConns; ++i) {
-              if (c.at(i).answers.size() < static_cast<std::size_t>(r + 1)) {
-                return false;
-              }
-            }
-            return true;
-          },
-          std::chrono::seconds(10)))
+      ASSERT_TRUE(c.pump_until_answers(static_cast<std::size_t>(r + 1), std::chrono::seconds(10)))
           << "round " << r;
     }
     for (int i = 0; i < kConns; ++i) {

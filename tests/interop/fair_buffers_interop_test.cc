@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/interop/kernel_peer.h"
 #include "tests/interop/program_server.h"
 
 #ifndef XTCP_FB_WAIT
@@ -35,74 +36,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::seconds;
-
-struct Peer {
-  int fd = -1;
-  bool reading = true;  // false: leave what arrives in the kernel (its window closes)
-  std::string out;      // not yet written
-  std::string in;       // received
-  bool eof = false;
-  ~Peer() {
-    if (fd >= 0) {
-      ::close(fd);
-    }
-  }
-};
-
-// A kernel client with a small receive buffer, non-blocking once connected.
-bool open_peer(Peer* p, std::uint16_t port, std::string* error) {
-  p->fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  const int small = 4096;
-  ::setsockopt(p->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  timeval tv{10, 0};
-  ::setsockopt(p->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);  // bounds the connect
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  inet_pton(AF_INET, kProgramStackIp, &sa.sin_addr);
-  if (::connect(p->fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
-    *error = std::string("connect: ") + std::strerror(errno);
-    return false;
-  }
-  ::fcntl(p->fd, F_SETFL, ::fcntl(p->fd, F_GETFL) | O_NONBLOCK);
-  return true;
-}
-
-// Writes and reads (where allowed) until done() or the deadline; done()'s last value.
-template <class Done>
-bool pump(const std::vector<Peer*>& peers, Done done, Clock::duration timeout) {
-  const auto deadline = Clock::now() + timeout;
-  std::vector<char> buf(65536);
-  while (!done()) {
-    if (Clock::now() >= deadline) {
-      return false;
-    }
-    std::vector<pollfd> fds;
-    for (Peer* p : peers) {
-      const short ev = static_cast<short>((p->out.empty() ? 0 : POLLOUT) | (p->reading && !p->eof ? POLLIN : 0));
-      fds.push_back(pollfd{p->fd, ev, 0});
-    }
-    ::poll(fds.data(), fds.size(), 20);
-    for (std::size_t i = 0; i < peers.size(); ++i) {
-      Peer& p = *peers[i];
-      if ((fds[i].revents & POLLOUT) != 0 && !p.out.empty()) {
-        const ssize_t n = ::send(p.fd, p.out.data(), p.out.size(), MSG_NOSIGNAL);
-        if (n > 0) {
-          p.out.erase(0, static_cast<std::size_t>(n));
-        }
-      }
-      if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0 && p.reading) {
-        const ssize_t n = ::recv(p.fd, buf.data(), buf.size(), 0);
-        if (n > 0) {
-          p.in.append(buf.data(), static_cast<std::size_t>(n));
-        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-          p.eof = true;
-        }
-      }
-    }
-  }
-  return true;
-}
 
 std::string pattern(std::size_t n, std::size_t seed) {
   std::string s(n, '\0');
@@ -117,31 +50,31 @@ TEST(FairBuffersInterop, WellBehavedClientGetsItsEchoBesideSixtyFourHoarders) {
   constexpr int kHoarders = 64;
   constexpr std::size_t kEcho = 64 * 1024;
   server->in_namespace([&] {
-    std::vector<std::unique_ptr<Peer>> hoarders;
-    std::vector<Peer*> all;
+    std::vector<std::unique_ptr<KernelPeer>> hoarders;
+    std::vector<KernelPeer*> all;
     std::string err;
     for (int i = 0; i < kHoarders; ++i) {
-      hoarders.push_back(std::make_unique<Peer>());
-      ASSERT_TRUE(open_peer(hoarders.back().get(), 7, &err)) << "hoarder " << i << ": " << err;
+      hoarders.push_back(std::make_unique<KernelPeer>());
+      ASSERT_TRUE(open_kernel_peer(hoarders.back().get(), 7, &err)) << "hoarder " << i << ": " << err;
       hoarders.back()->reading = false;
       hoarders.back()->out = pattern(256 * 1024, static_cast<std::size_t>(i));
       all.push_back(hoarders.back().get());
     }
     // The hoarders send what the windows allow and read nothing, until their echoes have
     // filled their receive buffers and the server's buffers have what they can hold.
-    pump(all, [] { return false; }, seconds(3));
+    pump_peers(all, [] { return false; }, seconds(3));
     std::size_t hoarded = 0;
     for (const auto& h : hoarders) {
       hoarded += 256 * 1024 - h->out.size();
     }
     EXPECT_GT(hoarded, 256u * 1024) << "the hoarders sent more than the receive pool holds";
     // A well-behaved client: 64 KiB, read as it comes back.
-    Peer good;
-    ASSERT_TRUE(open_peer(&good, 7, &err)) << err;
+    KernelPeer good;
+    ASSERT_TRUE(open_kernel_peer(&good, 7, &err)) << err;
     const std::string sent = pattern(kEcho, 99);
     good.out = sent;
     all.push_back(&good);
-    const bool done = pump(all, [&] { return good.in.size() >= kEcho || good.eof; }, seconds(XTCP_FB_WAIT));
+    const bool done = pump_peers(all, [&] { return good.in.size() >= kEcho || good.eof; }, seconds(XTCP_FB_WAIT));
     if (!done) {
       sockaddr_in me{};
       socklen_t ml = sizeof me;

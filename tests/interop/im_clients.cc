@@ -224,4 +224,17 @@ bool ImClients::pump_until(const std::function<bool()>& done, std::chrono::milli
   return true;
 }
 
+bool ImClients::pump_until_answers(std::size_t n, std::chrono::milliseconds timeout) {
+  return pump_until(
+      [&] {
+        for (const ImClient& c : clients_) {
+          if (c.answers.size() < n) {
+            return false;
+          }
+        }
+        return true;
+      },
+      timeout);
+}
+
 }  // namespace xtcp::test

@@ -45,6 +45,8 @@ class ImClients {
   void shutdown_write(std::size_t i);
   // Polls, writes and reads until done() or the timeout; returns done()'s last value.
   bool pump_until(const std::function<bool()>& done, std::chrono::milliseconds timeout);
+  // pump_until every client has received at least n answer lines.
+  bool pump_until_answers(std::size_t n, std::chrono::milliseconds timeout);
 
   std::uint64_t answers_received() const { return answers_total_; }
   std::uint64_t from_received() const { return from_total_; }

@@ -8,7 +8,6 @@
 #include <signal.h>
 
 #include <chrono>
-#include <optional>
 #include <regex>
 #include <string>
 #include <thread>
@@ -17,15 +16,6 @@
 
 namespace xtcp::test {
 namespace {
-
-std::optional<std::uint64_t> counter_in(const std::string& output, const std::string& name) {
-  const std::regex re("(^|\n)" + std::regex_replace(name, std::regex("\\."), "\\.") + " ([0-9]+)");
-  std::smatch m;
-  if (!std::regex_search(output, m, re)) {
-    return std::nullopt;
-  }
-  return std::stoull(m[2].str());
-}
 
 // Every value of "key": N in the JSON text.
 std::vector<long long> json_values(const std::string& json, const std::string& key) {
@@ -59,14 +49,14 @@ TEST(KernelBurst, TwentyThousandKernelClientsAllAnsweredWithoutDropsOrResends) {
   }
   ASSERT_EQ(server->signal(SIGUSR1), 0);
   std::string counters;
-  for (int i = 0; i < 100 && !counter_in(counters, "tcp.rto_expirations"); ++i) {
+  for (int i = 0; i < 100 && !counter_value(counters, "tcp.rto_expirations"); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     counters = server->output_so_far();
   }
-  ASSERT_TRUE(counter_in(counters, "tcp.rto_expirations")) << counters;
-  EXPECT_EQ(counter_in(counters, "tcp.rto_expirations").value_or(~0ull), 0u)
+  ASSERT_TRUE(counter_value(counters, "tcp.rto_expirations")) << counters;
+  EXPECT_EQ(counter_value(counters, "tcp.rto_expirations").value_or(~0ull), 0u)
       << "answers were resent on the retransmission timer:\n" << clients.output << counters;
-  EXPECT_EQ(counter_in(counters, "tcp.passive_opens").value_or(0), static_cast<std::uint64_t>(kClients));
+  EXPECT_EQ(counter_value(counters, "tcp.passive_opens").value_or(0), static_cast<std::uint64_t>(kClients));
   const CommandResult r = server->stop();
   EXPECT_EQ(r.exit_code, 0) << r.output;
 }

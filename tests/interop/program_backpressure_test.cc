@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "tests/interop/im_chat.h"
+#include "tests/interop/kernel_peer.h"
 #include "tests/interop/program_server.h"
 
 namespace xtcp::test {
@@ -29,77 +30,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-// A kernel client socket with a small receive buffer (so that the server's answers pile up
-// on the server's side when it does not read), non-blocking once connected.
-struct Peer {
-  int fd = -1;
-  bool reading = true;   // false: leave what arrives in the kernel
-  std::string out;       // not yet written
-  std::string in;        // received
-  bool eof = false;
-  ~Peer() {
-    if (fd >= 0) {
-      ::close(fd);
-    }
-  }
-};
-
-bool open_peer(Peer* p, std::uint16_t port, std::string* error) {
-  p->fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  const int small = 4096;
-  ::setsockopt(p->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  const int one = 1;
-  ::setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  timeval tv{10, 0};
-  ::setsockopt(p->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);  // bounds the connect
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  inet_pton(AF_INET, kProgramStackIp, &sa.sin_addr);
-  if (::connect(p->fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
-    *error = std::string("connect: ") + std::strerror(errno);
-    return false;
-  }
-  ::fcntl(p->fd, F_SETFL, ::fcntl(p->fd, F_GETFL) | O_NONBLOCK);
-  return true;
-}
-
-// Writes and reads (where allowed) until done() or the deadline; done()'s last value.
-template <class Done>
-bool pump(std::vector<Peer*> peers, Done done, Clock::duration timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (!done()) {
-    if (Clock::now() >= deadline) {
-      return false;
-    }
-    std::vector<pollfd> fds;
-    for (Peer* p : peers) {
-      const short ev = static_cast<short>((p->out.empty() ? 0 : POLLOUT) | (p->reading && !p->eof ? POLLIN : 0));
-      fds.push_back(pollfd{p->fd, ev, 0});
-    }
-    ::poll(fds.data(), fds.size(), 20);
-    for (std::size_t i = 0; i < peers.size(); ++i) {
-      Peer& p = *peers[i];
-      if ((fds[i].revents & POLLOUT) != 0 && !p.out.empty()) {
-        const ssize_t n = ::send(p.fd, p.out.data(), p.out.size(), MSG_NOSIGNAL);
-        if (n > 0) {
-          p.out.erase(0, static_cast<std::size_t>(n));
-        }
-      }
-      if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0 && p.reading) {
-        char buf[65536];
-        const ssize_t n = ::recv(p.fd, buf, sizeof buf, 0);
-        if (n > 0) {
-          p.in.append(buf, static_cast<std::size_t>(n));
-        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-          p.eof = true;
-        }
-      }
-    }
-  }
-  return true;
-}
 
 std::uint64_t counter(const std::string& output, const std::string& name) {
   const auto v = counter_value(output, name);
@@ -111,9 +41,9 @@ TEST(EchoBackpressure, RefusedEchoesComeAgainAndNothingIsLost) {
   START_PROGRAM(server, XTCP_ECHO_BIN, "--port 7 --tx-cache 16K", "xtcp-echo: ");
   constexpr std::size_t kTotal = 1u << 20;
   server->in_namespace([&] {
-    Peer c;
+    KernelPeer c;
     std::string err;
-    ASSERT_TRUE(open_peer(&c, 7, &err)) << err;
+    ASSERT_TRUE(open_kernel_peer(&c, 7, &err)) << err;
     std::string sent(kTotal, '\0');
     for (std::size_t i = 0; i < kTotal; ++i) {
       sent[i] = static_cast<char>('a' + (i * 7 + i / 1000) % 26);
@@ -122,14 +52,14 @@ TEST(EchoBackpressure, RefusedEchoesComeAgainAndNothingIsLost) {
     // One second of writing without reading: the echoes fill the small cache and the
     // client's window, the server's sends are refused.
     c.reading = false;
-    pump({&c}, [] { return false; }, seconds(1));
+    pump_peers({&c}, [] { return false; }, seconds(1));
     c.reading = true;
-    ASSERT_TRUE(pump({&c}, [&] { return c.in.size() >= kTotal || c.eof; }, seconds(60)))
+    ASSERT_TRUE(pump_peers({&c}, [&] { return c.in.size() >= kTotal || c.eof; }, seconds(60)))
         << c.in.size() << " of " << kTotal << " bytes back";
     ASSERT_EQ(c.in.size(), kTotal);
     EXPECT_TRUE(c.in == sent) << "the echo differs from what was sent";
     ::shutdown(c.fd, SHUT_WR);
-    EXPECT_TRUE(pump({&c}, [&] { return c.eof; }, seconds(10))) << "no FIN after ours";
+    EXPECT_TRUE(pump_peers({&c}, [&] { return c.eof; }, seconds(10))) << "no FIN after ours";
   });
   const CommandResult r = server->stop();
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -144,14 +74,14 @@ TEST(ImBackpressure, SlowReaderGetsEveryMessageInOrder) {
   constexpr int kMessages = 400;
   const std::string filler(400, 'z');
   server->in_namespace([&] {
-    Peer alice, bob;
+    KernelPeer alice, bob;
     std::string err;
-    ASSERT_TRUE(open_peer(&alice, kImPort, &err)) << err;
-    ASSERT_TRUE(open_peer(&bob, kImPort, &err)) << err;
+    ASSERT_TRUE(open_kernel_peer(&alice, kImPort, &err)) << err;
+    ASSERT_TRUE(open_kernel_peer(&bob, kImPort, &err)) << err;
     alice.out = "LOGIN alice\n";
-    ASSERT_TRUE(pump({&alice, &bob}, [&] { return alice.in == "OK\n"; }, seconds(10))) << alice.in;
+    ASSERT_TRUE(pump_peers({&alice, &bob}, [&] { return alice.in == "OK\n"; }, seconds(10))) << alice.in;
     bob.out = "LOGIN bob\n";
-    ASSERT_TRUE(pump({&alice, &bob}, [&] { return bob.in == "OK\n" && alice.in == "OK\nONLINE bob\n"; },
+    ASSERT_TRUE(pump_peers({&alice, &bob}, [&] { return bob.in == "OK\n" && alice.in == "OK\nONLINE bob\n"; },
                      seconds(10)))
         << alice.in << bob.in;
     alice.in.clear();
@@ -164,9 +94,9 @@ TEST(ImBackpressure, SlowReaderGetsEveryMessageInOrder) {
       want_alice += "OK\n";
     }
     bob.reading = false;  // bob stops reading: his pushes pile up on the server
-    pump({&alice, &bob}, [] { return false; }, seconds(1));
+    pump_peers({&alice, &bob}, [] { return false; }, seconds(1));
     bob.reading = true;
-    ASSERT_TRUE(pump({&alice, &bob},
+    ASSERT_TRUE(pump_peers({&alice, &bob},
                      [&] { return bob.in.size() >= want_bob.size() && alice.in.size() >= want_alice.size(); },
                      seconds(60)))
         << bob.in.size() << " of " << want_bob.size() << " bytes to bob, " << alice.in.size() << " of "
@@ -175,7 +105,7 @@ TEST(ImBackpressure, SlowReaderGetsEveryMessageInOrder) {
     EXPECT_EQ(alice.in, want_alice);
     ::shutdown(alice.fd, SHUT_WR);
     ::shutdown(bob.fd, SHUT_WR);
-    EXPECT_TRUE(pump({&alice, &bob}, [&] { return alice.eof && bob.eof; }, seconds(10)));
+    EXPECT_TRUE(pump_peers({&alice, &bob}, [&] { return alice.eof && bob.eof; }, seconds(10)));
   });
   const CommandResult r = server->stop();
   ASSERT_EQ(r.exit_code, 0) << r.output;

@@ -50,16 +50,7 @@ TEST(UringEcho, KernelClientsGetEveryEchoByteForByte) {
         c.send(i, line);
         bytes += line.size() + 1;
       }
-      ASSERT_TRUE(c.pump_until(
-          [&] {
-            for (int i = 0; i < kConns; ++i) {
-              if (c.at(i).answers.size() < static_cast<std::size_t>(r + 1)) {
-                return false;
-              }
-            }
-            return true;
-          },
-          std::chrono::seconds(20)))
+      ASSERT_TRUE(c.pump_until_answers(static_cast<std::size_t>(r + 1), std::chrono::seconds(20)))
           << "round " << r << ": " << c.answers_received() << " echoes of " << (r + 1) * kConns;
     }
     for (int i = 0; i < kConns; ++i) {
