@@ -204,10 +204,28 @@ Host::~Host() {
 void Host::pump() {
   stack_->poll();
   handle_events();
+  ++generation_;
   changed_.notify_all();
 }
 
-void Host::advance_to(TimeNs t) {
+void Host::let_waiters_run(std::unique_lock<std::mutex>& lock) {
+  if (!on_main_thread()) {
+    return;
+  }
+  const auto stale = [this] {
+    for (const auto& [id, seen] : sleepers_) {
+      if (seen != generation_) {
+        return true;
+      }
+    }
+    return false;
+  };
+  while (stale()) {
+    looked_.wait(lock);
+  }
+}
+
+void Host::advance_to(TimeNs t, std::unique_lock<std::mutex>* lock) {
   // Each timer fires at its own deadline, so what it sends carries that moment.
   for (int guard = 0; guard < 1'000'000; ++guard) {
     const TimeNs next = stack_->next_deadline();
@@ -217,8 +235,10 @@ void Host::advance_to(TimeNs t) {
     if (next > clock_.now()) {
       clock_.set(next);
     }
-    stack_->poll();
-    handle_events();
+    pump();
+    if (lock != nullptr) {
+      let_waiters_run(*lock);
+    }
     if (stack_->next_deadline() == next && next <= clock_.now()) {
       break;  // nothing left to fire at this moment (the wheel reports its slot)
     }
@@ -227,11 +247,14 @@ void Host::advance_to(TimeNs t) {
     clock_.set(t);
   }
   pump();
+  if (lock != nullptr) {
+    let_waiters_run(*lock);
+  }
 }
 
 void Host::gettimeofday(timeval* tv) {
   std::unique_lock lock(mu_);
-  advance_to(clock_.now() + options_.gettimeofday_step);
+  advance_to(clock_.now() + options_.gettimeofday_step, &lock);
   const TimeNs now = clock_.now();
   if (tv != nullptr) {
     tv->tv_sec = static_cast<time_t>(now / kNsPerSec);
@@ -241,7 +264,7 @@ void Host::gettimeofday(timeval* tv) {
 
 void Host::usleep(std::uint64_t usec) {
   std::unique_lock lock(mu_);
-  advance_to(clock_.now() + static_cast<TimeNs>(usec) * kNsPerUs);
+  advance_to(clock_.now() + static_cast<TimeNs>(usec) * kNsPerUs, &lock);
 }
 
 int Host::netdev_send(const void* buf, std::size_t count) {
@@ -252,6 +275,7 @@ int Host::netdev_send(const void* buf, std::size_t count) {
   const auto* p = static_cast<const std::byte*>(buf);
   link_.inbound.emplace_back(p, p + count);
   pump();
+  let_waiters_run(lock);
   return 0;
 }
 
@@ -283,7 +307,7 @@ int Host::netdev_receive(void* buf, std::size_t* count, long long* time_usecs) {
       *time_usecs = static_cast<long long>(clock_.now() / kNsPerUs);
       return 0;
     }
-    advance_to(std::max(next, clock_.now()));
+    advance_to(std::max(next, clock_.now()), &lock);
   }
 }
 
@@ -292,6 +316,7 @@ bool Host::wait_until(std::unique_lock<std::mutex>& lock, FunctionRef<bool()> re
   const TimeNs start = clock_.now();
   while (!ready()) {
     if (clock_.now() >= deadline) {
+      looked_.notify_all();
       return false;
     }
     if (on_main_thread()) {
@@ -300,11 +325,16 @@ bool Host::wait_until(std::unique_lock<std::mutex>& lock, FunctionRef<bool()> re
       if (next == kNever || next - start > options_.max_wait) {
         return false;
       }
-      advance_to(std::max(next, clock_.now()));
+      advance_to(std::max(next, clock_.now()), &lock);
     } else {
+      const auto self = std::this_thread::get_id();
+      sleepers_[self] = generation_;
+      looked_.notify_all();
       changed_.wait(lock);
+      sleepers_.erase(self);
     }
   }
+  looked_.notify_all();
   return true;
 }
 

@@ -201,7 +201,8 @@ class Host {
   // Runs the stack at the current time: injected packets, due timers, events.
   void pump();
   // Moves the clock to t, firing each timer at its own deadline on the way.
-  void advance_to(TimeNs t);
+  // With lock (the caller's, on the main thread), blocked threads get to run at each step.
+  void advance_to(TimeNs t, std::unique_lock<std::mutex>* lock = nullptr);
   void handle_events();
   void fill_pending(Socket& s);
   // Waits until ready() (true) or the virtual deadline (false). On the main thread the
@@ -209,6 +210,10 @@ class Host {
   // the main thread to inject or move time.
   bool wait_until(std::unique_lock<std::mutex>& lock, FunctionRef<bool()> ready, TimeNs deadline);
   bool on_main_thread() const { return std::this_thread::get_id() == main_thread_; }
+  // On the main thread: waits until every thread blocked in a call has looked at the
+  // host's latest state (and gone back to sleep or finished its call), so a reader woken
+  // by an injected packet reads before virtual time moves on, as it would on a kernel.
+  void let_waiters_run(std::unique_lock<std::mutex>& lock);
 
   Socket* find(int fd);
   ConnState* conn_state(const Socket& s);
@@ -223,7 +228,11 @@ class Host {
 
   HostOptions options_;
   std::mutex mu_;
-  std::condition_variable changed_;
+  std::condition_variable changed_;   // signalled on every change of state or time
+  std::condition_variable looked_;    // a blocked thread went back to sleep or left
+  std::uint64_t generation_ = 0;      // bumped with every signal of changed_
+  // Threads asleep in a blocking call, with the generation they last looked at.
+  std::unordered_map<std::thread::id, std::uint64_t> sleepers_;
   std::thread::id main_thread_;
   ManualClock clock_{seconds(1)};
   PacketdrillLink link_;
