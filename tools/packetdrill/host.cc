@@ -300,8 +300,8 @@ int Host::netdev_receive(void* buf, std::size_t* count, long long* time_usecs) {
     const TimeNs next = stack_->next_deadline();
     if (next == kNever || next - start > options_.max_wait) {
       std::fprintf(stderr,
-                   "xtcp-packetdrill: no packet left the stack within %lld s of virtual time "
-                   "(max_wait)\n",
+                   "xtcp-packetdrill: no packet left the stack, and no timer of it would send "
+                   "one within max_wait (%lld s of virtual time)\n",
                    static_cast<long long>(options_.max_wait / kNsPerSec));
       *count = 0;
       *time_usecs = static_cast<long long>(clock_.now() / kNsPerUs);

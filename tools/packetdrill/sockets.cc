@@ -295,11 +295,17 @@ int Host::connect(int fd, const sockaddr* addr, socklen_t len) {
       return -EALREADY;
     }
     if (s->so_error != 0) {
+      // Linux: the connect() after a failed non-blocking one reports the failure.
       const int e = s->so_error;
       s->so_error = 0;
       return -e;
     }
-    return -EISCONN;
+    // The last connection is over: this connect() starts a new one, as on Linux.
+    stack_->tcp().close(s->conn);
+    release_conn(s->conn);
+    s->conn = kNoConn;
+    s->shut_rd = false;
+    s->shut_wr = false;
   }
   const std::int64_t id = stack_->tcp().connect(ip, port, s->bound ? s->port : 0, s->addr);
   if (id < 0) {
