@@ -105,7 +105,9 @@ class Adapter {
     f.window = window;
     std::byte* tcp = p.data() + wire::kIpv4HeaderMin;
     const std::size_t hdr = wire::emit_tcp_header(tcp, f, opts);
-    std::memcpy(tcp + hdr, payload.data(), payload.size());
+    if (!payload.empty()) {
+      std::memcpy(tcp + hdr, payload.data(), payload.size());
+    }
     wire::fill_tcp_checksum(wire::MutableByteSpan(tcp, hdr + payload.size()), kRemote, kLocal);
     wire::Ipv4Fields ip;
     ip.total_length = static_cast<std::uint16_t>(p.size());

@@ -40,15 +40,30 @@ std::size_t iov_total(const iovec* iov, int iovcnt) {
   return n;
 }
 
+// Every part with bytes has a buffer (the kernel answers EFAULT otherwise).
+bool iov_readable(const iovec* iov, int iovcnt) {
+  for (int i = 0; i < iovcnt; ++i) {
+    if (iov[i].iov_base == nullptr && iov[i].iov_len > 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
 ssize_t send_iov(Host& h, int fd, const iovec* iov, int iovcnt, int flags) {
   if (iovcnt < 0 || iovcnt > IOV_MAX || (iov == nullptr && iovcnt > 0)) {
     return -EINVAL;
   }
+  if (!iov_readable(iov, iovcnt)) {
+    return -EFAULT;
+  }
   std::vector<std::byte> buf(iov_total(iov, iovcnt));
   std::size_t at = 0;
   for (int i = 0; i < iovcnt; ++i) {
-    std::memcpy(buf.data() + at, iov[i].iov_base, iov[i].iov_len);
-    at += iov[i].iov_len;
+    if (iov[i].iov_len > 0) {
+      std::memcpy(buf.data() + at, iov[i].iov_base, iov[i].iov_len);
+      at += iov[i].iov_len;
+    }
   }
   return h.send(fd, buf.data(), buf.size(), flags);
 }
@@ -56,6 +71,9 @@ ssize_t send_iov(Host& h, int fd, const iovec* iov, int iovcnt, int flags) {
 ssize_t recv_iov(Host& h, int fd, const iovec* iov, int iovcnt, int flags) {
   if (iovcnt < 0 || iovcnt > IOV_MAX || (iov == nullptr && iovcnt > 0)) {
     return -EINVAL;
+  }
+  if (!iov_readable(iov, iovcnt)) {
+    return -EFAULT;
   }
   std::vector<std::byte> buf(iov_total(iov, iovcnt));
   const ssize_t n = h.recv(fd, buf.data(), buf.size(), flags);
@@ -65,7 +83,9 @@ ssize_t recv_iov(Host& h, int fd, const iovec* iov, int iovcnt, int flags) {
   std::size_t at = 0;
   for (int i = 0; i < iovcnt && at < static_cast<std::size_t>(n); ++i) {
     const std::size_t part = std::min(iov[i].iov_len, static_cast<std::size_t>(n) - at);
-    std::memcpy(iov[i].iov_base, buf.data() + at, part);
+    if (part > 0) {
+      std::memcpy(iov[i].iov_base, buf.data() + at, part);
+    }
     at += part;
   }
   return n;

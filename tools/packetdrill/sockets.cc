@@ -387,6 +387,9 @@ ssize_t Host::recv(int fd, void* buf, std::size_t len, int flags) {
   if (s == nullptr) {
     return -EBADF;
   }
+  if (buf == nullptr && len > 0) {
+    return -EFAULT;
+  }
   if ((flags & MSG_OOB) != 0) {
     return -EINVAL;  // no urgent data is ever kept (RFC 6093: URG data is delivered inline)
   }
@@ -452,6 +455,9 @@ ssize_t Host::send(int fd, const void* buf, std::size_t len, int flags) {
   Socket* s = find(fd);
   if (s == nullptr) {
     return -EBADF;
+  }
+  if (buf == nullptr && len > 0) {
+    return -EFAULT;
   }
   const bool dont_wait = s->nonblocking || (flags & MSG_DONTWAIT) != 0;
   return send_locked(lock, *s, static_cast<const std::byte*>(buf), len, dont_wait);
