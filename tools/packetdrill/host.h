@@ -217,6 +217,8 @@ class Host {
 
   Socket* find(int fd);
   ConnState* conn_state(const Socket& s);
+  // The pending error as a negative errno, now reported (cleared).
+  static int take_error(Socket& s);
   int new_placeholder(Socket* s);
   std::uint16_t free_port();
   short revents(int fd, short events);

@@ -92,6 +92,12 @@ Host::Socket* Host::find(int fd) {
   return it == sockets_.end() ? nullptr : &it->second;
 }
 
+int Host::take_error(Socket& s) {
+  const int e = s.so_error;
+  s.so_error = 0;
+  return -e;
+}
+
 Host::ConnState* Host::conn_state(const Socket& s) {
   if (s.conn == kNoConn) {
     return nullptr;
@@ -295,10 +301,7 @@ int Host::connect(int fd, const sockaddr* addr, socklen_t len) {
       return -EALREADY;
     }
     if (s->so_error != 0) {
-      // Linux: the connect() after a failed non-blocking one reports the failure.
-      const int e = s->so_error;
-      s->so_error = 0;
-      return -e;
+      return take_error(*s);  // Linux: the connect() after a failed non-blocking one
     }
     // The last connection is over: this connect() starts a new one, as on Linux.
     stack_->tcp().close(s->conn);
@@ -347,9 +350,7 @@ int Host::connect(int fd, const sockaddr* addr, socklen_t len) {
     return 0;
   }
   if (s->so_error != 0) {
-    const int e = s->so_error;
-    s->so_error = 0;
-    return -e;
+    return take_error(*s);
   }
   return c != nullptr && c->done ? -ECONNREFUSED : -EAGAIN;
 }
@@ -476,9 +477,7 @@ ssize_t Host::send_locked(std::unique_lock<std::mutex>& lock, Socket& sock, cons
       if (done > 0) {
         return static_cast<ssize_t>(done);
       }
-      const int e = s->so_error;
-      s->so_error = 0;
-      return -e;
+      return take_error(*s);
     }
     // Linux: a socket that is not (being) connected answers EPIPE (sk_stream_wait_connect).
     ConnState* c = conn_state(*s);
