@@ -510,6 +510,43 @@ TEST(PacketdrillAdapter, ReadAfterPeerResetReportsTheErrorOnceThenEndOfFile) {
   EXPECT_EQ(a.ifc.close(a.u(), e.fd), 0);
 }
 
+TEST(PacketdrillAdapter, BlockingCallOnTheMainThreadMovesVirtualTimeThroughTheTimers) {
+  Adapter a(kFlags);
+  // Nobody else can wake this thread: a blocking connect to a silent peer runs the SYN
+  // retransmissions (1, 2, 4, 8, 16, 32 s: Linux's tcp_syn_retries 6) and then times out,
+  // as it would on a kernel, in no time.
+  const int fd = a.ifc.socket(a.u(), AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in peer{};
+  peer.sin_family = AF_INET;
+  peer.sin_addr.s_addr = htonl(kRemote);
+  peer.sin_port = htons(kPeerPort);
+  const long long start = a.now_usecs();
+  errno = 0;
+  EXPECT_EQ(a.ifc.connect(a.u(), fd, reinterpret_cast<sockaddr*>(&peer), sizeof(peer)), -1);
+  EXPECT_EQ(errno, ETIMEDOUT);
+  std::vector<long long> syn_times;
+  while (syn_times.size() < 8) {
+    const auto syn = a.receive();
+    if (!syn) {
+      break;
+    }
+    EXPECT_EQ(syn->flags, kSyn);
+    syn_times.push_back(syn->time_usecs - start);
+  }
+  ASSERT_EQ(syn_times.size(), 7u) << "the SYN and its 6 retransmissions";
+  for (std::size_t i = 1; i < syn_times.size(); ++i) {
+    const long long gap = syn_times[i] - syn_times[i - 1];
+    const long long want = 1'000'000LL << (i - 1);
+    EXPECT_GE(gap, want) << "retransmission " << i;
+    EXPECT_LT(gap, want + 2'000) << "retransmission " << i;
+  }
+  // With nothing at all to wait for, a blocking accept on the main thread fails with EAGAIN.
+  const int lfd = a.listener();
+  EXPECT_EQ(a.ifc.accept(a.u(), lfd, nullptr, nullptr), -1);
+  EXPECT_EQ(errno, EAGAIN);
+}
+
 TEST(PacketdrillAdapterDeathTest, BadSoFlagsExitWithStatus2) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(Adapter("local=banana"), ::testing::ExitedWithCode(2), "local=banana");

@@ -307,7 +307,8 @@ int Host::netdev_receive(void* buf, std::size_t* count, long long* time_usecs) {
       *time_usecs = static_cast<long long>(clock_.now() / kNsPerUs);
       return 0;
     }
-    advance_to(std::max(next, clock_.now()), &lock);
+    // A deadline already due that fired nothing: step on rather than spin.
+    advance_to(next > clock_.now() ? next : clock_.now() + ms(1), &lock);
   }
 }
 
@@ -323,9 +324,13 @@ bool Host::wait_until(std::unique_lock<std::mutex>& lock, FunctionRef<bool()> re
       // Nobody else moves time or injects packets: only the stack's timers can help.
       const TimeNs next = std::min(stack_->next_deadline(), deadline);
       if (next == kNever || next - start > options_.max_wait) {
+        std::fprintf(stderr,
+                     "xtcp-packetdrill: a call would block on packetdrill's main thread and no "
+                     "timer of the stack ends it within max_wait: it fails with EAGAIN (a "
+                     "script writes a blocking call as 'T1...T2 call(...)')\n");
         return false;
       }
-      advance_to(std::max(next, clock_.now()), &lock);
+      advance_to(next > clock_.now() ? next : std::min(deadline, clock_.now() + ms(1)), &lock);
     } else {
       const auto self = std::this_thread::get_id();
       sleepers_[self] = generation_;
