@@ -50,7 +50,7 @@ struct HostOptions {
   std::size_t mtu = 1500;
   // How far in virtual time netdev_receive (or a call blocking on the main thread) moves
   // through the stack's deadlines waiting for something before it gives up.
-  TimeNs max_wait = seconds(600);
+  TimeNs max_wait = seconds(3 * 3600);  // past a keep-alive probe (2 h idle)
   // What every gettimeofday call adds to the clock (packetdrill spins on it).
   TimeNs gettimeofday_step = us(1);
 };
