@@ -335,7 +335,8 @@ TEST(PacketdrillAdapter, ErrnoValuesAreLinuxs) {
   socklen_t len = sizeof(mss);
   EXPECT_EQ(a.ifc.getsockopt(a.u(), fd, SOL_TCP, TCP_MAXSEG, &mss, &len), 0);
   EXPECT_EQ(mss, 536) << "Linux's TCP_MSS_DEFAULT before a connection";
-  EXPECT_EQ(a.ifc.ioctl(a.u(), fd, 0x1234), -1);
+  int arg = 0;
+  EXPECT_EQ(a.ifc.ioctl(a.u(), fd, 0x1234, &arg), -1);
   EXPECT_EQ(errno, ENOTTY);
   EXPECT_EQ(a.ifc.close(a.u(), 9999), -1);
   EXPECT_EQ(errno, EBADF);

@@ -622,6 +622,9 @@ int Host::ioctl(int fd, unsigned long request, void* arg) {
   if (s == nullptr) {
     return -EBADF;
   }
+  if (request != SIOCINQ && request != SIOCOUTQ && request != FIONBIO) {
+    return -ENOTTY;
+  }
   if (arg == nullptr) {
     return -EFAULT;
   }
