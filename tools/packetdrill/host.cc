@@ -213,8 +213,8 @@ void Host::let_waiters_run(std::unique_lock<std::mutex>& lock) {
     return;
   }
   const auto stale = [this] {
-    for (const auto& [id, seen] : sleepers_) {
-      if (seen != generation_) {
+    for (const auto& [id, sleeper] : sleepers_) {
+      if (sleeper.seen != generation_) {
         return true;
       }
     }
@@ -225,10 +225,21 @@ void Host::let_waiters_run(std::unique_lock<std::mutex>& lock) {
   }
 }
 
+TimeNs Host::next_stop() const {
+  TimeNs next = stack_->next_deadline();
+  for (const auto& [id, sleeper] : sleepers_) {
+    if (sleeper.deadline > clock_.now()) {
+      next = std::min(next, sleeper.deadline);
+    }
+  }
+  return next;
+}
+
 void Host::advance_to(TimeNs t, std::unique_lock<std::mutex>* lock) {
-  // Each timer fires at its own deadline, so what it sends carries that moment.
+  // Each timer fires at its own deadline, so what it sends carries that moment; a blocked
+  // call with a timeout (poll) returns at its own.
   for (int guard = 0; guard < 1'000'000; ++guard) {
-    const TimeNs next = stack_->next_deadline();
+    const TimeNs next = next_stop();
     if (next > t) {
       break;
     }
@@ -239,7 +250,7 @@ void Host::advance_to(TimeNs t, std::unique_lock<std::mutex>* lock) {
     if (lock != nullptr) {
       let_waiters_run(*lock);
     }
-    if (stack_->next_deadline() == next && next <= clock_.now()) {
+    if (next_stop() == next && next <= clock_.now()) {
       break;  // nothing left to fire at this moment (the wheel reports its slot)
     }
   }
@@ -297,7 +308,7 @@ int Host::netdev_receive(void* buf, std::size_t* count, long long* time_usecs) {
     }
     // packetdrill waits for the packet it expects without a timeout in this mode: jump to
     // the stack's next deadline (a retransmission, a delayed ACK, a probe) and look again.
-    const TimeNs next = stack_->next_deadline();
+    const TimeNs next = next_stop();
     if (next == kNever || next - start > options_.max_wait) {
       std::fprintf(stderr,
                    "xtcp-packetdrill: no packet left the stack, and no timer of it would send "
@@ -322,7 +333,7 @@ bool Host::wait_until(std::unique_lock<std::mutex>& lock, FunctionRef<bool()> re
     }
     if (on_main_thread()) {
       // Nobody else moves time or injects packets: only the stack's timers can help.
-      const TimeNs next = std::min(stack_->next_deadline(), deadline);
+      const TimeNs next = std::min(next_stop(), deadline);
       if (next == kNever || next - start > options_.max_wait) {
         std::fprintf(stderr,
                      "xtcp-packetdrill: a call would block on packetdrill's main thread and no "
@@ -333,7 +344,7 @@ bool Host::wait_until(std::unique_lock<std::mutex>& lock, FunctionRef<bool()> re
       advance_to(next > clock_.now() ? next : std::min(deadline, clock_.now() + ms(1)), &lock);
     } else {
       const auto self = std::this_thread::get_id();
-      sleepers_[self] = generation_;
+      sleepers_[self] = Sleeper{generation_, deadline};
       looked_.notify_all();
       changed_.wait(lock);
       sleepers_.erase(self);

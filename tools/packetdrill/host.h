@@ -233,8 +233,15 @@ class Host {
   std::condition_variable changed_;   // signalled on every change of state or time
   std::condition_variable looked_;    // a blocked thread went back to sleep or left
   std::uint64_t generation_ = 0;      // bumped with every signal of changed_
-  // Threads asleep in a blocking call, with the generation they last looked at.
-  std::unordered_map<std::thread::id, std::uint64_t> sleepers_;
+  // A thread asleep in a blocking call: the generation it last looked at, and when its
+  // call times out (kNever: it does not), a moment the clock stops at on its way.
+  struct Sleeper {
+    std::uint64_t seen;
+    TimeNs deadline;
+  };
+  std::unordered_map<std::thread::id, Sleeper> sleepers_;
+  // The earliest moment the clock must stop at: the stack's next timer or a sleeper's timeout.
+  TimeNs next_stop() const;
   std::thread::id main_thread_;
   ManualClock clock_{seconds(1)};
   PacketdrillLink link_;
