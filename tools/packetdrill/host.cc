@@ -193,11 +193,17 @@ Host::~Host() {
   // packetdrill closes the placeholders of sockets its script left open with libc close
   // before it frees the host; a descriptor number may since name something else, so only
   // a placeholder that is still the same socket is closed here.
-  for (const auto& [fd, s] : sockets_) {
+  const auto close_if_ours = [](int fd, ino_t ino) {
     struct stat st{};
-    if (::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == s.ino) {
+    if (::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == ino) {
       ::close(fd);
     }
+  };
+  for (const auto& [fd, s] : sockets_) {
+    close_if_ours(fd, s.ino);
+  }
+  for (const auto& [fd, e] : epolls_) {
+    close_if_ours(fd, e.ino);
   }
 }
 
@@ -371,6 +377,11 @@ void Host::handle_events() {
         return;
       }
       ConnState& c = it->second;
+      if (c.fd >= 0) {
+        if (Socket* s = find(c.fd)) {
+          ++s->wakeups;  // what an edge-triggered epoll reports
+        }
+      }
       switch (e.type) {
         case TcpEventType::kConnected:
           c.connected = true;
@@ -414,6 +425,7 @@ void Host::fill_pending(Socket& s) {
       tcp.set_keepalive(conn, true);
     }
     s.pending.push_back(conn);
+    ++s.wakeups;
   }
 }
 

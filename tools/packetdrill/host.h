@@ -17,6 +17,7 @@
 
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/types.h>
@@ -162,6 +163,11 @@ class Host {
   int getsockopt(int fd, int level, int name, void* value, socklen_t* len);
   int setsockopt(int fd, int level, int name, const void* value, socklen_t len);
   int poll(pollfd* fds, nfds_t nfds, int timeout_ms);
+  // epoll over the host's sockets (epoll.cc): level-triggered, EPOLLET (reported again after
+  // the socket's next wakeup: data, an ACK, a state change), EPOLLONESHOT.
+  int epoll_create(int size);
+  int epoll_ctl(int epfd, int op, int fd, const epoll_event* event);
+  int epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout_ms);
 
   TimeNs now() const { return clock_.now(); }
   const Stack& stack() const { return *stack_; }
@@ -196,6 +202,16 @@ class Host {
     int so_error = 0;  // reported once: by SO_ERROR, or by the next read or write
     bool shut_rd = false;
     bool shut_wr = false;
+    std::uint64_t wakeups = 0;  // engine events for it (data, ACKs, state changes)
+  };
+  struct EpollItem {
+    epoll_event event{};
+    std::uint64_t seen_wakeups = 0;  // EPOLLET: what was last looked at
+    bool disabled = false;           // EPOLLONESHOT, after it reported
+  };
+  struct Epoll {
+    ino_t ino = 0;
+    std::map<int, EpollItem> items;
   };
 
   // Runs the stack at the current time: injected packets, due timers, events.
@@ -219,7 +235,9 @@ class Host {
   ConnState* conn_state(const Socket& s);
   // The pending error as a negative errno, now reported (cleared).
   static int take_error(Socket& s);
-  int new_placeholder(Socket* s);
+  // A real descriptor for a socket or an epoll instance: an unbound AF_UNIX socket, whose
+  // inode tells it apart at teardown. The descriptor, or a negative errno.
+  int new_placeholder(ino_t* ino);
   std::uint16_t free_port();
   short revents(int fd, short events);
   int readable_now(const Socket& s, int flags) const;
@@ -248,6 +266,7 @@ class Host {
   SocketStores stores_;
   std::unique_ptr<Stack> stack_;
   std::map<int, Socket> sockets_;
+  std::map<int, Epoll> epolls_;
   std::unordered_map<ConnId, ConnState> conns_;
   std::uint16_t next_port_ = 0;
 };

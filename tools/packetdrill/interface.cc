@@ -1,6 +1,6 @@
 // packetdrill_interface_init, the one symbol libxtcp-packetdrill.so exports, and the C slots
 // it fills: each forwards to the Host and turns a negative errno into -1 with errno set.
-// Slots for what the adapter does not model (epoll, pipe, splice) fail with ENOSYS.
+// Slots for what the adapter does not model (pipe, splice) fail with ENOSYS.
 #include <cerrno>
 #include <fcntl.h>
 #include <limits.h>
@@ -193,9 +193,13 @@ int pd_gettimeofday(void* u, timeval* tv, struct timezone* /*tz*/) {
   host(u).gettimeofday(tv);
   return 0;
 }
-int pd_epoll_create(void*, int) { return result(-ENOSYS); }
-int pd_epoll_ctl(void*, int, int, int, epoll_event*) { return result(-ENOSYS); }
-int pd_epoll_wait(void*, int, epoll_event*, int, int) { return result(-ENOSYS); }
+int pd_epoll_create(void* u, int size) { return result(host(u).epoll_create(size)); }
+int pd_epoll_ctl(void* u, int epfd, int op, int fd, epoll_event* event) {
+  return result(host(u).epoll_ctl(epfd, op, fd, event));
+}
+int pd_epoll_wait(void* u, int epfd, epoll_event* events, int maxevents, int timeout) {
+  return result(host(u).epoll_wait(epfd, events, maxevents, timeout));
+}
 int pd_pipe(void*, int*) { return result(-ENOSYS); }
 int pd_splice(void*, int, loff_t*, int, loff_t*, size_t, unsigned int) { return result(-ENOSYS); }
 

@@ -106,9 +106,8 @@ Host::ConnState* Host::conn_state(const Socket& s) {
   return it == conns_.end() ? nullptr : &it->second;
 }
 
-int Host::new_placeholder(Socket* s) {
-  // A real descriptor, so packetdrill's own bookkeeping (and its final libc close) works:
-  // an unbound AF_UNIX socket, which has an inode of its own to be recognised by.
+int Host::new_placeholder(ino_t* ino) {
+  // A real descriptor, so packetdrill's own bookkeeping (and its final libc close) works.
   const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     return -errno;
@@ -119,8 +118,7 @@ int Host::new_placeholder(Socket* s) {
     ::close(fd);
     return -e;
   }
-  s->fd = fd;
-  s->ino = st.st_ino;
+  *ino = st.st_ino;
   return fd;
 }
 
@@ -149,10 +147,11 @@ int Host::socket(int domain, int type, int protocol) {
     return -EPROTONOSUPPORT;  // TCP only
   }
   Socket s;
-  const int fd = new_placeholder(&s);
+  const int fd = new_placeholder(&s.ino);
   if (fd < 0) {
     return fd;
   }
+  s.fd = fd;
   s.nonblocking = (type & SOCK_NONBLOCK) != 0;
   s.cloexec = (type & SOCK_CLOEXEC) != 0;
   sockets_[fd] = std::move(s);
@@ -255,11 +254,12 @@ int Host::accept(int fd, sockaddr* addr, socklen_t* len) {
   s->pending.pop_front();
   fill_pending(*s);
   Socket child;
-  const int child_fd = new_placeholder(&child);
+  const int child_fd = new_placeholder(&child.ino);
   if (child_fd < 0) {
     s->pending.push_front(conn);
     return child_fd;
   }
+  child.fd = child_fd;
   ConnInfo info{};
   stack_->tcp().info(conn, &info);
   child.conn = conn;
@@ -537,9 +537,16 @@ void Host::release_conn(ConnId conn) {
 
 int Host::close(int fd) {
   std::unique_lock lock(mu_);
+  if (epolls_.erase(fd) != 0) {
+    ::close(fd);
+    return 0;
+  }
   Socket* s = find(fd);
   if (s == nullptr) {
     return -EBADF;
+  }
+  for (auto& [epfd, ep] : epolls_) {
+    ep.items.erase(fd);  // closing a descriptor takes it out of every epoll set
   }
   TcpLayer& tcp = stack_->tcp();
   if (s->listening) {
