@@ -19,21 +19,24 @@ namespace xtcp::packetdrill {
 
 namespace {
 
-bool read_sockaddr_in(const sockaddr* addr, socklen_t len, std::uint32_t* ip, std::uint16_t* port,
-                      int* error) {
+struct Endpoint {
+  std::uint32_t ip = 0;  // host order
+  std::uint16_t port = 0;
+};
+
+// 0, or a negative errno for an address that is not a whole sockaddr_in.
+int read_sockaddr_in(const sockaddr* addr, socklen_t len, Endpoint* out) {
   if (addr == nullptr || len < static_cast<socklen_t>(sizeof(sockaddr_in))) {
-    *error = -EINVAL;
-    return false;
+    return -EINVAL;
   }
   sockaddr_in sin{};
   std::memcpy(&sin, addr, sizeof(sin));
   if (sin.sin_family != AF_INET) {
-    *error = -EAFNOSUPPORT;
-    return false;
+    return -EAFNOSUPPORT;
   }
-  *ip = ntohl(sin.sin_addr.s_addr);
-  *port = ntohs(sin.sin_port);
-  return true;
+  out->ip = ntohl(sin.sin_addr.s_addr);
+  out->port = ntohs(sin.sin_port);
+  return 0;
 }
 
 void write_sockaddr_in(std::uint32_t ip, std::uint16_t port, sockaddr* addr, socklen_t* len) {
@@ -164,12 +167,12 @@ int Host::bind(int fd, const sockaddr* addr, socklen_t len) {
   if (s == nullptr) {
     return -EBADF;
   }
-  std::uint32_t ip = 0;
-  std::uint16_t port = 0;
-  int error = 0;
-  if (!read_sockaddr_in(addr, len, &ip, &port, &error)) {
-    return error;
+  Endpoint at;
+  if (const int rc = read_sockaddr_in(addr, len, &at); rc < 0) {
+    return rc;
   }
+  const std::uint32_t ip = at.ip;
+  std::uint16_t port = at.port;
   if (s->bound || s->conn != kNoConn) {
     return -EINVAL;
   }
@@ -283,11 +286,9 @@ int Host::connect(int fd, const sockaddr* addr, socklen_t len) {
   if (s == nullptr) {
     return -EBADF;
   }
-  std::uint32_t ip = 0;
-  std::uint16_t port = 0;
-  int error = 0;
-  if (!read_sockaddr_in(addr, len, &ip, &port, &error)) {
-    return error;
+  Endpoint to;
+  if (const int rc = read_sockaddr_in(addr, len, &to); rc < 0) {
+    return rc;
   }
   if (s->listening) {
     return -EISCONN;
@@ -310,7 +311,7 @@ int Host::connect(int fd, const sockaddr* addr, socklen_t len) {
     s->shut_rd = false;
     s->shut_wr = false;
   }
-  const std::int64_t id = stack_->tcp().connect(ip, port, s->bound ? s->port : 0, s->addr);
+  const std::int64_t id = stack_->tcp().connect(to.ip, to.port, s->bound ? s->port : 0, s->addr);
   if (id < 0) {
     return static_cast<int>(id);
   }
