@@ -254,6 +254,14 @@ void TcpLayer::synchronized_input(ConnId conn, Tcb& tcb, Segment& seg) {
       case TcpState::kEstablished:
       case TcpState::kFinWait1:
       case TcpState::kFinWait2:
+        if (tcb.has(tcb_flag::kAppClosed) && carries_new_data(tcb, seg)) {
+          // RFC 1122 4.2.2.13: new data after CLOSE is data lost; tell the peer with a RST
+          // rather than keep bytes nobody will read in the shared buffer (as Linux does).
+          ++stats_.aborts_on_data;
+          send_rst(tcb);
+          connection_done(conn, tcb, ECONNRESET);
+          return;
+        }
         process_data(conn, tcb, seg);
         break;
       default:
@@ -268,6 +276,11 @@ void TcpLayer::synchronized_input(ConnId conn, Tcb& tcb, Segment& seg) {
     send_ack(conn, tcb);
   }
   rearm(conn, tcb);
+}
+
+// Payload beyond RCV.NXT: not only a retransmission of what was received.
+bool TcpLayer::carries_new_data(const Tcb& tcb, const Segment& seg) {
+  return !seg.payload.empty() && seg.seq + static_cast<std::uint32_t>(seg.payload.size()) > tcb.rcv_nxt;
 }
 
 // With application-controlled ACKs, bytes the application still holds lie between the ACK

@@ -89,7 +89,8 @@ namespace xtcp {
   X(answers_from_cache)  /* retransmitted request answered with the cached answer (XTCP) */ \
   X(held_duplicates)     /* retransmitted data the application holds unacknowledged */     \
   X(crossed_duplicates)  /* retransmitted request met while our input had a backlog */      \
-  X(ack_deadlines)       /* ACKs sent because the application's ACK deadline passed */
+  X(ack_deadlines)       /* ACKs sent because the application's ACK deadline passed */ \
+  X(aborts_on_data)      /* RSTs for new data after the application closed (RFC 1122) */
 
 struct TcpStats {
 #define XTCP_TCP_STAT_FIELD(name) std::uint64_t name = 0;
@@ -282,6 +283,7 @@ class TcpLayer final : public IpUpperLayer {
   bool check_sequence(ConnId conn, Tcb& tcb, const Segment& seg);
   bool process_rst(ConnId conn, Tcb& tcb, const Segment& seg);
   bool rst_matches_ack_sent(const Tcb& tcb, const Segment& seg) const;
+  static bool carries_new_data(const Tcb& tcb, const Segment& seg);
   bool process_ack(ConnId conn, Tcb& tcb, const Segment& seg);
   void send_challenge_ack(ConnId conn, Tcb& tcb);
   bool take_ack_budget(Tcb& tcb);

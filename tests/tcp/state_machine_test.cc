@@ -432,6 +432,49 @@ TEST(StateMachine, OrphanedFinWait2TimesOut) {
   EXPECT_SEGMENT(h.sent_one(), Match().flags(kRst).rseq(2).len(0));
 }
 
+// RFC 1122 4.2.2.13: data that arrives after CLOSE can never be read; the peer learns it
+// was lost from a RST, and the connection is gone at once (no bytes parked in the shared
+// buffer for the FIN-WAIT-2 timeout). A retransmission of what was already received, and
+// the peer's FIN alone, are still the normal close.
+TEST(StateMachine, NewDataAfterCloseIsAnsweredWithRst) {
+  for (const bool fin_acked : {false, true}) {
+    SCOPED_TRACE(fin_acked ? "FIN-WAIT-2" : "FIN-WAIT-1");
+    TcpHarness h;
+    const ConnId c = h.establish_passive(no_ts_options());
+    Seg first = seg(kAck | kPsh, 1, 1);
+    first.payload = bytes_of("read");
+    h.inject(first);
+    EXPECT_EQ(h.read_all(c), "read");
+    h.advance(h.tcp().config().delayed_ack_timeout);
+    EXPECT_SEGMENT(h.sent_one(), Match().flags(kAck).rack(5).len(0));
+    ASSERT_EQ(h.tcp().close(c), 0);
+    EXPECT_SEGMENT(h.sent_one(), Match().flags(kFin | kAck).rseq(1).rack(5));
+    if (fin_acked) {
+      h.inject(seg(kAck, 5, 2));
+      h.expect_silence();
+      ASSERT_EQ(count_in(h, TcpState::kFinWait2), 1u);
+    }
+    // A retransmission of the bytes already read: nothing new, no reset.
+    Seg again = seg(kAck | kPsh, 1, fin_acked ? 2 : 1);
+    again.payload = bytes_of("read");
+    h.inject(again);
+    EXPECT_SEGMENT(h.sent_one(), Match().flags(kAck).rack(5).len(0));
+    EXPECT_EQ(h.tcp().stats().aborts_on_data, 0u);
+    h.events();  // drop the events of the reads above
+
+    Seg late = seg(kAck | kPsh, 5, fin_acked ? 2 : 1);
+    late.payload = bytes_of("too late");
+    h.inject(late);
+    EXPECT_SEGMENT(h.sent_one(), Match().flags(kRst | kAck).rseq(2).rack(5).len(0));
+    EXPECT_EQ(h.tcp().stats().aborts_on_data, 1u);
+    EXPECT_EQ(h.tcp().connection_count(), 0u);
+    EXPECT_EQ(count_in(h, TcpState::kFinWait1) + count_in(h, TcpState::kFinWait2), 0u);
+    EXPECT_TRUE(h.events().empty()) << "the application closed it: no event";
+    h.advance(seconds(5));
+    h.expect_silence();  // no FIN retransmission after the reset
+  }
+}
+
 // ---- failed opens ---------------------------------------------------------------------------
 
 TEST(StateMachine, ConnectToClosedPortIsRefused) {
