@@ -164,21 +164,17 @@ class InProcessTarget final : public Target {
   int send(std::span<const std::byte> ip) override { return pair_.b().send(ip); }
 
   int run(TimeNs until, const PacketFn& on_packet) override {
-    api::Runtime* rt = api::process_runtime();
-    // Serve what waits now (two rounds: answers made in the first leave in the second's drive).
-    for (int round = 0; round < 2; ++round) {
-      serve_once();
-      rt->drive();
-      int got = 0;
-      while (pair_.b().receive_batch(64, [&](std::span<const std::byte> p) { on_packet(p); ++got; }) > 0) {
-      }
-      if (got > 0) {
-        return 0;
-      }
+    if (serve_now(on_packet) > 0) {
+      return 0;
     }
     // Nothing came: move virtual time to the server's next deadline (or until).
-    const TimeNs next = std::min(until, rt->next_deadline());
+    const TimeNs next = std::min(until, api::process_runtime()->next_deadline());
     clock_.set(std::max(clock_.now() + kMinStep, next));
+    return 0;
+  }
+
+  int poll(const PacketFn& on_packet) override {
+    serve_now(on_packet);
     return 0;
   }
 
@@ -204,6 +200,22 @@ class InProcessTarget final : public Target {
  private:
   // The smallest step of virtual time when nothing is due (keeps the loop moving).
   static constexpr TimeNs kMinStep = us(100);
+
+  // Serves what waits now (two rounds: answers made in the first leave in the second's
+  // drive); returns how many packets the server sent.
+  int serve_now(const PacketFn& on_packet) {
+    int got = 0;
+    for (int round = 0; round < 2; ++round) {
+      serve_once();
+      api::process_runtime()->drive();
+      while (pair_.b().receive_batch(64, [&](std::span<const std::byte> p) {
+        on_packet(p);
+        ++got;
+      }) > 0) {
+      }
+    }
+    return got;
+  }
 
   void serve_once() {
     if (options_.service == Service::kEcho) {

@@ -82,6 +82,10 @@ class Replay {
     if (rc < 0) {
       ++fo.send_errors;
     }
+    if (const int prc = target_.poll([&](std::span<const std::byte> sp) { on_server_packet(sp); }); prc < 0) {
+      out_.error = prc;
+      out_.error_text = "the target failed while reading the server's packets";
+    }
   }
 
   void on_server_packet(std::span<const std::byte> p) {

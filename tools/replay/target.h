@@ -26,6 +26,10 @@ class Target {
   // Lets the server run until it has sent something or `until` has come, and hands every
   // packet it sent towards the clients to on_packet. 0, or a negative errno.
   virtual int run(TimeNs until, const PacketFn& on_packet) = 0;
+  // Lets the server take what was sent and hands over what it sent back, without waiting
+  // (and without moving virtual time): replay calls it after every client packet, so the
+  // server meets them one by one, as the captured server did. 0, or a negative errno.
+  virtual int poll(const PacketFn& on_packet) = 0;
   // The server's counters worth reporting (in-process only: "tcp.bad_checksum 1 ...").
   virtual std::string server_counters() const { return {}; }
 };

@@ -54,6 +54,10 @@ class TunTarget final : public Target {
     if (rc < 0) {
       return errno == EINTR ? 0 : -errno;
     }
+    return poll(on_packet);
+  }
+
+  int poll(const PacketFn& on_packet) override {
     for (;;) {
       sockaddr_ll from{};
       socklen_t len = sizeof from;
