@@ -21,7 +21,7 @@ std::string describe(const FlowEnd& end) {
   if (end.rst) {
     return "RST";
   }
-  return "still open";
+  return "neither FIN nor RST";
 }
 
 namespace {

@@ -190,7 +190,8 @@ class InProcessTarget final : public Target {
       const std::string name = e.name;
       // What a replay of malformed or hostile input shows: drops and challenge ACKs.
       if (e.value != 0 && (name.find("bad") != std::string::npos || name.find("drop") != std::string::npos ||
-                           name.find("challenge") != std::string::npos || name.find("invalid") != std::string::npos)) {
+                           name.find("challenge") != std::string::npos || name.find("invalid") != std::string::npos ||
+                           name.find("ignored") != std::string::npos)) {
         out += name + " " + std::to_string(e.value) + "\n";
       }
     }

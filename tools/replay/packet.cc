@@ -1,5 +1,6 @@
 #include "tools/replay/packet.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "stack/wire/bytes.h"
@@ -57,16 +58,19 @@ TcpFacts read_tcp_facts(std::span<const std::byte> ip) {
       static_cast<std::uint8_t>(ip[9]) != wire::kProtoTcp) {
     return f;
   }
+  // A header length under 20 (malformed on purpose) still leaves TCP at 20 for placing the
+  // packet in its flow: the server drops it, replay must still send it.
   const std::size_t ihl = static_cast<std::size_t>(static_cast<std::uint8_t>(ip[0]) & 0x0f) * 4;
+  const std::size_t tcp_at = std::max(ihl, wire::kIpv4HeaderMin);
   const std::size_t total = std::min<std::size_t>(load_be16(ip.data() + 2), ip.size());
-  if (ihl < wire::kIpv4HeaderMin || total < ihl + 14) {
+  if (total < tcp_at + 14) {
     return f;
   }
   f.valid = true;
   f.ip_header = ihl;
-  f.tcp_offset = ihl;
-  f.tcp_length = total - ihl;
-  const std::byte* t = ip.data() + ihl;
+  f.tcp_offset = tcp_at;
+  f.tcp_length = total - tcp_at;
+  const std::byte* t = ip.data() + tcp_at;
   f.src = Endpoint{load_be32(ip.data() + 12), load_be16(t)};
   f.dst = Endpoint{load_be32(ip.data() + 16), load_be16(t + 2)};
   f.seq = load_be32(t + 4);
@@ -81,9 +85,9 @@ TcpFacts read_tcp_facts(std::span<const std::byte> ip) {
   }
   f.header_ok = true;
   f.header_length = hl;
-  f.payload_offset = ihl + hl;
+  f.payload_offset = tcp_at + hl;
   f.payload_length = f.tcp_length - hl;
-  read_timestamp(ip.subspan(ihl + wire::kTcpHeaderMin, hl - wire::kTcpHeaderMin), &f);
+  read_timestamp(ip.subspan(tcp_at + wire::kTcpHeaderMin, hl - wire::kTcpHeaderMin), &f);
   return f;
 }
 
@@ -92,7 +96,7 @@ namespace {
 std::uint16_t ip_checksum_value(std::span<const std::byte> ip, std::size_t ihl) {
   wire::Checksum c;
   c.add(ip.subspan(0, 10));
-  c.add(ip.subspan(12, ihl - 12));
+  c.add(ip.subspan(12, std::max<std::size_t>(ihl, 12) - 12));
   return c.finish();
 }
 
@@ -122,6 +126,9 @@ bool tcp_checksum_ok(std::span<const std::byte> ip, const TcpFacts& f) {
 }
 
 void set_checksums(std::span<std::byte> ip, const TcpFacts& f, bool ip_ok, bool tcp_ok) {
+  if (!f.valid) {
+    return;
+  }
   if (f.tcp_length >= wire::kTcpHeaderMin) {
     const std::uint16_t v = tcp_checksum_value(ip, f);
     wire::store_be16(ip.data() + f.tcp_offset + 16, tcp_ok ? v : static_cast<std::uint16_t>(v ^ 1));
