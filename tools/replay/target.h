@@ -57,8 +57,8 @@ std::unique_ptr<Target> make_in_process_target(const InProcessOptions& options, 
 struct TunOptions {
   std::string device;  // the TUN interface (kernel side) the live server sits behind
 };
-// Opens a raw IPv4 socket (sending, IP_HDRINCL) and a packet socket on the device
-// (receiving) in the calling process's network namespace. nullptr with *error on failure.
+// Opens a packet socket on the device (sending and receiving) in the calling process's
+// network namespace. nullptr with *error on failure.
 std::unique_ptr<Target> make_tun_target(const TunOptions& options, const Endpoint& server, std::string* error);
 
 }  // namespace xtcp::replay

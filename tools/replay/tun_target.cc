@@ -1,7 +1,7 @@
 // The TUN target: a running xtcp program behind a TUN device, reached from the kernel's
-// side. Client packets leave through a raw IPv4 socket (IPPROTO_RAW: the header is ours,
-// IP_HDRINCL) routed to the server's address; the server's answers are read with a packet
-// socket bound to the device (they come in on it). The kernel must not answer those flows
+// side, through one packet socket bound to the device: the client packets are written onto
+// the device as they are (the server reads them from its TUN descriptor), and the server's
+// answers, which come in on the device, are read from it. The kernel must not answer those flows
 // itself: the clients' addresses must be ones it does not own (docs/replay.md), which
 // make_tun_target checks.
 #include <arpa/inet.h>
@@ -26,22 +26,20 @@ namespace {
 
 class TunTarget final : public Target {
  public:
-  TunTarget(int raw, int packet, Endpoint server) : raw_(raw), packet_(packet), server_(server) {}
-  ~TunTarget() override {
-    ::close(raw_);
-    ::close(packet_);
-  }
+  TunTarget(int packet, int ifindex, Endpoint server) : packet_(packet), ifindex_(ifindex), server_(server) {}
+  ~TunTarget() override { ::close(packet_); }
 
   TimeNs now() const override { return clock_.now(); }
 
+  // Straight onto the device through the packet socket, bytes as they are: a raw IPv4
+  // socket would fill in the header's checksum and total length (raw(7)) and refuse a bad
+  // header length, and the adversarial captures carry those wrong on purpose.
   int send(std::span<const std::byte> ip) override {
-    if (ip.size() < 20) {
-      return -EINVAL;
-    }
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_addr.s_addr = htonl(wire::load_be32(ip.data() + 16));
-    if (::sendto(raw_, ip.data(), ip.size(), 0, reinterpret_cast<const sockaddr*>(&to), sizeof to) < 0) {
+    sockaddr_ll to{};
+    to.sll_family = AF_PACKET;
+    to.sll_protocol = htons(ETH_P_IP);
+    to.sll_ifindex = ifindex_;
+    if (::sendto(packet_, ip.data(), ip.size(), 0, reinterpret_cast<const sockaddr*>(&to), sizeof to) < 0) {
       return -errno;
     }
     return 0;
@@ -78,8 +76,8 @@ class TunTarget final : public Target {
   }
 
  private:
-  int raw_;
   int packet_;
+  int ifindex_;
   Endpoint server_;
   SteadyClock clock_;
   std::vector<std::byte> buf_ = std::vector<std::byte>(65536);
@@ -93,15 +91,9 @@ std::unique_ptr<Target> make_tun_target(const TunOptions& options, const Endpoin
     *error = "no interface '" + options.device + "' in this network namespace";
     return nullptr;
   }
-  const int raw = ::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
-  if (raw < 0) {
-    *error = std::string("cannot open a raw IPv4 socket (needs root or CAP_NET_RAW): ") + std::strerror(errno);
-    return nullptr;
-  }
   const int packet = ::socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_IP));
   if (packet < 0) {
-    *error = std::string("cannot open a packet socket: ") + std::strerror(errno);
-    ::close(raw);
+    *error = std::string("cannot open a packet socket (needs root or CAP_NET_RAW): ") + std::strerror(errno);
     return nullptr;
   }
   sockaddr_ll at{};
@@ -110,11 +102,10 @@ std::unique_ptr<Target> make_tun_target(const TunOptions& options, const Endpoin
   at.sll_ifindex = static_cast<int>(ifindex);
   if (::bind(packet, reinterpret_cast<const sockaddr*>(&at), sizeof at) < 0) {
     *error = "cannot bind a packet socket to '" + options.device + "': " + std::strerror(errno);
-    ::close(raw);
     ::close(packet);
     return nullptr;
   }
-  return std::make_unique<TunTarget>(raw, packet, server);
+  return std::make_unique<TunTarget>(packet, static_cast<int>(ifindex), server);
 }
 
 // True when the kernel of this namespace owns addr (it would answer the flow itself).
