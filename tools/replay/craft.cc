@@ -64,6 +64,12 @@ class Client {
     send(build(tf::kAck, snd_nxt_, rcv_nxt_, {}));
   }
 
+  // Moves snd_nxt (after data sent with send_mangled) and closes.
+  void close_at(std::uint32_t snd_nxt) {
+    snd_nxt_ = snd_nxt;
+    close();
+  }
+
   void close() {
     send(build(tf::kAck | tf::kFin, snd_nxt_, rcv_nxt_, {}));
     snd_nxt_ += 1;
@@ -283,6 +289,23 @@ void rst_syn_attacks(Target& t, xtcp::PcapWriter& w) {
   c.settle(xtcp::ms(100));
 }
 
+// Out of order, duplicated and overlapping data (RFC 9293 3.10.7.4, RFC 2018): the later
+// half of a request first (queued, SACKed), then the first half; a segment again; one that
+// overlaps what came and carries new bytes past it. The echo is the bytes once, in order.
+void reordered(Target& t, xtcp::PcapWriter& w) {
+  Client c(t, w, 40007, 700'000);
+  c.connect();
+  const std::uint32_t base = c.snd_nxt();
+  const std::uint32_t ack = c.rcv_nxt();
+  auto plain = [](std::vector<std::byte>&) {};
+  c.send_mangled(tf::kAck | tf::kPsh, base + 8, ack, "second half\n", plain);
+  c.send_mangled(tf::kAck, base, ack, "first h\n", plain);
+  c.send_mangled(tf::kAck, base, c.rcv_nxt(), "first h\n", plain);
+  c.send_mangled(tf::kAck | tf::kPsh, base + 8, c.rcv_nxt(), "second half\nand more\n", plain);
+  c.send_mangled(tf::kAck, base + 29, c.rcv_nxt(), "", plain);
+  c.close_at(base + 29);
+}
+
 struct Suite {
   const char* name;
   void (*script)(Target&, xtcp::PcapWriter&);
@@ -301,7 +324,7 @@ int main(int argc, char** argv) {
   flags.parse(argc, argv);
   const Suite suites[] = {
       {"bad-checksums", bad_checksums}, {"bad-headers", bad_headers},         {"bad-options", bad_options},
-      {"outside-window", outside_window}, {"rst-syn-attacks", rst_syn_attacks},
+      {"outside-window", outside_window}, {"rst-syn-attacks", rst_syn_attacks}, {"reordered", reordered},
   };
   for (const Suite& s : suites) {
     const std::string path = out_dir + "/" + s.name + ".pcap";
