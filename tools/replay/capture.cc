@@ -49,7 +49,7 @@ std::optional<std::span<const std::byte>> ip_of_frame(int link_type, std::span<c
       }
       return std::nullopt;
     case 276:  // Linux cooked v2 (SLL2)
-      if (ethertype_ipv4(0)) {
+      if (frame.size() > 20 && ethertype_ipv4(0)) {
         return frame.subspan(20);
       }
       return std::nullopt;

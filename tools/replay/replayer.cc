@@ -1,5 +1,6 @@
 #include "tools/replay/replayer.h"
 
+#include <cerrno>
 #include <map>
 
 #include "stack/wire/ipv4.h"
@@ -113,11 +114,23 @@ class Replay {
         return done();
       }
     };
+    // A server that answers every round without its clock moving would hold the loop for
+    // ever: that many rounds at one instant is a failure of the run.
+    constexpr int kMaxRoundsAtOneInstant = 1'000'000;
+    int rounds = 0;
+    TimeNs last = target_.now();
     while (!is_done() && target_.now() < until) {
       const int rc = target_.run(until, [&](std::span<const std::byte> p) { on_server_packet(p); });
       if (rc < 0) {
         out_.error = rc;
         out_.error_text = "the target failed while waiting for the server's packets";
+        return;
+      }
+      rounds = target_.now() == last ? rounds + 1 : 0;
+      last = target_.now();
+      if (rounds > kMaxRoundsAtOneInstant) {
+        out_.error = -ELOOP;
+        out_.error_text = "the server kept sending without its clock moving";
         return;
       }
     }
