@@ -34,13 +34,13 @@ std::string flow_name(const std::string& path) {
   auto cap = extract_flows(std::move(*packets), std::nullopt, &error);
   EXPECT_TRUE(cap) << error;
   EXPECT_EQ(cap->flows.size(), 1u);
-  return format_endpoint(cap->flows[0].client) + " -> " + format_endpoint(cap->flows[0].server);
+  return format_endpoint(cap->flows[0].client) + std::string(" -> ") + format_endpoint(cap->flows[0].server);
 }
 
 TEST(ReplayProgram, TheSuiteCaptureReplaysTheSame) {
   const CommandResult r = replay({"--capture", kHello});
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("flow " + flow_name(kHello) + ": same (26 bytes from the server, ends FIN)"),
+  EXPECT_NE(r.output.find(std::string("flow ") + flow_name(kHello) + ": same (26 bytes from the server, ends FIN)"),
             std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("result: same (1 flows)"), std::string::npos) << r.output;
@@ -49,7 +49,7 @@ TEST(ReplayProgram, TheSuiteCaptureReplaysTheSame) {
 TEST(ReplayProgram, AChangedAnswerByteIsReportedWithFlowOffsetExpectedAndGot) {
   const CommandResult r = replay({"--capture", kHello, "--inject-fault", "change-byte"});
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("flow " + flow_name(kHello) + ": DIFFERENT"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(std::string("flow ") + flow_name(kHello) + ": DIFFERENT"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("bytes from the server differ at offset 0 (expected 26 bytes in all, got 26)"),
             std::string::npos)
       << r.output;
@@ -62,7 +62,7 @@ TEST(ReplayProgram, AChangedAnswerByteIsReportedWithFlowOffsetExpectedAndGot) {
 TEST(ReplayProgram, AFinTurnedIntoRstIsReported) {
   const CommandResult r = replay({"--capture", kHello, "--inject-fault", "fin-to-rst"});
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("flow " + flow_name(kHello) + ": DIFFERENT"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(std::string("flow ") + flow_name(kHello) + ": DIFFERENT"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("the flow ends differently: expected FIN from the server, got RST"), std::string::npos)
       << r.output;
   EXPECT_EQ(r.output.find("bytes from the server differ"), std::string::npos) << r.output;
@@ -77,7 +77,7 @@ TEST(ReplayProgram, JsonSummaryCountsFlowsBytesAndDifferences) {
   EXPECT_NE(same.output.find("\"result\": \"same\""), std::string::npos) << same.output;
   const CommandResult broken = replay({"--capture", kHello, "--json", "--inject-fault", "fin-to-rst"});
   EXPECT_EQ(broken.exit_code, 1) << broken.output;
-  EXPECT_NE(broken.output.find("{\"flow\": \"" + flow_name(kHello) + "\", \"kind\": \"end\", \"expected\": \"fin\", "
+  EXPECT_NE(broken.output.find(std::string("{\"flow\": \"") + flow_name(kHello) + "\", \"kind\": \"end\", \"expected\": \"fin\", "
                                                                       "\"got\": \"rst\"}"),
             std::string::npos)
       << broken.output;
@@ -129,14 +129,14 @@ class TunServer {
     if (!ns_) {
       return false;
     }
-    cmd_ = ns_->start("exec " + program + " --tun xrpl0 --ip 198.18.0.2 --kernel-ip 198.18.0.1/24 --port " +
+    cmd_ = ns_->start("exec " + program + std::string(" --tun xrpl0 --ip 198.18.0.2 --kernel-ip 198.18.0.1/24 --port ") +
                           std::to_string(port),
                       why);
     if (!cmd_) {
       return false;
     }
     for (int i = 0; i < 100; ++i) {
-      if (cmd_->output_so_far().find(": 198.18.0.2:" + std::to_string(port) + " on xrpl0") != std::string::npos) {
+      if (cmd_->output_so_far().find(std::string(": 198.18.0.2:") + std::to_string(port) + " on xrpl0") != std::string::npos) {
         return true;
       }
       if (!cmd_->running()) {
@@ -178,7 +178,7 @@ TEST(ReplayProgramTun, EchoSuitesReplayTheSameAgainstXtcpEcho) {
                            "echo/lossy", "echo/closes", "adversarial/bad-checksums", "adversarial/bad-headers",
                            "adversarial/rst-syn-attacks", "adversarial/reordered"}) {
     // Every capture from its own client addresses: a live connection of one never meets the next.
-    r = server.replay("--capture " + kPcaps + "/" + name + ".pcap --client-ip 198.19.0." + std::to_string(port_shift));
+    r = server.replay("--capture " + kPcaps + "/" + name + std::string(".pcap --client-ip 198.19.0.") + std::to_string(port_shift));
     port_shift += 20;
     EXPECT_EQ(r.exit_code, 0) << name << ":\n" << r.output;
     EXPECT_NE(r.output.find("result: same"), std::string::npos) << name << ":\n" << r.output;

@@ -154,7 +154,7 @@ class InProcessTarget final : public Target {
     std::string what;
     rc = im_.open(options_.server.port, &what);
     if (rc < 0) {
-      *error = "cannot open the IM service: " + what + ": " + xtcp_last_error();
+      *error = "cannot open the IM service: " + what + std::string(": ") + xtcp_last_error();
     }
     return rc;
   }
@@ -192,7 +192,7 @@ class InProcessTarget final : public Target {
       if (e.value != 0 && (name.find("bad") != std::string::npos || name.find("drop") != std::string::npos ||
                            name.find("challenge") != std::string::npos || name.find("invalid") != std::string::npos ||
                            name.find("ignored") != std::string::npos)) {
-        out += name + " " + std::to_string(e.value) + "\n";
+        out += name + std::string(" ") + std::to_string(e.value) + "\n";
       }
     }
     return out;

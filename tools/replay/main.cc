@@ -217,7 +217,7 @@ int main(int argc, char** argv) {
     TunOptions to;
     to.device = plan.tun;
     target = make_tun_target(to, live_server, &error);
-    target_name = "tun " + plan.tun + " (" + format_endpoint(live_server) + ")";
+    target_name = "tun " + plan.tun + std::string(" (") + format_endpoint(live_server) + ")";
   } else {
     InProcessOptions io;
     io.service = plan.service == "im" ? Service::kIm : Service::kEcho;
@@ -227,7 +227,7 @@ int main(int argc, char** argv) {
                : plan.fault == "fin-to-rst" ? Fault::kFinToRst
                                             : Fault::kNone;
     target = make_in_process_target(io, &error);
-    target_name = "in-process " + plan.service + " (" + format_endpoint(live_server) + ")" +
+    target_name = "in-process " + plan.service + std::string(" (") + format_endpoint(live_server) + ")" +
                   (plan.fault == "none" ? "" : ", fault " + plan.fault);
   }
   if (!target) {

@@ -14,7 +14,7 @@ using wire::load_be16;
 using wire::load_be32;
 namespace tf = wire::tcp_flags;
 
-std::string format_endpoint(const Endpoint& e) { return wire::format_ipv4(e.addr) + ":" + std::to_string(e.port); }
+std::string format_endpoint(const Endpoint& e) { return wire::format_ipv4(e.addr) + std::string(":") + std::to_string(e.port); }
 
 std::uint32_t TcpFacts::seq_length() const {
   return static_cast<std::uint32_t>(payload_length) + (has(tf::kSyn) ? 1 : 0) + (has(tf::kFin) ? 1 : 0);
@@ -22,8 +22,9 @@ std::uint32_t TcpFacts::seq_length() const {
 
 namespace {
 
-// The timestamp option (RFC 7323 section 3) if the options walk cleanly up to it.
-void read_timestamp(std::span<const std::byte> opts, TcpFacts* f) {
+// The timestamp and window scale options (RFC 7323 sections 3 and 2) that come before any
+// malformed option.
+void read_options(std::span<const std::byte> opts, TcpFacts* f) {
   std::size_t i = 0;
   while (i < opts.size()) {
     const auto kind = static_cast<std::uint8_t>(opts[i]);
@@ -44,7 +45,10 @@ void read_timestamp(std::span<const std::byte> opts, TcpFacts* f) {
     if (kind == wire::tcp_option::kTimestamp && len == 10) {
       f->has_tsval = true;
       f->tsval = load_be32(opts.data() + i + 2);
-      return;
+    }
+    if (kind == wire::tcp_option::kWindowScale && len == 3) {
+      f->has_wscale = true;
+      f->wscale = std::min(static_cast<std::uint8_t>(opts[i + 2]), wire::kMaxWindowScale);
     }
     i += len;
   }
@@ -76,6 +80,9 @@ TcpFacts read_tcp_facts(std::span<const std::byte> ip) {
   f.seq = load_be32(t + 4);
   f.ack = load_be32(t + 8);
   f.flags = static_cast<std::uint8_t>(t[13]);
+  if (f.tcp_length >= 16) {
+    f.window = load_be16(t + 14);
+  }
   if (f.tcp_length < wire::kTcpHeaderMin) {
     return f;
   }
@@ -87,7 +94,7 @@ TcpFacts read_tcp_facts(std::span<const std::byte> ip) {
   f.header_length = hl;
   f.payload_offset = tcp_at + hl;
   f.payload_length = f.tcp_length - hl;
-  read_timestamp(ip.subspan(tcp_at + wire::kTcpHeaderMin, hl - wire::kTcpHeaderMin), &f);
+  read_options(ip.subspan(tcp_at + wire::kTcpHeaderMin, hl - wire::kTcpHeaderMin), &f);
   return f;
 }
 

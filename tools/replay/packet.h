@@ -39,8 +39,11 @@ struct TcpFacts {
   std::size_t header_length = 0;
   std::size_t payload_offset = 0;  // from the start of the IP packet
   std::size_t payload_length = 0;
+  std::uint16_t window = 0;  // as sent (unscaled)
   bool has_tsval = false;
   std::uint32_t tsval = 0;
+  bool has_wscale = false;
+  std::uint8_t wscale = 0;
   bool has(std::uint8_t f) const { return (flags & f) != 0; }
   // Sequence space the segment takes: payload, SYN and FIN.
   std::uint32_t seq_length() const;

@@ -49,10 +49,25 @@ class Replay {
       }
       if (options_.pace == Pace::kCapture) {
         wait_until(live_start_ + (p.time - cap_start_), nullptr);
+        // The capture's timing, but never an acknowledgement of a SYN the live server has not
+        // sent yet: without its ISN there is no live sequence space to move the ACK into.
+        if (captured_[f].progress.syn && !out_.flows[f].live.syn) {
+          wait_until(target_.now() + options_.answer_wait, [&] { return out_.flows[f].live.syn; });
+        }
       } else {
         const ServerProgress want = captured_[f].progress;
         wait_until(target_.now() + options_.answer_wait,
                    [&] { return reached(out_.flows[f].live.progress(), want); });
+      }
+      // The captured client kept inside the captured server's window; the live server's may
+      // open later (the capture's client saw it open first): never send past it, or the bytes
+      // the live server trims would never come again (replay is no TCP and retransmits
+      // nothing of its own).
+      const std::uint32_t data_end = p.facts.seq + static_cast<std::uint32_t>(p.facts.payload_length);
+      if (p.facts.payload_length > 0 && captured_[f].window.covers(data_end) &&
+          !out_.flows[f].live.window.covers(data_end)) {
+        wait_until(target_.now() + options_.answer_wait,
+                   [&] { return out_.flows[f].live.window.covers(data_end); });
       }
       send_client_packet(f, p);
     }

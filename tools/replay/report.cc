@@ -39,7 +39,7 @@ std::string shown(const std::vector<std::byte>& b) {
   if (b.empty()) {
     return "(nothing)";
   }
-  return "\"" + escape_bytes(b, kShown) + "\" [" + hex_bytes(b, kShown) + "]";
+  return std::string("\"") + escape_bytes(b, kShown) + std::string("\" [") + hex_bytes(b, kShown) + "]";
 }
 
 std::string end_key(const FlowEnd& e) {
@@ -67,7 +67,7 @@ Report compare(const Capture& capture, const ReplayOutcome& outcome) {
     const Flow& flow = capture.flows[i];
     const FlowOutcome& fo = outcome.flows[i];
     FlowReport fr;
-    fr.name = format_endpoint(flow.client) + " -> " + format_endpoint(flow.server);
+    fr.name = format_endpoint(flow.client) + std::string(" -> ") + format_endpoint(flow.server);
     const std::vector<std::byte>& want = flow.server_bytes;
     const std::vector<std::byte>& got = fo.live.stream.bytes();
     fr.expected_bytes = want.size();
@@ -105,12 +105,12 @@ Report compare(const Capture& capture, const ReplayOutcome& outcome) {
 }
 
 std::string format_text(const Report& r) {
-  std::string out = "xtcp-replay: " + r.capture_path + " against " + r.target + ": " + std::to_string(r.flows.size()) +
-                    " flows, " + std::to_string(r.client_packets_sent) + " client packets sent, " +
+  std::string out = "xtcp-replay: " + r.capture_path + " against " + r.target + std::string(": ") + std::to_string(r.flows.size()) +
+                    std::string(" flows, ") + std::to_string(r.client_packets_sent) + std::string(" client packets sent, ") +
                     std::to_string(r.server_packets) + " server packets received\n";
   for (const FlowReport& f : r.flows) {
     if (f.differences.empty()) {
-      out += "flow " + f.name + ": same (" + std::to_string(f.got_bytes) + " bytes from the server, ends " +
+      out += "flow " + f.name + std::string(": same (") + std::to_string(f.got_bytes) + std::string(" bytes from the server, ends ") +
              describe(f.got_end) + ")\n";
       continue;
     }
@@ -118,14 +118,14 @@ std::string format_text(const Report& r) {
     for (const Difference& d : f.differences) {
       if (d.kind == Difference::Kind::kBytes) {
         const bool shorter = d.offset == std::min(d.expected_length, d.got_length);
-        out += "  bytes from the server differ at offset " + std::to_string(d.offset) + " (expected " +
-               std::to_string(d.expected_length) + " bytes in all, got " + std::to_string(d.got_length) + ")" +
+        out += std::string("  bytes from the server differ at offset ") + std::to_string(d.offset) + std::string(" (expected ") +
+               std::to_string(d.expected_length) + std::string(" bytes in all, got ") + std::to_string(d.got_length) + ")" +
                (shorter ? (d.got_length < d.expected_length ? ": the server sent less\n" : ": the server sent more\n")
                         : "\n");
-        out += "    expected: " + shown(d.expected) + "\n";
-        out += "    got:      " + shown(d.got) + "\n";
+        out += std::string("    expected: ") + shown(d.expected) + "\n";
+        out += std::string("    got:      ") + shown(d.got) + "\n";
       } else {
-        out += "  the flow ends differently: expected " + describe(d.expected_end) + " from the server, got " +
+        out += std::string("  the flow ends differently: expected ") + describe(d.expected_end) + std::string(" from the server, got ") +
                describe(d.got_end) + "\n";
       }
     }
@@ -148,8 +148,8 @@ std::string format_text(const Report& r) {
   if (!r.error.empty()) {
     out += "error: " + r.error + "\n";
   }
-  out += r.same() ? "result: same (" + std::to_string(r.flows.size()) + " flows)\n"
-                  : "result: DIFFERENT (" + std::to_string(r.differing_flows()) + " of " +
+  out += r.same() ? std::string("result: same (") + std::to_string(r.flows.size()) + " flows)\n"
+                  : std::string("result: DIFFERENT (") + std::to_string(r.differing_flows()) + std::string(" of ") +
                         std::to_string(r.flows.size()) + " flows differ)\n";
   return out;
 }
@@ -161,12 +161,12 @@ std::string format_json(const Report& r) {
     expected += f.expected_bytes;
     got += f.got_bytes;
   }
-  std::string out = "{\"capture\": " + json_string(r.capture_path) + ", \"target\": " + json_string(r.target) +
-                    ", \"flows\": " + std::to_string(r.flows.size()) +
-                    ", \"flows_different\": " + std::to_string(r.differing_flows()) +
-                    ", \"client_packets_sent\": " + std::to_string(r.client_packets_sent) +
-                    ", \"server_packets\": " + std::to_string(r.server_packets) +
-                    ", \"bytes_expected\": " + std::to_string(expected) + ", \"bytes_got\": " + std::to_string(got) +
+  std::string out = std::string("{\"capture\": ") + json_string(r.capture_path) + std::string(", \"target\": ") + json_string(r.target) +
+                    std::string(", \"flows\": ") + std::to_string(r.flows.size()) +
+                    std::string(", \"flows_different\": ") + std::to_string(r.differing_flows()) +
+                    std::string(", \"client_packets_sent\": ") + std::to_string(r.client_packets_sent) +
+                    std::string(", \"server_packets\": ") + std::to_string(r.server_packets) +
+                    std::string(", \"bytes_expected\": ") + std::to_string(expected) + std::string(", \"bytes_got\": ") + std::to_string(got) +
                     ", \"differences\": [";
   bool first = true;
   for (const FlowReport& f : r.flows) {
@@ -174,18 +174,18 @@ std::string format_json(const Report& r) {
       out += first ? "" : ", ";
       first = false;
       if (d.kind == Difference::Kind::kBytes) {
-        out += "{\"flow\": " + json_string(f.name) + ", \"kind\": \"bytes\", \"offset\": " + std::to_string(d.offset) +
-               ", \"expected_length\": " + std::to_string(d.expected_length) +
-               ", \"got_length\": " + std::to_string(d.got_length) +
-               ", \"expected\": " + json_string(escape_bytes(d.expected, kShown)) +
-               ", \"got\": " + json_string(escape_bytes(d.got, kShown)) + "}";
+        out += std::string("{\"flow\": ") + json_string(f.name) + std::string(", \"kind\": \"bytes\", \"offset\": ") + std::to_string(d.offset) +
+               std::string(", \"expected_length\": ") + std::to_string(d.expected_length) +
+               std::string(", \"got_length\": ") + std::to_string(d.got_length) +
+               std::string(", \"expected\": ") + json_string(escape_bytes(d.expected, kShown)) +
+               std::string(", \"got\": ") + json_string(escape_bytes(d.got, kShown)) + "}";
       } else {
-        out += "{\"flow\": " + json_string(f.name) + ", \"kind\": \"end\", \"expected\": \"" + end_key(d.expected_end) +
-               "\", \"got\": \"" + end_key(d.got_end) + "\"}";
+        out += std::string("{\"flow\": ") + json_string(f.name) + std::string(", \"kind\": \"end\", \"expected\": \"") + end_key(d.expected_end) +
+               std::string("\", \"got\": \"") + end_key(d.got_end) + "\"}";
       }
     }
   }
-  out += "], \"error\": " + json_string(r.error) + ", \"result\": \"" + (r.same() ? "same" : "different") + "\"}\n";
+  out += std::string("], \"error\": ") + json_string(r.error) + ", \"result\": \"" + (r.same() ? "same" : "different") + "\"}\n";
   return out;
 }
 

@@ -18,8 +18,26 @@ bool seq_gt(std::uint32_t a, std::uint32_t b) { return static_cast<std::int32_t>
 
 }  // namespace
 
+void AdvertisedWindow::take(const TcpFacts& f) {
+  if (f.has(tf::kRst) || !f.has(tf::kAck)) {
+    return;
+  }
+  if (f.has(tf::kSyn)) {
+    shift = f.has_wscale ? f.wscale : 0;
+  }
+  // The window of a SYN segment is never scaled (RFC 7323 section 2.2).
+  const std::uint32_t window = f.has(tf::kSyn) ? f.window : (static_cast<std::uint32_t>(f.window) << shift);
+  right_edge = f.ack + window;
+  known = true;
+}
+
+bool AdvertisedWindow::covers(std::uint32_t end) const {
+  return known && !seq_gt(end, right_edge);
+}
+
 void LiveFlow::take(std::span<const std::byte> ip, const TcpFacts& f) {
   ++packets;
+  window.take(f);
   if (f.has(tf::kSyn) && !syn) {
     syn = true;
     iss = f.seq;
@@ -57,6 +75,7 @@ ServerProgress LiveFlow::progress() const {
 }
 
 void CapturedServerState::take(std::span<const std::byte> /*ip*/, const TcpFacts& f, const Flow& flow) {
+  window.take(f);
   if (f.has(tf::kSyn)) {
     progress.syn = true;
   }

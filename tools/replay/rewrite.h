@@ -18,6 +18,18 @@
 
 namespace xtcp::replay {
 
+// The right edge of the window a server advertised last (ACK + window, scaled after the
+// SYN as RFC 7323 section 2.2 says): how far the client may send. In the client's sequence
+// space, which replay keeps as captured.
+struct AdvertisedWindow {
+  bool known = false;
+  std::uint32_t right_edge = 0;
+  std::uint8_t shift = 0;  // from the server's SYN-ACK
+  void take(const TcpFacts& f);
+  // The segment [seq, end) fits inside it.
+  bool covers(std::uint32_t end) const;
+};
+
 // What the live server has done on one flow, from the segments it sent.
 struct LiveFlow {
   bool syn = false;
@@ -28,6 +40,7 @@ struct LiveFlow {
   std::uint32_t tsval = 0;
   FlowEnd end;
   StreamAssembler stream;
+  AdvertisedWindow window;
   std::uint64_t packets = 0;
 
   // Takes one segment from the server on this flow.
@@ -40,6 +53,7 @@ struct CapturedServerState {
   bool has_high = false;
   std::uint32_t high = 0;
   ServerProgress progress;
+  AdvertisedWindow window;
   void take(std::span<const std::byte> ip, const TcpFacts& f, const Flow& flow);
 };
 

@@ -101,7 +101,7 @@ std::unique_ptr<Target> make_tun_target(const TunOptions& options, const Endpoin
   at.sll_protocol = htons(ETH_P_IP);
   at.sll_ifindex = static_cast<int>(ifindex);
   if (::bind(packet, reinterpret_cast<const sockaddr*>(&at), sizeof at) < 0) {
-    *error = "cannot bind a packet socket to '" + options.device + "': " + std::strerror(errno);
+    *error = "cannot bind a packet socket to '" + options.device + std::string("': ") + std::strerror(errno);
     ::close(packet);
     return nullptr;
   }
