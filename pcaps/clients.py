@@ -44,6 +44,18 @@ def payload(n, seed):
     return bytes(rng.randrange(32, 127) for _ in range(n))
 
 
+def echo_while_writing(s, data, piece):
+    """Writes data in pieces while a thread reads the echo; checks it."""
+    got = []
+    t = threading.Thread(target=lambda: got.append(recv_exactly(s, len(data))))
+    t.start()
+    for i in range(0, len(data), piece):
+        s.sendall(data[i:i + piece])
+    t.join()
+    if got[0] != data:
+        raise SystemExit("echo differs")
+
+
 def echo_roundtrip(s, data):
     s.sendall(data)
     got = recv_exactly(s, len(data))
@@ -64,18 +76,7 @@ def echo_hello(port):
 def echo_bulk(port):
     """64 KiB up and the same 64 KiB back, read while writing (both directions busy)."""
     s = connect(port)
-    data = payload(64 * 1024, 1)
-    got = []
-
-    def reader():
-        got.append(recv_exactly(s, len(data)))
-
-    t = threading.Thread(target=reader)
-    t.start()
-    s.sendall(data)
-    t.join()
-    if got[0] != data:
-        raise SystemExit("bulk echo differs")
+    echo_while_writing(s, payload(64 * 1024, 1), 64 * 1024)
     s.shutdown(socket.SHUT_WR)
     expect_eof(s)
     s.close()
@@ -101,19 +102,7 @@ def echo_interleaved(port):
 def echo_lossy(port):
     """Under the recording's nftables loss (record.sh): 24 KiB in 1 KiB writes, echoed."""
     s = connect(port)
-    data = payload(24 * 1024, 2)
-    got = []
-
-    def reader():
-        got.append(recv_exactly(s, len(data)))
-
-    t = threading.Thread(target=reader)
-    t.start()
-    for i in range(0, len(data), 1024):
-        s.sendall(data[i:i + 1024])
-    t.join()
-    if got[0] != data:
-        raise SystemExit("lossy echo differs")
+    echo_while_writing(s, payload(24 * 1024, 2), 1024)
     s.shutdown(socket.SHUT_WR)
     expect_eof(s)
     s.close()

@@ -25,33 +25,16 @@ namespace {
 // The timestamp and window scale options (RFC 7323 sections 3 and 2) that come before any
 // malformed option.
 void read_options(std::span<const std::byte> opts, TcpFacts* f) {
-  std::size_t i = 0;
-  while (i < opts.size()) {
-    const auto kind = static_cast<std::uint8_t>(opts[i]);
-    if (kind == wire::tcp_option::kEol) {
-      return;
-    }
-    if (kind == wire::tcp_option::kNop) {
-      ++i;
-      continue;
-    }
-    if (i + 1 >= opts.size()) {
-      return;
-    }
-    const auto len = static_cast<std::size_t>(opts[i + 1]);
-    if (len < 2 || i + len > opts.size()) {
-      return;
-    }
+  for_each_tcp_option(opts, [&](std::uint8_t kind, std::size_t at, std::size_t len) {
     if (kind == wire::tcp_option::kTimestamp && len == 10) {
       f->has_tsval = true;
-      f->tsval = load_be32(opts.data() + i + 2);
+      f->tsval = load_be32(opts.data() + at + 2);
     }
     if (kind == wire::tcp_option::kWindowScale && len == 3) {
       f->has_wscale = true;
-      f->wscale = std::min(static_cast<std::uint8_t>(opts[i + 2]), wire::kMaxWindowScale);
+      f->wscale = std::min(static_cast<std::uint8_t>(opts[at + 2]), wire::kMaxWindowScale);
     }
-    i += len;
-  }
+  });
 }
 
 }  // namespace

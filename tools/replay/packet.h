@@ -51,6 +51,33 @@ struct TcpFacts {
 
 TcpFacts read_tcp_facts(std::span<const std::byte> ip);
 
+// Calls on_option(kind, offset, length) for every option of the TCP option bytes (NOPs and
+// EOL aside) up to the first malformed one (a length under 2 or running past the end):
+// what comes after that cannot be told apart and is left as it is.
+template <typename OnOption>
+void for_each_tcp_option(std::span<const std::byte> opts, const OnOption& on_option) {
+  std::size_t i = 0;
+  while (i < opts.size()) {
+    const auto kind = static_cast<std::uint8_t>(opts[i]);
+    if (kind == 0) {  // EOL
+      return;
+    }
+    if (kind == 1) {  // NOP
+      ++i;
+      continue;
+    }
+    if (i + 1 >= opts.size()) {
+      return;
+    }
+    const auto len = static_cast<std::size_t>(opts[i + 1]);
+    if (len < 2 || i + len > opts.size()) {
+      return;
+    }
+    on_option(kind, i, len);
+    i += len;
+  }
+}
+
 // Checksums as the packet carries them: whether each is right (for the addresses the packet
 // has). A packet that arrived with a wrong checksum keeps a wrong one when rewritten.
 bool ip_checksum_ok(std::span<const std::byte> ip, const TcpFacts& f);

@@ -127,26 +127,11 @@ std::uint32_t map_server_seq(std::uint32_t captured, const Flow& flow, const Cap
   return seq_gt(mapped, live_high) ? live_high : mapped;
 }
 
+// Malformed options are replayed as captured.
 void rewrite_options(std::span<std::byte> opts, const Flow& flow, const CapturedServerState& cs,
                      const LiveFlow& live) {
-  std::size_t i = 0;
-  while (i < opts.size()) {
-    const auto kind = static_cast<std::uint8_t>(opts[i]);
-    if (kind == wire::tcp_option::kEol) {
-      return;
-    }
-    if (kind == wire::tcp_option::kNop) {
-      ++i;
-      continue;
-    }
-    if (i + 1 >= opts.size()) {
-      return;
-    }
-    const auto len = static_cast<std::size_t>(opts[i + 1]);
-    if (len < 2 || i + len > opts.size()) {
-      return;  // malformed options are replayed as captured
-    }
-    std::byte* o = opts.data() + i;
+  for_each_tcp_option(std::span<const std::byte>(opts), [&](std::uint8_t kind, std::size_t at, std::size_t len) {
+    std::byte* o = opts.data() + at;
     if (kind == wire::tcp_option::kTimestamp && len == 10 && live.has_tsval && load_be32(o + 6) != 0) {
       store_be32(o + 6, live.tsval);
     }
@@ -156,8 +141,7 @@ void rewrite_options(std::span<std::byte> opts, const Flow& flow, const Captured
         store_be32(o + b + 4, map_server_seq(load_be32(o + b + 4), flow, cs, live));
       }
     }
-    i += len;
-  }
+  });
 }
 
 }  // namespace
