@@ -4,8 +4,11 @@
 # TUN device in a throwaway network namespace (198.18.0.0/24: the kernel 198.18.0.1, the
 # server 198.18.0.2), recorded with the program's own --pcap whole-link mirror while one
 # scenario of pcaps/clients.py (Linux kernel TCP clients, Python sockets) talks to it. The
-# namespace's sysctls vary the clients' SYN options; nftables drops packets at random for
-# the lossy capture. Needs root, /dev/net/tun, ip, nft (Debian: nftables), python3, and the
+# namespace's sysctls vary the clients' SYN options. For the lossy capture the clients sit
+# in a second namespace (198.18.1.2, behind a veth pair) and the server's namespace routes
+# between them, dropping packets at random with nftables in its forward chain: the
+# senders cannot tell (a drop on the sending host itself is reported to its TCP, which then
+# just sends again in order), so the server meets real holes and out-of-order data. Needs root, /dev/net/tun, ip, nft (Debian: nftables), python3, and the
 # programs built (XTCP_BUILD_DIR, default build/). Usage: pcaps/record.sh [NAME...]
 # (default: every capture).
 set -euo pipefail
@@ -32,6 +35,7 @@ cleanup() {
   local rc=$?
   stop_server
   ip netns del "$NS" 2>/dev/null || true
+  ip netns del "$NS-c" 2>/dev/null || true
   rm -f "$LOG"
   exit "$rc"
 }
@@ -61,16 +65,31 @@ record() {
     sleep 0.1
   done
   grep -q "^$program: " "$LOG" || { cat "$LOG"; echo "record.sh: $program did not start" >&2; exit 1; }
+  local client_ns="$NS"
   if [ -n "$loss" ]; then
-    # Random loss both ways on the TUN, in the namespace only (RFC 9293 recovery on both sides).
+    # The clients behind a router: this namespace forwards between the veth and the TUN and
+    # drops loss% of the packets both ways.
+    client_ns="$NS-c"
+    ip netns add "$client_ns"
+    ip -n "$client_ns" link set lo up
+    ip link add xrecv0 netns "$NS" type veth peer name xrecv1 netns "$client_ns"
+    in_ns ip addr add 198.18.1.1/24 dev xrecv0
+    in_ns ip link set xrecv0 up
+    ip -n "$client_ns" addr add 198.18.1.2/24 dev xrecv1
+    ip -n "$client_ns" link set xrecv1 up
+    ip -n "$client_ns" route add default via 198.18.1.1
+    in_ns sysctl -q -w net.ipv4.ip_forward=1
     in_ns nft -f - <<NFT
 table inet xtcp_loss {
-  chain in { type filter hook input priority 0; iifname "$TUN" tcp sport $port numgen random mod 100 < $loss drop; }
-  chain out { type filter hook output priority 0; oifname "$TUN" tcp dport $port numgen random mod 100 < $loss drop; }
+  chain drop_some {
+    type filter hook forward priority 0; policy accept;
+    tcp sport $port numgen random mod 100 < $loss drop
+    tcp dport $port numgen random mod 100 < $loss drop
+  }
 }
 NFT
   fi
-  if ! in_ns python3 "$PCAPS/clients.py" "$scenario" "$port"; then
+  if ! ip netns exec "$client_ns" python3 "$PCAPS/clients.py" "$scenario" "$port"; then
     echo "record.sh: scenario $scenario failed; $out not kept" >&2
     stop_server
     rm -f "$out"
@@ -78,6 +97,7 @@ NFT
   fi
   stop_server
   ip netns del "$NS"
+  [ "$client_ns" = "$NS" ] || ip netns del "$client_ns"
   printf '%-45s %6d bytes\n' "${out#"$ROOT"/}" "$(stat -c %s "$out")"
 }
 
@@ -95,7 +115,7 @@ want handshake-bare && record "$E/handshake-bare.pcap" xtcp-echo 7 echo-hello ne
   net.ipv4.tcp_timestamps=0 net.ipv4.tcp_window_scaling=0
 want bulk && record "$E/bulk.pcap" xtcp-echo 7 echo-bulk
 want interleaved && record "$E/interleaved.pcap" xtcp-echo 7 echo-interleaved
-want lossy && record "$E/lossy.pcap" xtcp-echo 7 echo-lossy loss=10
+want lossy && record "$E/lossy.pcap" xtcp-echo 7 echo-lossy loss=15
 want zero-window && record "$E/zero-window.pcap" xtcp-echo 7 echo-zero-window
 want closes && record "$E/closes.pcap" xtcp-echo 7 echo-closes
 want im-chat && record "$I/chat.pcap" xtcp-im 5222 im-chat
