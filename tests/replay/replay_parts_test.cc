@@ -13,7 +13,9 @@
 #include "stack/wire/tcp.h"
 #include "tools/replay/capture.h"
 #include "tools/replay/report.h"
+#include "tools/replay/replayer.h"
 #include "tools/replay/rewrite.h"
+#include "tools/replay/target.h"
 
 namespace xtcp::replay {
 namespace {
@@ -260,6 +262,67 @@ TEST(ReplayReport, NamesTheFlowOffsetExpectedAndGotAndTheEnd) {
   EXPECT_NE(json.find("\"expected\": \"lo\", \"got\": \"p\\\\n\""), std::string::npos) << json;
   EXPECT_NE(json.find("\"kind\": \"end\", \"expected\": \"fin\", \"got\": \"rst\""), std::string::npos) << json;
   EXPECT_NE(json.find("\"result\": \"different\""), std::string::npos) << json;
+}
+
+}  // namespace
+}  // namespace xtcp::replay
+
+namespace xtcp::replay {
+namespace {
+
+// Mutated and truncated packets (seeded) replayed against the in-process echo: every one
+// that names the server is sent (none is lost to a parse failure in replay), and the run
+// ends with a report of every flow.
+TEST(ReplayRobustness, MutatedPacketsAreAllSentAndTheRunEnds) {
+  std::uint64_t state = 0x9e3779b97f4a7c15ull;
+  auto next = [&state] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  std::vector<CapturedPacket> packets;
+  TimeNs t = seconds(10);
+  for (int i = 0; i < 600; ++i) {
+    std::vector<std::byte> p = segment(true, static_cast<std::uint8_t>(next()), static_cast<std::uint32_t>(next()),
+                                       static_cast<std::uint32_t>(next()), "payload bytes");
+    // Keep the addresses and ports (bytes 12..23) so the packet stays in a flow; mutate the rest.
+    for (int m = 0; m < 3; ++m) {
+      const std::size_t at = next() % p.size();
+      if (at < 12 || at >= 24) {
+        p[at] = static_cast<std::byte>(next());
+      }
+    }
+    if (next() % 4 == 0) {
+      p.resize(24 + next() % (p.size() - 24));
+    }
+    CapturedPacket c;
+    c.time = t;
+    t += us(100);
+    c.ip = std::move(p);
+    c.facts = read_tcp_facts(c.ip);
+    packets.push_back(std::move(c));
+  }
+  std::string error;
+  auto cap = extract_flows(std::move(packets), Endpoint{kServer, 7}, &error);
+  ASSERT_TRUE(cap) << error;
+  std::uint64_t placed = 0;
+  for (std::size_t i = 0; i < cap->packets.size(); ++i) {
+    placed += cap->flow_of[i] != SIZE_MAX && cap->from_client[i] ? 1 : 0;
+  }
+  EXPECT_GT(placed, 300u);
+  InProcessOptions o;
+  o.server = Endpoint{kServer, 7};
+  auto target = make_in_process_target(o, &error);
+  ASSERT_TRUE(target) << error;
+  ReplayOptions ro;
+  ro.answer_wait = ms(10);
+  ro.linger = ms(100);
+  const ReplayOutcome out = replay(*cap, *target, ro, nullptr);
+  EXPECT_EQ(out.error, 0) << out.error_text;
+  EXPECT_EQ(out.client_packets_sent, placed);
+  const Report r = compare(*cap, out);
+  EXPECT_EQ(r.flows.size(), cap->flows.size());
 }
 
 }  // namespace

@@ -140,8 +140,10 @@ class Client {
 
  private:
   static std::vector<std::byte> bytes(const std::string& s) {
-    std::vector<std::byte> b(s.size());
-    std::memcpy(b.data(), s.data(), s.size());
+    std::vector<std::byte> b;
+    for (const char ch : s) {
+      b.push_back(static_cast<std::byte>(ch));
+    }
     return b;
   }
 
