@@ -133,9 +133,9 @@ int main(int argc, char** argv) {
                  plan.pace = v;
                  return one_of(v, {"capture", "fast"});
                });
-  flags.duration("--wait", "fast: the longest wait for the server's answer", &plan.wait, cli::Micros(1000),
+  flags.duration("--wait", "fast: the longest wait for the server's answer (a plain number is in ms)", &plan.wait, cli::Micros(1000),
                  cli::Micros(60'000'000), cli::Micros(1000));
-  flags.duration("--linger", "after the last client packet: the longest wait for the flows' ends", &plan.linger,
+  flags.duration("--linger", "after the last client packet: the longest wait for the flows' ends (a plain number is in ms)", &plan.linger,
                  cli::Micros(0), cli::Micros(600'000'000), cli::Micros(1000));
   flags.text("--write", "FILE", "write the live exchange (both directions) to this pcap", &plan.write);
   flags.custom("--inject-fault", "none|change-byte|fin-to-rst",
