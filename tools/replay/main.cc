@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
   cli::Flags flags(kProgram, "--capture FILE [OPTION]...",
                    "Plays the client side of every TCP flow in a pcap against an xtcp server and checks "
                    "its answers: the same bytes in the same order as the captured server sent, and the "
-                   "same end (FIN, RST, still open) on every flow. Sequence and acknowledgement numbers, "
+                   "same end (FIN, RST, or neither) on every flow. Sequence and acknowledgement numbers, "
                    "SACK blocks and timestamp echoes are moved into the live connection's space; "
                    "checksums are recomputed (a wrong one stays wrong).");
   flags.library_version(xtcp_version());

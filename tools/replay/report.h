@@ -1,6 +1,6 @@
 // The comparison of a replay with its capture, per flow: the live server's byte stream
 // against the captured server's (same bytes, same order) and how each flow ended (FIN, RST,
-// still open), told in plain words or as JSON.
+// neither), told in plain words or as JSON.
 #pragma once
 
 #include <cstdint>
