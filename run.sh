@@ -20,7 +20,7 @@ PACKAGES=(
   cmake g++ clang make pkg-config
   libtins-dev libpcap-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  iproute2 tshark tcpdump netcat-openbsd curl python3 iputils-ping
+  iproute2 tshark tcpdump netcat-openbsd curl python3 iputils-ping nftables
   liburing-dev
   libclang-rt-14-dev
 )
