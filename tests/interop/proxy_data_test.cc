@@ -156,6 +156,7 @@ TEST(ProxyData, SlowClientBacksUpAtTheServerNotInTheProxy) {
   std::atomic<int> server_outq{0};
   std::atomic<bool> client_reads{false};
   std::string mid_output;
+  std::size_t stalled_sent = 0;
   px->in_namespace([&] {
     const int lfd = listen_on(9000);
     ASSERT_GE(lfd, 0);
@@ -206,6 +207,7 @@ TEST(ProxyData, SlowClientBacksUpAtTheServerNotInTheProxy) {
     EXPECT_LT(server_sent.load(), kTotal) << "everything left the server although the client read nothing";
     EXPECT_GT(server_outq.load(), 64 * 1024) << "the server's own queue should hold the backlog";
     // The proxy's view while stalled.
+    stalled_sent = server_sent.load();
     px->signal(SIGUSR1);
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     mid_output = px->output_so_far();
@@ -216,7 +218,11 @@ TEST(ProxyData, SlowClientBacksUpAtTheServerNotInTheProxy) {
     EXPECT_EQ(got.size(), kTotal);
     EXPECT_EQ(sha256_hex(got), sha256_hex(down));
   });
-  EXPECT_LE(counter_of(mid_output, "proxy.pair_buffer_bytes"), 64u * 1024) << mid_output;
+  const std::uint64_t held_for_client = counter_of(mid_output, "proxy.pair_buffer_bytes");
+  EXPECT_LE(held_for_client, 64u * 1024) << mid_output;
+  EXPECT_GE(held_for_client, 32u * 1024) << "the stalled pair fills its buffer toward the client";
+  std::printf("stalled: server sent %zu of %zu, its queue %d, proxy holds %llu toward the client\n",
+              stalled_sent, kTotal, server_outq.load(), static_cast<unsigned long long>(held_for_client));
   EXPECT_LE(counter_of(mid_output, "pool.rx_buffer_used"), 128u * 1024)
       << "the proxy holds about one receive window from the server, no more";
   EXPECT_EQ(counter_of(mid_output, "proxy.pairs_open"), 1u);
