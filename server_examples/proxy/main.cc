@@ -29,6 +29,12 @@ using namespace xtcp_proxy;
 namespace cli = xtcp::cli;
 
 constexpr const char* kProgram = "xtcp-proxy";
+// A client's bytes are acknowledged when the server's half has queued them (the ACK
+// follows the push). Bytes held longer, because the server's side is full, are ACKed
+// anyway after this long, with the window they leave closed: the client then waits in
+// zero-window probes, which never time out, instead of retransmitting into a growing
+// backoff until it gives up (RFC 9293 3.8.6.1).
+constexpr std::int64_t kClientAckDeadlineMs = 100;
 // The stack's connections: two per pair, and room for closes the stack still finishes.
 constexpr std::uint64_t kMaxStackConnections = 16'777'214;
 
@@ -150,6 +156,8 @@ int open_proxy_group(std::uint16_t port, std::uint64_t pair_buffer, std::uint64_
              (rc = xtcp_setopt(gd, XTCP_OPT_ZERO_WINDOW_ABORT_MS, static_cast<std::int64_t>(zero_window_abort_ms))) <
                  0) {
     *what = "xtcp_setopt(XTCP_OPT_ZERO_WINDOW_ABORT_MS)";
+  } else if (port != 0 && (rc = xtcp_setopt(gd, XTCP_OPT_ACK_DEADLINE_MS, kClientAckDeadlineMs)) < 0) {
+    *what = "xtcp_setopt(XTCP_OPT_ACK_DEADLINE_MS)";
   } else if ((rc = xtcp_writable(gd)) < 0 && rc != -EAGAIN) {
     *what = "xtcp_writable";  // from now on the group reports writable connections
   } else {
