@@ -15,6 +15,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "server_examples/common/server_flags.h"
@@ -65,6 +67,26 @@ struct ProxyFlags {
   std::uint64_t pair_buffer = 256 * 1024;
 };
 
+// A flag whose value is one of a few words; the first is the default.
+template <class T>
+void choice_flag(cli::Flags& f, std::string_view name, std::string help,
+                 std::vector<std::pair<std::string, T>> choices, T* out) {
+  std::string words;
+  for (const auto& c : choices) {
+    words += (words.empty() ? "" : "|") + c.first;
+  }
+  const std::string first = choices.front().first;
+  f.custom(name, words, std::move(help), first, [choices, words, out](const std::string& v) {
+    for (const auto& c : choices) {
+      if (c.first == v) {
+        *out = c.second;
+        return std::string();
+      }
+    }
+    return "expected one of " + words + ", got '" + v + "'";
+  });
+}
+
 void add_proxy_flags(cli::Flags& f, ProxyFlags* p) {
   f.custom("--server", "ADDR:PORT",
            "a server to carry clients to; give it once per server (1 to 64), in the order round-robin "
@@ -82,36 +104,17 @@ void add_proxy_flags(cli::Flags& f, ProxyFlags* p) {
              return std::string();
            })
       .required();
-  f.custom("--balance", "round-robin|least-conn|source-hash",
-           "which server a new client goes to: the next in turn, the one with the fewest open pairs, or "
-           "one chosen by a hash of the client's address (the same client, the same server while it is up)",
-           "round-robin", [p](const std::string& v) {
-             if (v == "round-robin") {
-               p->balance = BalancePolicy::kRoundRobin;
-             } else if (v == "least-conn") {
-               p->balance = BalancePolicy::kLeastConn;
-             } else if (v == "source-hash") {
-               p->balance = BalancePolicy::kSourceHash;
-             } else {
-               return "expected round-robin, least-conn or source-hash, got '" + v + "'";
-             }
-             return std::string();
-           });
-  f.custom("--proxy-protocol", "none|v1|v2",
-           "send a PROXY protocol header (v1 text, v2 binary) first toward the server, naming the client's "
-           "address and port",
-           "none", [p](const std::string& v) {
-             if (v == "none") {
-               p->header = ProxyHeader::kNone;
-             } else if (v == "v1") {
-               p->header = ProxyHeader::kV1;
-             } else if (v == "v2") {
-               p->header = ProxyHeader::kV2;
-             } else {
-               return "expected none, v1 or v2, got '" + v + "'";
-             }
-             return std::string();
-           });
+  choice_flag(f, "--balance",
+              "which server a new client goes to: the next in turn, the one with the fewest open pairs, or "
+              "one chosen by a hash of the client's address (the same client, the same server while it is up)",
+              {{"round-robin", BalancePolicy::kRoundRobin},
+               {"least-conn", BalancePolicy::kLeastConn},
+               {"source-hash", BalancePolicy::kSourceHash}},
+              &p->balance);
+  choice_flag(f, "--proxy-protocol",
+              "send a PROXY protocol header (v1 text, v2 binary) first toward the server, naming the client's "
+              "address and port",
+              {{"none", ProxyHeader::kNone}, {"v1", ProxyHeader::kV1}, {"v2", ProxyHeader::kV2}}, &p->header);
   f.duration("--connect-timeout",
              "a server that has not completed the handshake in this time is marked down and the client goes "
              "on to the next one; a plain number is seconds",

@@ -216,6 +216,15 @@ inline std::uint64_t counter_of(const std::string& output, const std::string& na
   return v.value_or(~0ull);
 }
 
+// Stops the proxy and checks what every run must end with: exit 0 and no pair left
+// (proxy.pairs_open 0). Returns its output for the test's own counters.
+inline std::string stop_cleanly(ProgramServer& px) {
+  const CommandResult r = px.stop();
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(counter_of(r.output, "proxy.pairs_open"), 0u) << "a pair's state was left behind";
+  return r.output;
+}
+
 // The proxy's command line for a test: its port and the servers.
 inline std::string proxy_args(const std::vector<std::uint16_t>& server_ports, const std::string& more = "") {
   std::string a = "--port " + std::to_string(kProxyPort);
