@@ -56,7 +56,7 @@ TEST(ProxyFailover, RefusingServerIsMarkedDownAndSkipped) {
     ASSERT_GE(lfd, 0);
     KernelServer server(lfd, echo_handler);
     for (int i = 0; i < 4; ++i) {
-      expect_echo("hello " + std::to_string(i));
+      expect_echo(std::string("hello ") + std::to_string(i));
     }
     EXPECT_EQ(server.accepted(), 4);
   });

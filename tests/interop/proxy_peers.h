@@ -227,7 +227,7 @@ inline std::string stop_cleanly(ProgramServer& px) {
 
 // The proxy's command line for a test: its port and the servers.
 inline std::string proxy_args(const std::vector<std::uint16_t>& server_ports, const std::string& more = "") {
-  std::string a = "--port " + std::to_string(kProxyPort);
+  std::string a = std::string("--port ") + std::to_string(kProxyPort);
   for (const std::uint16_t p : server_ports) {
     a += std::string(" --server ") + kServerIp + ":" + std::to_string(p);
   }
