@@ -132,6 +132,20 @@ def tcp_mem_bytes():
     return 0
 
 
+def slabinfo():
+    """Bytes per slab cache (active objects x object size); {} when unreadable."""
+    out = {}
+    try:
+        with open("/proc/slabinfo") as f:
+            for line in f:
+                if not line.startswith(("slabinfo", "#")):
+                    p = line.split()
+                    out[p[0]] = int(p[1]) * int(p[3])
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
@@ -191,6 +205,16 @@ class Cleanup:
 
 
 CLEANUP = Cleanup()
+
+
+def remove_stale_namespaces():
+    """Namespaces of earlier runs of this script whose process is gone (killed by SIGKILL)."""
+    r = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+    for line in r.stdout.splitlines():
+        m = re.match(re.escape(NS_PREFIX) + r"(\d+)-\S+", line)
+        if m and int(m.group(1)) != os.getpid() and not os.path.exists(f"/proc/{m.group(1)}"):
+            log(f"removing namespace {m.group(0)} left by a run that died")
+            CLEANUP.delete_ns(m.group(0))
 
 
 def sh(argv, ns=None, check=True):
@@ -361,7 +385,7 @@ backend be
 
     def backend_pairs(self):
         """ESTABLISHED connections the backends accepted (one per proxied pair)."""
-        r = sh(["ss", "-Htn", "state", "established", f"( sport >= :{BACKEND_PORTS[0]} and "
+        r = sh(["ss", "-Htn", "state", "established", f"src {BACKEND_IP} and ( sport >= :{BACKEND_PORTS[0]} and "
                 f"sport <= :{BACKEND_PORTS[-1]} )"], self.ns, check=False)
         return sum(1 for line in r.stdout.splitlines() if line.strip())
 
@@ -392,7 +416,7 @@ def measure_idle(a, kind, n):
         rec["proxy_argv"] = bed.argv
         rec["proxy_processes"] = len(bed.procs)
         base_slab = settle_slab()
-        base_rss, base_tcp_mem = bed.rss(), tcp_mem_bytes()
+        base_rss, base_tcp_mem, base_caches = bed.rss(), tcp_mem_bytes(), slabinfo()
         argv = [a.bins["xtcp-kernel-clients"], "--target", bed.target, "--src", IDLE_SRC, "--connections", str(n),
                 "--ramp", str(a.ramp), "--message-size", "64", "--bursts", "1",
                 "--interval", f"{a.idle_hold}s", "--timeout", f"{int(n / a.ramp) + 120}s",
@@ -412,7 +436,10 @@ def measure_idle(a, kind, n):
             pairs = bed.backend_pairs()
         time.sleep(2)  # idle: the last handshakes' ACKs are through
         pairs = bed.backend_pairs()
-        rss, slab, tcp_mem = bed.rss(), meminfo_bytes("Slab"), tcp_mem_bytes()
+        rss, slab, tcp_mem, caches = bed.rss(), meminfo_bytes("Slab"), tcp_mem_bytes(), slabinfo()
+        growth = {k: v - base_caches.get(k, 0) for k, v in caches.items()}
+        rec["slab_caches_per_pair"] = {k: round(v / max(pairs, 1)) for k, v in
+                                       sorted(growth.items(), key=lambda kv: -kv[1])[:10]}
         rec.update(pairs=pairs, base_rss_bytes=base_rss, rss_bytes=rss, rss_per_pair=(rss - base_rss) / max(pairs, 1),
                    slab_growth_bytes=slab - base_slab, slab_growth_per_pair=(slab - base_slab) / max(pairs, 1),
                    tcp_mem_growth_bytes=tcp_mem - base_tcp_mem)
@@ -781,6 +808,7 @@ def main():
     started = datetime.datetime.now(datetime.timezone.utc)
     status = 0
     try:
+        remove_stale_namespaces()
         if "haproxy" in a.proxies:
             a.haproxy = find_haproxy(a)
             a.haproxy_version = subprocess.run([a.haproxy, "-v"], capture_output=True, text=True).stdout.split("\n")[0]
