@@ -641,6 +641,15 @@ int Runtime::setopt(int gd, int option, std::int64_t value) {
       }
       o.zero_window_abort_ms = value;
       return 0;
+    case XTCP_OPT_TX_LIMIT:
+      // Below one segment's worth an answer could never leave in full-sized segments.
+      if (value != 0 && (value < 1024 || value > INT32_MAX)) {
+        explain("XTCP_OPT_TX_LIMIT is 0 (no limit of its own) or 1024 to 2^31-1 bytes, got %lld",
+                static_cast<long long>(value));
+        return -EINVAL;
+      }
+      o.tx_limit = value;
+      return 0;
     default:
       explain("unknown option %d", option);
       return -EINVAL;
@@ -666,6 +675,7 @@ int Runtime::getopt(int gd, int option, std::int64_t* value) const {
     case XTCP_OPT_NODELAY: *value = o.nodelay ? 1 : 0; return 0;
     case XTCP_OPT_SEND_ALL: *value = o.send_all ? 1 : 0; return 0;
     case XTCP_OPT_ZERO_WINDOW_ABORT_MS: *value = o.zero_window_abort_ms; return 0;
+    case XTCP_OPT_TX_LIMIT: *value = o.tx_limit; return 0;
     default: explain("unknown option %d", option); return -EINVAL;
   }
 }

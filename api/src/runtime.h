@@ -93,6 +93,7 @@ struct GroupOptions {
   bool nodelay = true;
   bool send_all = false;  // XTCP_OPT_SEND_ALL: an answer is queued whole or not at all
   std::int64_t zero_window_abort_ms = 60'000;  // XTCP_OPT_ZERO_WINDOW_ABORT_MS (0: never)
+  std::int64_t tx_limit = 0;  // XTCP_OPT_TX_LIMIT: most bytes one connection caches (0: no own limit)
 };
 
 // Engine ConnId -> API slot, for every id the engine can hand out (its max_connections):
@@ -149,6 +150,13 @@ class Runtime {
   int accept(int pool, int gd);
   int pars(int gd, int cd, sockaddr_in* sa);
   int close(int pool, int gd, int cd);
+  // xtcp_shutdown: FIN after the queued bytes (SHUT_WR); receiving goes on.
+  int shutdown(int gd, int cd, int how);
+  // xtcp_abort: RST now and the descriptor released.
+  int abort(int gd, int cd);
+  // xtcp_redeliver: the unacknowledged bytes (and an orderly end after them) are offered
+  // again by recv.
+  int redeliver(int gd, int cd);
   // user_data (optional): the connection's user data, whenever *cd is set.
   int recv(int pool, int gd, int* cd, void* buf, std::size_t len, std::uint64_t* user_data = nullptr);
   int send(int pool, int gd, int cd, std::size_t ackd, const void* buf, std::size_t len);
@@ -313,6 +321,8 @@ class Runtime {
   // Room for conn's next answer: its share of the cache, and no more than the cache's
   // min_share in all while its peer advertises window 0 (a hoarder is throttled first).
   std::size_t tx_room(ConnId conn) const;
+  // XTCP_OPT_TX_LIMIT of the connection's group (SIZE_MAX: none).
+  std::size_t group_tx_limit(ConnId conn) const;
   bool peer_window_closed(ConnId conn) const;
   // Throttling (runtime_send.cc): refused connections of every pool get a window update
   // once their pool has uncommitted room, oldest refusal first; and connections whose

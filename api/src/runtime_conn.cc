@@ -13,6 +13,7 @@
 #include <climits>
 #include <cstring>
 
+#include "api/src/errors.h"
 #include "api/src/runtime_internal.h"
 
 namespace xtcp::api {
@@ -333,9 +334,16 @@ void Runtime::on_event(const TcpEvent& e) {
   }
   Conn& c = conns_[slot];
   switch (e.type) {
-    case TcpEventType::kConnected:
+    case TcpEventType::kConnected: {
       c.flags &= static_cast<std::uint8_t>(~kConnecting);
+      // An active open that completed becomes writable once, for groups that ask.
+      Group* g = group(c.gd);
+      if (g != nullptr && g->writable_events && c.state == kOpen) {
+        g->writable.push_back(WriteWaiter{slot, c.gen});
+        sync_fd(*g);
+      }
       return;
+    }
     case TcpEventType::kWritable:
       if ((c.flags & internal::kWantWrite) != 0) {
         try_wake(slot);
@@ -535,6 +543,72 @@ int Runtime::close(int pool, int gd, int cd) {
   }
   free_slot(slot);
   sync_fd(g);
+  return 0;
+}
+
+int Runtime::shutdown(int gd, int cd, int how) {
+  std::uint32_t slot = 0;
+  Conn* c = conn(0, gd, cd, &slot);
+  if (c == nullptr) {
+    return -EBADF;
+  }
+  if (how != SHUT_WR) {
+    explain("how %d: only SHUT_WR (%d) is supported; xtcp_close or xtcp_abort end both directions", how,
+            SHUT_WR);
+    return -EINVAL;
+  }
+  if (c->conn == kNoConn) {
+    return c->error != 0 ? -static_cast<int>(c->error) : -ENOTCONN;
+  }
+  if ((c->flags & kConnecting) != 0) {
+    explain("the connection is not established yet (xtcp_connect in progress)");
+    return -ENOTCONN;
+  }
+  // RFC 9293 3.10.4: CLOSE in ESTABLISHED queues a FIN after the data (FIN-WAIT-1), in
+  // CLOSE-WAIT it goes to LAST-ACK; either way receiving goes on until the peer's FIN.
+  const int rc = stack_->tcp().shutdown(c->conn);
+  refresh(slot);
+  return rc;
+}
+
+int Runtime::abort(int gd, int cd) {
+  std::uint32_t slot = 0;
+  Conn* c = conn(0, gd, cd, &slot);
+  if (c == nullptr) {
+    return -EBADF;
+  }
+  Group& g = *group(gd);
+  ready_unlink(g, slot);
+  if (c->conn != kNoConn) {
+    // RFC 9293 3.10.4 ABORT: a RST in a synchronized state; queued data is dropped.
+    engine_to_slot_.clear(c->conn);
+    stack_->tcp().abort(c->conn);
+  }
+  --g.connections;
+  if (Pool* p = pool_of(g.pool)) {
+    --p->connections;
+  }
+  free_slot(slot);
+  sync_fd(g);
+  return 0;
+}
+
+int Runtime::redeliver(int gd, int cd) {
+  std::uint32_t slot = 0;
+  Conn* c = conn(0, gd, cd, &slot);
+  if (c == nullptr) {
+    return -EBADF;
+  }
+  if (c->cold != 0) {
+    cold_[c->cold - 1].seen = 0;
+    settle_cold(*c);
+  }
+  // An orderly end already reported comes again after the bytes offered again; an end by
+  // error was reported before any data and stays reported.
+  if ((c->flags & kEndReported) != 0 && c->error == 0 && c->conn != kNoConn && rx_.held(c->conn) > 0) {
+    c->flags &= static_cast<std::uint8_t>(~kEndReported);
+  }
+  refresh(slot);
   return 0;
 }
 

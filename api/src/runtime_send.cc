@@ -78,7 +78,10 @@ int Runtime::send(int pool, int gd, int cd, std::size_t ackd, const void* buf, s
     // A throttled connection (its peer keeps window 0) gets what tx_room allows, maybe
     // nothing: then the ACK goes alone, as when the cache is full.
     const std::size_t take = std::min(len, tx_room(c->conn));
-    const bool throttled = take == 0 && peer_window_closed(c->conn);
+    // Refused outright: a peer that keeps window 0, or a connection at its group's limit
+    // (XTCP_OPT_TX_LIMIT), which the engine's own share check does not know.
+    const bool throttled =
+        take == 0 && (peer_window_closed(c->conn) || tx_.queued(c->conn) >= group_tx_limit(c->conn));
     if (throttled && ackd > 0) {
       tcp.consumed(c->conn);
     }
@@ -119,9 +122,9 @@ bool Runtime::own_share_limits(ConnId conn, std::size_t want) const {
   if (queued == 0) {
     return false;
   }
-  const std::size_t limit =
+  const std::size_t share =
       peer_window_closed(conn) ? std::min(tx_.share(conn), tx_.min_share()) : tx_.share(conn);
-  return queued + want > limit;
+  return queued + want > std::min(share, group_tx_limit(conn));
 }
 
 bool Runtime::peer_window_closed(ConnId conn) const {
@@ -134,13 +137,23 @@ bool Runtime::peer_window_closed(ConnId conn) const {
 // meanwhile cannot leave. Such a connection gets no more than min_share of the cache in
 // all: the connections that hold the most and make no progress are throttled first.
 std::size_t Runtime::tx_room(ConnId conn) const {
-  const std::size_t room = tx_.free_space(conn);
+  const std::size_t queued = tx_.queued(conn);
+  const std::size_t limit = group_tx_limit(conn);
+  const std::size_t room = std::min(tx_.free_space(conn), queued >= limit ? 0 : limit - queued);
   if (!peer_window_closed(conn)) {
     return room;
   }
-  const std::size_t queued = tx_.queued(conn);
   const std::size_t cap = tx_.min_share();
   return std::min(room, queued >= cap ? 0 : cap - queued);
+}
+
+std::size_t Runtime::group_tx_limit(ConnId conn) const {
+  const std::uint32_t slot = engine_to_slot_.slot(conn);
+  if (slot == EngineIndex::kNone) {
+    return SIZE_MAX;
+  }
+  const Group* g = group(conns_[slot].gd);
+  return g != nullptr && g->opts.tx_limit > 0 ? static_cast<std::size_t>(g->opts.tx_limit) : SIZE_MAX;
 }
 
 void Runtime::update_refused_windows() {
@@ -222,7 +235,9 @@ void Runtime::sweep_hoarders(TimeNs now) {
 void Runtime::note_refused(std::uint32_t slot, std::size_t want) {
   Conn& c = conns_[slot];
   ++sends_refused_;
-  write_want_[slot] = static_cast<std::uint32_t>(std::min(want, tx_.share(c.conn)));
+  // A want beyond what the connection may ever hold would never be met.
+  write_want_[slot] =
+      static_cast<std::uint32_t>(std::min({want, tx_.share(c.conn), group_tx_limit(c.conn)}));
   c.flags |= kWantWrite;
   if (!own_share_limits(c.conn, want)) {
     logger_.report(LogKind::kTxCacheFull, LogLevel::kInfo, clock_.now(),

@@ -310,6 +310,12 @@ int xtcp_pars(int gd, int cd, struct sockaddr_in* sa) { return XTCP_FORWARD("xtc
 
 int xtcp_close(int gd, int cd) { return XTCP_FORWARD("xtcp_close", rt()->close(0, gd, cd)); }
 
+int xtcp_shutdown(int gd, int cd, int how) { return XTCP_FORWARD("xtcp_shutdown", rt()->shutdown(gd, cd, how)); }
+
+int xtcp_abort(int gd, int cd) { return XTCP_FORWARD("xtcp_abort", rt()->abort(gd, cd)); }
+
+int xtcp_redeliver(int gd, int cd) { return XTCP_FORWARD("xtcp_redeliver", rt()->redeliver(gd, cd)); }
+
 int xtcp_recv(int gd, int* cd, void* buf, size_t len) {
   return XTCP_FORWARD("xtcp_recv", rt()->recv(0, gd, cd, buf, len));
 }

@@ -122,7 +122,9 @@ ServerCommandLine::ServerCommandLine(const ServerProgram& p) : cli(p.name, p.syn
                &f.zero_window_abort_ms, 0, 86'400'000)
         .default_text("60000, the library's");
   }
-  cli.number("--max-connections", "N", "the most connections the stack holds at once", &f.max_connections, 1,
+  cli.number("--max-connections", "N",
+             p.max_connections_help != nullptr ? p.max_connections_help : "the most connections the stack holds at once",
+             &f.max_connections, 1,
              16'777'214)
       .default_text("1048576, the library's");
   cli.number("--shards", "N",

@@ -55,6 +55,9 @@ struct ServerProgram {
   std::uint64_t default_pool_size = 4u << 20;
   bool backend_flags = false;  // --backend, --backend-data
   bool zero_window_flag = false;  // --zero-window-abort (the program applies it to its group)
+  // The help of --max-connections when the program gives it a meaning of its own (nullptr:
+  // the stack's limit of connections).
+  const char* max_connections_help = nullptr;
 };
 
 // The parsed command line; cli.fail() reports a check the program makes itself (exit 2).

@@ -131,6 +131,25 @@ int xtcp_accept(int gd);
 int xtcp_pars(int gd, int cd, struct sockaddr_in* sa);
 /* Orderly close (FIN after queued answers). 0 or -EBADF (also on a second close). */
 int xtcp_close(int gd, int cd);
+/* Half-close: how SHUT_WR (<sys/socket.h>) sends FIN after the queued answers while the
+ * connection keeps receiving: xtcp_recv goes on delivering the peer's bytes until its
+ * own FIN (then 0), and the descriptor stays until xtcp_close. After it xtcp_send returns
+ * -EPIPE. On a connection whose peer already sent FIN (xtcp_recv returned 0: CLOSE-WAIT,
+ * where sending still works) it sends the last FIN. 0, or -EBADF, -EINVAL (how other than
+ * SHUT_WR), -ENOTCONN (an xtcp_connect not established yet), -ECONNRESET / -ETIMEDOUT /
+ * ... (the connection ended with that error). */
+int xtcp_shutdown(int gd, int cd, int how);
+/* Reset: sends RST (in a synchronized state; an xtcp_connect in progress is just dropped),
+ * discards what is queued either way, and releases the descriptor at once, like
+ * xtcp_close. 0 or -EBADF. */
+int xtcp_abort(int gd, int cd);
+/* Offers the connection's unacknowledged bytes again: the next xtcp_recv on the group
+ * delivers them (from the oldest), and, if xtcp_recv already reported the peer's orderly
+ * end while bytes were held, the end again after them. For an application that left bytes
+ * unacknowledged because their destination could not take them (a proxy forwarding into
+ * another connection) and learns later, from that other connection, that it can. 0 or
+ * -EBADF. */
+int xtcp_redeliver(int gd, int cd);
 
 /* Non-blocking: returns bytes of ONE connection of the group (its descriptor in *cd),
  * starting with any bytes delivered before but not acknowledged; connections with data are
@@ -195,8 +214,13 @@ int xtcp_link_fd(void);
 int xtcp_next_timeout(void);
 
 /* Active open from an ephemeral port to addr:port; the connection joins gd. Returns a
- * connection descriptor (usable once xtcp_recv/xtcp_send stop returning -ENOTCONN), or
- * -EINVAL, -EBADF, -EADDRNOTAVAIL, -ENOMEM. */
+ * connection descriptor at once, or -EINVAL, -EBADF, -EADDRNOTAVAIL, -ENOMEM. xtcp_send
+ * may queue bytes right away: they leave once the connection is established. The outcome:
+ * in a group that asks for writable connections (it called xtcp_writable), xtcp_writable
+ * returns the descriptor once when the handshake completes; a refused attempt (the peer's
+ * RST) ends with -ECONNREFUSED from xtcp_recv, one that got no answer in the stack's SYN
+ * retries with -ETIMEDOUT (then xtcp_close it). xtcp_connection_info's state says where it
+ * stands at any time; xtcp_abort gives up earlier. */
 int xtcp_connect(int gd, const struct sockaddr_in* addr);
 
 /* Per-group options (xtcp_setopt/xtcp_getopt). */
@@ -214,11 +238,18 @@ enum xtcp_option {
                                    peer kept window 0 this long, holding transmit cache space,
                                    with the cache or its pool under pressure (default 60000;
                                    0: never; applies at once) */
+  XTCP_OPT_TX_LIMIT = 10,       /* the most bytes one connection of the group may hold in the
+                                   transmit cache (queued or unacknowledged by its peer),
+                                   1024 to 2^31-1, below the stack's own share; beyond it
+                                   xtcp_send queues less or nothing and the connection becomes
+                                   writable when its peer's ACKs free room (0: the stack's
+                                   share alone, the default; applies at once) */
 };
 enum { XTCP_ACK_APPLICATION = 0, XTCP_ACK_AUTO = 1 };
 enum { XTCP_FRAME_NONE = 0, XTCP_FRAME_U16BE = 1, XTCP_FRAME_U32BE = 2, XTCP_FRAME_DELIMITER = 3 };
-/* Options apply to connections accepted after the call, except XTCP_OPT_MAX_MESSAGE and
- * XTCP_OPT_SEND_ALL, which apply at once to every connection of the group. 0, -EBADF,
+/* Options apply to connections accepted after the call, except XTCP_OPT_MAX_MESSAGE,
+ * XTCP_OPT_SEND_ALL, XTCP_OPT_ZERO_WINDOW_ABORT_MS and XTCP_OPT_TX_LIMIT, which apply at
+ * once to every connection of the group. 0, -EBADF,
  * -EINVAL. */
 int xtcp_setopt(int gd, int option, int64_t value);
 int xtcp_getopt(int gd, int option, int64_t* value);
