@@ -113,13 +113,14 @@ def rss_bytes(pid):
 
 
 def cpu_seconds(pid):
-    """utime + stime of a process (all its threads) so far."""
+    """(utime, stime) of a process (all its threads) so far, in seconds."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
     except (OSError, IndexError, ValueError):
-        return 0.0
+        return 0.0, 0.0
 
 
 def tcp_mem_bytes():
@@ -381,7 +382,9 @@ backend be
         return sum(rss_bytes(p.pid) for p in self.procs)
 
     def cpu(self):
-        return sum(cpu_seconds(p.pid) for p in self.procs)
+        """(user, system) seconds of the proxy's processes."""
+        times = [cpu_seconds(p.pid) for p in self.procs]
+        return sum(t[0] for t in times), sum(t[1] for t in times)
 
     def backend_pairs(self):
         """ESTABLISHED connections the backends accepted (one per proxied pair)."""
@@ -479,7 +482,10 @@ def measure_traffic(a, kind, rep):
             rec = {"measure": name, "proxy": kind, "repeat": rep, "proxy_argv": bed.argv}
             cpu0 = bed.cpu()
             rec.update(run_self(bed.ns, args, a.client_timeout))
-            rec["proxy_cpu_s"] = bed.cpu() - cpu0
+            cpu1 = bed.cpu()
+            rec["proxy_user_s"], rec["proxy_sys_s"] = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+            rec["proxy_cpu_s"] = rec["proxy_user_s"] + rec["proxy_sys_s"]
+            rec["proxy_sys_share"] = rec["proxy_sys_s"] / rec["proxy_cpu_s"] if rec["proxy_cpu_s"] > 0 else None
             if rec.get("ok") and name != "rate":
                 rec["mb_per_s"] = rec["bytes_each_way"] / rec["seconds"] / 1e6
                 rec["cpu_ms_per_mb"] = rec["proxy_cpu_s"] * 1e3 / (2 * rec["bytes_each_way"] / 1e6)
@@ -699,7 +705,10 @@ def table(a, results):
             if x.get("ok") and h.get("ok"):
                 kern = (h["slab_growth_bytes"] - x["slab_growth_bytes"]) / h["pairs"]
             for k in kinds:
-                row.append("0 (none)" if k == "xtcp" else fmt(kern, ",.0f"))
+                if k == "xtcp":
+                    row.append("0 (none)")
+                else:
+                    row.append(fmt(kern, ",.0f") if kern is not None or not h.get("ok") else "needs the xtcp run")
             lines.append("| " + " | ".join(row) + " |")
             row = [f"**total bytes per idle pair at {n:,}**"]
             for k in kinds:
@@ -720,7 +729,8 @@ def table(a, results):
     labels = {"bulk1": f"one pair, {a.bulk_bytes / 1e6:,.0f} MB each way",
               "bulkN": f"{a.many_pairs} pairs x {a.many_bytes / 1e6:,.0f} MB each way"}
     for m in ("bulk1", "bulkN"):
-        for key, what, spec in (("mb_per_s", "MB/s each way", ",.0f"), ("cpu_ms_per_mb", "proxy CPU ms per MB carried", ".2f")):
+        for key, what, spec in (("mb_per_s", "MB/s each way", ",.0f"), ("cpu_ms_per_mb", "proxy CPU ms per MB carried", ".2f"),
+                                ("proxy_sys_share", "share of that CPU in the kernel (stime)", ".2f")):
             row = [f"{labels[m]}: {what}"]
             for k in kinds:
                 row.append(fmt_range(*median_of([r for r in traffic if r["measure"] == m and r["proxy"] == k], key), spec))
@@ -755,7 +765,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--smoke", action="store_true",
                    help="small correctness run: 200 pairs, 4 MB through one pair, 10 x 1 MB, 500 short connections")
-    p.add_argument("--sizes", default="10000,100000", help="idle pair counts (default: %(default)s)")
+    p.add_argument("--sizes", default="10000,100000",
+                   help="idle pair counts, or none: bulk and rate only (default: %(default)s)")
     p.add_argument("--proxies", default="xtcp,haproxy", help="xtcp, haproxy or both (default: %(default)s)")
     p.add_argument("--bulk-bytes", type=parse_size, default=2**30, help="through one pair, each way (default: 1GiB)")
     p.add_argument("--many-pairs", type=int, default=100, help="pairs of the many-pair bulk run (default: %(default)s)")
@@ -775,7 +786,7 @@ def main():
         a.sizes, a.bulk_bytes, a.many_pairs, a.many_bytes = "200", 4 * 10**6, 10, 10**6
         a.short_connections, a.concurrency, a.repeat, a.idle_hold, a.ramp = 500, 16, 1, 4, 2000
     try:
-        a.sizes = [int(x) for x in a.sizes.split(",")]
+        a.sizes = [] if a.sizes == "none" else [int(x) for x in a.sizes.split(",")]
     except ValueError:
         p.error(f"--sizes: '{a.sizes}' is not a list of numbers")
     a.proxies = [x for x in a.proxies.split(",") if x]
