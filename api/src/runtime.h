@@ -258,6 +258,8 @@ class Runtime {
   Conn* conn(int pool, int gd, int cd, std::uint32_t* slot);
   std::uint32_t alloc_slot();
   void free_slot(std::uint32_t slot);
+  // The end of xtcp_close / xtcp_abort: the descriptor's slot and its counts go.
+  void release_descriptor(Group& g, std::uint32_t slot);
   int make_cd(std::uint32_t slot) const;
   // The connection's cold record, attached now if it has none (never fails: the cold slab
   // has a slot for every hot one).

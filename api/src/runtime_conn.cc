@@ -537,13 +537,17 @@ int Runtime::close(int pool, int gd, int cd) {
       tcp.close(id);
     }
   }
+  release_descriptor(g, slot);
+  return 0;
+}
+
+void Runtime::release_descriptor(Group& g, std::uint32_t slot) {
   --g.connections;
   if (Pool* p = pool_of(g.pool)) {
     --p->connections;
   }
   free_slot(slot);
   sync_fd(g);
-  return 0;
 }
 
 int Runtime::shutdown(int gd, int cd, int how) {
@@ -584,12 +588,7 @@ int Runtime::abort(int gd, int cd) {
     engine_to_slot_.clear(c->conn);
     stack_->tcp().abort(c->conn);
   }
-  --g.connections;
-  if (Pool* p = pool_of(g.pool)) {
-    --p->connections;
-  }
-  free_slot(slot);
-  sync_fd(g);
+  release_descriptor(g, slot);
   return 0;
 }
 

@@ -15,6 +15,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "server_examples/common/server_flags.h"
@@ -29,6 +31,12 @@ using namespace xtcp_proxy;
 namespace cli = xtcp::cli;
 
 constexpr const char* kProgram = "xtcp-proxy";
+// A client's bytes are acknowledged when the server's half has queued them (the ACK
+// follows the push). Bytes held longer, because the server's side is full, are ACKed
+// anyway after this long, with the window they leave closed: the client then waits in
+// zero-window probes, which never time out, instead of retransmitting into a growing
+// backoff until it gives up (RFC 9293 3.8.6.1).
+constexpr std::int64_t kClientAckDeadlineMs = 100;
 // The stack's connections: two per pair, and room for closes the stack still finishes.
 constexpr std::uint64_t kMaxStackConnections = 16'777'214;
 
@@ -59,6 +67,26 @@ struct ProxyFlags {
   std::uint64_t pair_buffer = 256 * 1024;
 };
 
+// A flag whose value is one of a few words; the first is the default.
+template <class T>
+void choice_flag(cli::Flags& f, std::string_view name, std::string help,
+                 std::vector<std::pair<std::string, T>> choices, T* out) {
+  std::string words;
+  for (const auto& c : choices) {
+    words += (words.empty() ? "" : "|") + c.first;
+  }
+  const std::string first = choices.front().first;
+  f.custom(name, words, std::move(help), first, [choices, words, out](const std::string& v) {
+    for (const auto& c : choices) {
+      if (c.first == v) {
+        *out = c.second;
+        return std::string();
+      }
+    }
+    return "expected one of " + words + ", got '" + v + "'";
+  });
+}
+
 void add_proxy_flags(cli::Flags& f, ProxyFlags* p) {
   f.custom("--server", "ADDR:PORT",
            "a server to carry clients to; give it once per server (1 to 64), in the order round-robin "
@@ -76,36 +104,17 @@ void add_proxy_flags(cli::Flags& f, ProxyFlags* p) {
              return std::string();
            })
       .required();
-  f.custom("--balance", "round-robin|least-conn|source-hash",
-           "which server a new client goes to: the next in turn, the one with the fewest open pairs, or "
-           "one chosen by a hash of the client's address (the same client, the same server while it is up)",
-           "round-robin", [p](const std::string& v) {
-             if (v == "round-robin") {
-               p->balance = BalancePolicy::kRoundRobin;
-             } else if (v == "least-conn") {
-               p->balance = BalancePolicy::kLeastConn;
-             } else if (v == "source-hash") {
-               p->balance = BalancePolicy::kSourceHash;
-             } else {
-               return "expected round-robin, least-conn or source-hash, got '" + v + "'";
-             }
-             return std::string();
-           });
-  f.custom("--proxy-protocol", "none|v1|v2",
-           "send a PROXY protocol header (v1 text, v2 binary) first toward the server, naming the client's "
-           "address and port",
-           "none", [p](const std::string& v) {
-             if (v == "none") {
-               p->header = ProxyHeader::kNone;
-             } else if (v == "v1") {
-               p->header = ProxyHeader::kV1;
-             } else if (v == "v2") {
-               p->header = ProxyHeader::kV2;
-             } else {
-               return "expected none, v1 or v2, got '" + v + "'";
-             }
-             return std::string();
-           });
+  choice_flag(f, "--balance",
+              "which server a new client goes to: the next in turn, the one with the fewest open pairs, or "
+              "one chosen by a hash of the client's address (the same client, the same server while it is up)",
+              {{"round-robin", BalancePolicy::kRoundRobin},
+               {"least-conn", BalancePolicy::kLeastConn},
+               {"source-hash", BalancePolicy::kSourceHash}},
+              &p->balance);
+  choice_flag(f, "--proxy-protocol",
+              "send a PROXY protocol header (v1 text, v2 binary) first toward the server, naming the client's "
+              "address and port",
+              {{"none", ProxyHeader::kNone}, {"v1", ProxyHeader::kV1}, {"v2", ProxyHeader::kV2}}, &p->header);
   f.duration("--connect-timeout",
              "a server that has not completed the handshake in this time is marked down and the client goes "
              "on to the next one; a plain number is seconds",
@@ -150,6 +159,8 @@ int open_proxy_group(std::uint16_t port, std::uint64_t pair_buffer, std::uint64_
              (rc = xtcp_setopt(gd, XTCP_OPT_ZERO_WINDOW_ABORT_MS, static_cast<std::int64_t>(zero_window_abort_ms))) <
                  0) {
     *what = "xtcp_setopt(XTCP_OPT_ZERO_WINDOW_ABORT_MS)";
+  } else if (port != 0 && (rc = xtcp_setopt(gd, XTCP_OPT_ACK_DEADLINE_MS, kClientAckDeadlineMs)) < 0) {
+    *what = "xtcp_setopt(XTCP_OPT_ACK_DEADLINE_MS)";
   } else if ((rc = xtcp_writable(gd)) < 0 && rc != -EAGAIN) {
     *what = "xtcp_writable";  // from now on the group reports writable connections
   } else {

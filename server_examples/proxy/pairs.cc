@@ -137,7 +137,7 @@ void PairTable::connect_next(std::uint32_t p) {
     pair.half[kServer] = Half{};
     pair.half[kServer].cd = cd;
     pair.connecting = true;
-    ++pair.attempt;
+    pair.attempt = ++next_attempt_;
     xtcp_set_user_data(gd_[kServer], cd, tag(p, kServer));
     connect_deadlines_.push_back(ConnectDeadline{p, pair.attempt, now + options_.connect_timeout});
     if (options_.header != ProxyHeader::kNone) {

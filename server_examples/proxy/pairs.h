@@ -68,7 +68,7 @@ class PairTable {
     bool in_use = false;
     bool connecting = false;
     std::int8_t server = -1;  // index in the balancer, -1: none
-    std::uint32_t attempt = 0;  // counts connects, so a stale timeout entry is ignored
+    std::uint32_t attempt = 0;  // its current connect (next_attempt_): older timeout entries are stale
     TriedSet tried = 0;
     std::uint32_t client_addr = 0;  // host order
     std::uint16_t client_port = 0;
@@ -112,6 +112,7 @@ class PairTable {
   std::deque<ConnectDeadline> connect_deadlines_;  // in deadline order (one timeout for all)
   Clock::time_point next_idle_sweep_{};
   std::vector<char> buf_;
+  std::uint32_t next_attempt_ = 0;  // numbers every connect, across pairs and their slots
 
   std::uint64_t open_ = 0;
   std::uint64_t total_ = 0;
