@@ -57,6 +57,12 @@ import sys
 import tempfile
 import time
 
+sys.dont_write_bytecode = True  # nothing written into the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The clean-up, /proc and log-reading helpers of the other side-by-side benchmark.
+from side_by_side import (PAGE, Cleanup, loadavg, meminfo_kb, proc_status_kb, read_text, slabinfo,  # noqa: E402
+                          sockstat, wait_for_text)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NS_PREFIX = "xtcp-pb-"
 PROXY_IP = "198.18.0.2"          # xtcp-proxy's stack on the TUN
@@ -93,23 +99,13 @@ def on_signal(signum, _frame):
 
 # ---- /proc ----------------------------------------------------------------------------------
 
-def meminfo_bytes(key):
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def rss_bytes(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return proc_status_kb(pid, "VmRSS") * 1024
+
+
+def tcp_mem_bytes():
+    """sockstat's TCP `mem` (pages of socket buffers; machine-wide, whichever namespace reads it)."""
+    return sockstat(os.getpid())[1] * PAGE
 
 
 def cpu_seconds(pid):
@@ -123,89 +119,10 @@ def cpu_seconds(pid):
         return 0.0, 0.0
 
 
-def tcp_mem_bytes():
-    """sockstat's TCP `mem` (pages of socket buffers, machine-wide)."""
-    with open("/proc/net/sockstat") as f:
-        for line in f:
-            if line.startswith("TCP:"):
-                v = line.split()[1:]
-                return int(dict(zip(v[0::2], v[1::2])).get("mem", 0)) * os.sysconf("SC_PAGE_SIZE")
-    return 0
-
-
-def slabinfo():
-    """Bytes per slab cache (active objects x object size); {} when unreadable."""
-    out = {}
-    try:
-        with open("/proc/slabinfo") as f:
-            for line in f:
-                if not line.startswith(("slabinfo", "#")):
-                    p = line.split()
-                    out[p[0]] = int(p[1]) * int(p[3])
-    except (OSError, ValueError, IndexError):
-        pass
-    return out
-
-
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
-
-
 # ---- processes and namespaces ---------------------------------------------------------------
 
-class Cleanup:
-    """Everything this script started or made, undone in reverse on every way out."""
-
-    def __init__(self):
-        self.procs = []
-        self.namespaces = []
-        self.dirs = []
-
-    def kill(self, p, sig=signal.SIGTERM, grace=10.0):
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                p.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                p.wait(timeout=10)
-        if p in self.procs:
-            self.procs.remove(p)
-
-    def delete_ns(self, name):
-        r = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
-        for pid in r.stdout.split():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
-        for _ in range(50):
-            r = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
-            if not r.stdout.split():
-                break
-            time.sleep(0.1)
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
-        if name in self.namespaces:
-            self.namespaces.remove(name)
-
-    def all(self):
-        for p in list(reversed(self.procs)):
-            self.kill(p)
-        for ns in list(reversed(self.namespaces)):
-            self.delete_ns(ns)
-        for d in self.dirs:
-            shutil.rmtree(d, ignore_errors=True)
-        self.dirs.clear()
-
-
 CLEANUP = Cleanup()
+TEMP_DIRS = []  # HAProxy's configurations
 
 
 def remove_stale_namespaces():
@@ -249,25 +166,6 @@ def start(argv, log_path, ns):
     f.close()
     CLEANUP.procs.append(p)
     return p
-
-
-def read_text(path):
-    try:
-        with open(path, errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def wait_for_text(path, pattern, proc, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if re.search(pattern, read_text(path), re.M):
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.05)
-    return False
 
 
 def run_self(ns, args, timeout):
@@ -335,7 +233,7 @@ class Bed:
             sh(["ip", "route", "add", net, "via", VETH_P_IP], h)
         self.instances = max(1, math.ceil(pairs / HAPROXY_PAIRS_PER_PROCESS))
         d = tempfile.mkdtemp(prefix="xtcp-pb-haproxy-")
-        CLEANUP.dirs.append(d)
+        TEMP_DIRS.append(d)
         cfg = os.path.join(d, "haproxy.cfg")
         servers = "".join(f"    server b{i} {BACKEND_IP}:{port}\n" for i, port in enumerate(BACKEND_PORTS))
         with open(cfg, "w") as f:
@@ -394,9 +292,9 @@ backend be
 
     def close(self):
         for p in self.procs:
-            CLEANUP.kill(p, signal.SIGINT, grace=20)
+            CLEANUP.kill_proc(p, signal.SIGINT, grace=20)
         for p in self.backends:
-            CLEANUP.kill(p, signal.SIGINT, grace=20)
+            CLEANUP.kill_proc(p, signal.SIGINT, grace=20)
         for ns in reversed(self.namespaces):
             CLEANUP.delete_ns(ns)
 
@@ -406,7 +304,7 @@ backend be
 def settle_slab(seconds=3.0):
     """Slab after freed sockets have gone back (RCU, namespace clean-up are asynchronous)."""
     time.sleep(seconds)
-    return meminfo_bytes("Slab")
+    return meminfo_kb("Slab") * 1024
 
 
 def measure_idle(a, kind, n):
@@ -439,7 +337,7 @@ def measure_idle(a, kind, n):
             pairs = bed.backend_pairs()
         time.sleep(2)  # idle: the last handshakes' ACKs are through
         pairs = bed.backend_pairs()
-        rss, slab, tcp_mem, caches = bed.rss(), meminfo_bytes("Slab"), tcp_mem_bytes(), slabinfo()
+        rss, slab, tcp_mem, caches = bed.rss(), meminfo_kb("Slab") * 1024, tcp_mem_bytes(), slabinfo()
         growth = {k: v - base_caches.get(k, 0) for k, v in caches.items()}
         rec["slab_caches_per_pair"] = {k: round(v / max(pairs, 1)) for k, v in
                                        sorted(growth.items(), key=lambda kv: -kv[1])[:10]}
@@ -449,8 +347,8 @@ def measure_idle(a, kind, n):
         try:
             clients.wait(timeout=a.idle_hold + n / 2000 + 120)
         except subprocess.TimeoutExpired:
-            CLEANUP.kill(clients, signal.SIGINT, grace=30)
-        CLEANUP.kill(clients)
+            CLEANUP.kill_proc(clients, signal.SIGINT, grace=30)
+        CLEANUP.kill_proc(clients)
         burst = re.search(r"burst 1: (\d+) of (\d+) answered", read_text(path))
         rec["echo_answered"] = int(burst.group(1)) if burst else 0
         rec["clients_exit"] = clients.returncode
@@ -462,7 +360,7 @@ def measure_idle(a, kind, n):
         rec["failure"] = str(e)
     finally:
         if clients is not None:
-            CLEANUP.kill(clients)
+            CLEANUP.kill_proc(clients)
         if bed is not None:
             bed.close()
     return rec
@@ -762,7 +660,7 @@ def find_haproxy(a):
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--client":
         return client_main(sys.argv[2:])
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smoke", action="store_true",
                    help="small correctness run: 200 pairs, 4 MB through one pair, 10 x 1 MB, 500 short connections")
     p.add_argument("--sizes", default="10000,100000",
@@ -771,7 +669,8 @@ def main():
     p.add_argument("--bulk-bytes", type=parse_size, default=2**30, help="through one pair, each way (default: 1GiB)")
     p.add_argument("--many-pairs", type=int, default=100, help="pairs of the many-pair bulk run (default: %(default)s)")
     p.add_argument("--many-bytes", type=parse_size, default=10**7, help="each way per pair (default: 10MB)")
-    p.add_argument("--short-connections", type=int, default=20000, help="(default: %(default)s)")
+    p.add_argument("--short-connections", type=int, default=20000,
+                   help="connections of the set-up rate run (default: %(default)s)")
     p.add_argument("--concurrency", type=int, default=32, help="short connections at a time (default: %(default)s)")
     p.add_argument("--repeat", type=int, default=3, help="bulk and rate runs per proxy, in turn (default: %(default)s)")
     p.add_argument("--ramp", type=int, default=10000, help="idle connections opened per second (default: %(default)s)")
@@ -840,6 +739,8 @@ def main():
         status = 130
     finally:
         CLEANUP.all()
+        for d in TEMP_DIRS:
+            shutil.rmtree(d, ignore_errors=True)
     if status == 0 and not all(r.get("ok") for r in results):
         status = 1
         for r in results:
