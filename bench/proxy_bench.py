@@ -213,7 +213,7 @@ class Bed:
     def start_xtcp(self, pairs):
         argv = [self.a.bins["xtcp-proxy"], "--tun", "xpb0", "--ip", PROXY_IP, "--kernel-ip", f"{TUN_KERNEL_IP}/24",
                 "--port", str(PROXY_PORT), "--balance", "round-robin",
-                "--max-connections", str(2 * pairs + 1024)]
+                "--max-connections", str(2 * pairs + 1024), "--stats-json"]
         for port in BACKEND_PORTS:
             argv += ["--server", f"{BACKEND_IP}:{port}"]
         argv += self.a.xtcp_args.split()
@@ -284,6 +284,28 @@ backend be
         times = [cpu_seconds(p.pid) for p in self.procs]
         return sum(t[0] for t in times), sum(t[1] for t in times)
 
+    def own_counters(self, timeout=10.0):
+        """xtcp-proxy's counters (SIGUSR1, one JSON line on stdout); {} for HAProxy or none."""
+        if self.kind != "xtcp":
+            return {}
+        path = f"{self.log_prefix}.proxy.log"
+
+        def lines():
+            return [line for line in read_text(path).splitlines() if line.startswith("{") and line.endswith("}")]
+
+        before = len(lines())
+        self.procs[0].send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = lines()
+            if len(now) > before:
+                try:
+                    return json.loads(now[-1]).get("counters", {})
+                except json.JSONDecodeError:
+                    pass
+            time.sleep(0.1)
+        return {}
+
     def backend_pairs(self):
         """ESTABLISHED connections the backends accepted (one per proxied pair)."""
         r = sh(["ss", "-Htn", "state", "established", f"src {BACKEND_IP} and ( sport >= :{BACKEND_PORTS[0]} and "
@@ -318,6 +340,7 @@ def measure_idle(a, kind, n):
         rec["proxy_processes"] = len(bed.procs)
         base_slab = settle_slab()
         base_rss, base_tcp_mem, base_caches = bed.rss(), tcp_mem_bytes(), slabinfo()
+        base_counters = bed.own_counters()
         argv = [a.bins["xtcp-kernel-clients"], "--target", bed.target, "--src", IDLE_SRC, "--connections", str(n),
                 "--ramp", str(a.ramp), "--message-size", "64", "--bursts", "1",
                 "--interval", f"{a.idle_hold}s", "--timeout", f"{int(n / a.ramp) + 120}s",
@@ -338,6 +361,12 @@ def measure_idle(a, kind, n):
         time.sleep(2)  # idle: the last handshakes' ACKs are through
         pairs = bed.backend_pairs()
         rss, slab, tcp_mem, caches = bed.rss(), meminfo_kb("Slab") * 1024, tcp_mem_bytes(), slabinfo()
+        counters = bed.own_counters()
+        if counters and base_counters:
+            # The program's own count of its memory, beside the RSS (xtcp-proxy only).
+            rec["own_pairs_open"] = counters.get("proxy.pairs_open")
+            rec["own_count_per_pair"] = {k: round((v - base_counters.get(k, 0)) / max(pairs, 1), 1)
+                                         for k, v in counters.items() if k.startswith("mem.")}
         growth = {k: v - base_caches.get(k, 0) for k, v in caches.items()}
         rec["slab_caches_per_pair"] = {k: round(v / max(pairs, 1)) for k, v in
                                        sorted(growth.items(), key=lambda kv: -kv[1])[:10]}
@@ -597,6 +626,17 @@ def table(a, results):
             row.append(fmt(r.get("rss_per_pair"), ",.0f") if r.get("ok") else "failed")
         lines.append("| " + " | ".join(row) + " |")
         x, h = idle.get(("xtcp", n), {}), idle.get(("haproxy", n), {})
+        if "xtcp" in kinds:
+            own = x.get("own_count_per_pair", {}) if x.get("ok") else {}
+            row = [f"... xtcp-proxy's own count at {n:,}: mem.total growth / pairs (of it busy blocks)"]
+            for k in kinds:
+                if k != "xtcp":
+                    row.append("")
+                elif "mem.total" in own:
+                    row.append(f"{own['mem.total']:,.0f} ({own.get('mem.tcp_busy_blocks', 0):,.0f})")
+                else:
+                    row.append("failed")
+            lines.append("| " + " | ".join(row) + " |")
         if "haproxy" in kinds:
             row = [f"... plus the proxy's kernel sockets at {n:,}: (Slab growth - xtcp run's) / pairs"]
             kern = None
