@@ -2,30 +2,44 @@
 
 #include <arpa/inet.h>
 
+#include <cstdio>
 #include <limits>
 
 namespace xtcp_proxy {
 
+namespace {
+
+// snprintf rather than string concatenation: GCC 12 at -O3 reports false -Wrestrict
+// overlaps on short literals joined to strings.
+std::string say(const char* format, const std::string& a, const std::string& b) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, format, a.c_str(), b.c_str());
+  return buf;
+}
+
+}  // namespace
+
 bool parse_server_address(const std::string& text, ServerAddress* out, std::string* why) {
   const auto colon = text.rfind(':');
   if (colon == std::string::npos) {
-    *why = "expected ADDR:PORT, got '" + text + "'";
+    *why = say("expected ADDR:PORT, got '%s'%s", text, "");
     return false;
   }
+  const std::string addr = text.substr(0, colon);
   in_addr a{};
-  if (inet_pton(AF_INET, text.substr(0, colon).c_str(), &a) != 1) {
-    *why = "'" + text.substr(0, colon) + "' (in '" + text + "') is not an IPv4 address";
+  if (inet_pton(AF_INET, addr.c_str(), &a) != 1) {
+    *why = say("'%s' (in '%s') is not an IPv4 address", addr, text);
     return false;
   }
   const std::string port = text.substr(colon + 1);
   const bool digits = !port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos;
   const unsigned long p = digits ? std::stoul(port) : 0;
   if (p < 1 || p > 65535) {
-    *why = "'" + port + "' (in '" + text + "') is not a port number from 1 to 65535";
+    *why = say("'%s' (in '%s') is not a port number from 1 to 65535", port, text);
     return false;
   }
   if (ntohl(a.s_addr) == 0) {
-    *why = "0.0.0.0 (in '" + text + "') names no server";
+    *why = say("0.0.0.0 (in '%s') names no server%s", text, "");
     return false;
   }
   out->addr = ntohl(a.s_addr);

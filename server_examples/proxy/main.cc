@@ -73,7 +73,8 @@ void choice_flag(cli::Flags& f, std::string_view name, std::string help,
                  std::vector<std::pair<std::string, T>> choices, T* out) {
   std::string words;
   for (const auto& c : choices) {
-    words += (words.empty() ? "" : "|") + c.first;
+    words += words.empty() ? "" : "|";
+    words += c.first;
   }
   const std::string first = choices.front().first;
   f.custom(name, words, std::move(help), first, [choices, words, out](const std::string& v) {
@@ -83,7 +84,7 @@ void choice_flag(cli::Flags& f, std::string_view name, std::string help,
         return std::string();
       }
     }
-    return "expected one of " + words + ", got '" + v + "'";
+    return std::string("expected one of ") + words + ", got '" + v + "'";
   });
 }
 
@@ -136,10 +137,11 @@ void add_proxy_flags(cli::Flags& f, ProxyFlags* p) {
 std::string startup_line(const ServerFlags& flags, const ProxyFlags& p) {
   std::string servers;
   for (const ServerAddress& s : p.servers) {
-    servers += (servers.empty() ? "" : ", ") + s.text;
+    servers += servers.empty() ? "" : ", ";
+    servers += s.text;
   }
   return std::string(kProgram) + ": " + flags.ip + ":" + std::to_string(flags.port) + " on " + link_name(flags) +
-         " -> " + servers + (flags.pcap.empty() ? "" : ", pcap " + flags.pcap);
+         " -> " + servers + (flags.pcap.empty() ? "" : std::string(", pcap ") + flags.pcap);
 }
 
 // A group with every connection limited to pair_buffer bytes in the transmit cache, that
@@ -149,7 +151,7 @@ int open_proxy_group(std::uint16_t port, std::uint64_t pair_buffer, std::uint64_
                      std::string* what) {
   const int gd = xtcp_open_group(PF_INET, SOCK_STREAM, 0, port);
   if (gd < 0) {
-    *what = port != 0 ? "cannot listen on port " + std::to_string(port) : std::string("xtcp_open_group");
+    *what = port != 0 ? std::string("cannot listen on port ") + std::to_string(port) : std::string("xtcp_open_group");
     return gd;
   }
   int rc = xtcp_setopt(gd, XTCP_OPT_TX_LIMIT, static_cast<std::int64_t>(pair_buffer));
@@ -184,7 +186,7 @@ int run(const ServerFlags& flags, const ProxyFlags& p) {
   }
   rc = xtcp_initialize(static_cast<std::size_t>(flags.pool_size));
   if (rc < 0) {
-    print_xtcp_error(kProgram, "cannot start on " + link_description(flags), rc);
+    print_xtcp_error(kProgram, std::string("cannot start on ") + link_description(flags), rc);
     return cli::kExitFailure;
   }
   std::string what;
@@ -266,7 +268,7 @@ int main(int argc, char** argv) {
   inet_pton(AF_INET, flags.ip.c_str(), &ip);
   for (const ServerAddress& s : proxy.servers) {
     if (s.addr == ntohl(ip.s_addr)) {
-      cl.cli.fail("--server " + s.text + ": that is the proxy's own address (--ip)");
+      cl.cli.fail(std::string("--server ") + s.text + ": that is the proxy's own address (--ip)");
     }
   }
   return run(flags, proxy);

@@ -167,10 +167,18 @@ void PairTable::connected(std::uint32_t p) {
   Pair& pair = pairs_[p];
   pair.connecting = false;
   pair.last_active = Clock::now();
+  client_may_go(p);
+}
+
+void PairTable::client_may_go(std::uint32_t p) {
+  Pair& pair = pairs_[p];
+  if (pair.connecting || pair.header_left) {
+    return;  // the client's bytes wait until the server's half is there, header first
+  }
   Half& c = pair.half[kClient];
   if (c.eof_pending && held(pair, kClient) == 0) {
     c.eof_pending = false;
-    pass_fin(p, kClient);  // the client finished before the server answered
+    pass_fin(p, kClient);  // the client finished before the server's half could take its FIN
   } else if (c.waits || c.eof_pending) {
     redeliver(pair, kClient);  // what the client sent meanwhile, and its end after it
   }
@@ -209,16 +217,17 @@ void PairTable::drain_writable(Side s) {
     if (!pair.in_use || pair.half[s].cd != cd) {
       continue;
     }
-    if (s == kServer && pair.connecting) {
-      connected(p);
-      continue;
-    }
-    if (s == kServer && pair.header_left) {
-      send_header(pair);
-    }
-    Half& from = pair.half[other(s)];
-    if (from.waits) {
-      redeliver(pair, other(s));
+    if (s == kServer) {
+      if (pair.connecting) {
+        connected(p);
+        continue;
+      }
+      if (pair.header_left) {
+        send_header(pair);
+      }
+      client_may_go(p);
+    } else if (pair.half[kServer].waits) {
+      redeliver(pair, kServer);
     }
   }
 }
@@ -299,7 +308,8 @@ void PairTable::on_end(std::uint32_t p, Side from) {
   if (h.eof_done) {
     return;
   }
-  if (pair.connecting || h.waits || held(pair, from) > 0) {
+  const bool server_half_not_ready = from == kClient && (pair.connecting || pair.header_left);
+  if (server_half_not_ready || h.waits || held(pair, from) > 0) {
     // Bytes before the FIN still wait (or the server half is not there yet): the FIN is
     // passed on after them.
     h.eof_pending = true;

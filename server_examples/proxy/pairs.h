@@ -88,6 +88,9 @@ class PairTable {
   void connect_next(std::uint32_t p);
   void connect_failed(std::uint32_t p, bool timed_out);
   void connected(std::uint32_t p);
+  // The server's half can take the client's bytes (established, PROXY header queued):
+  // what the client sent meanwhile is offered again, or its FIN passed on.
+  void client_may_go(std::uint32_t p);
   void drain_writable(Side s);
   void drain_recv(Side s);
   void forward(std::uint32_t p, Side from, const char* data, std::size_t n);

@@ -228,6 +228,80 @@ TEST(ProxyData, SlowClientBacksUpAtTheServerNotInTheProxy) {
   EXPECT_EQ(counter_of(out, "proxy.bytes_to_client"), kTotal);
 }
 
+// The other way round: a fast client uploading to a server that does not read for a
+// while. The client's bytes stay in the proxy's pool unreleased, the window the proxy
+// advertises to the client closes, and the client's own send queue backs up. Held past
+// 100 ms they are acknowledged with the window closed, so the client waits in zero-window
+// probes rather than retransmitting. Then the server reads everything, intact.
+TEST(ProxyData, SlowServerBacksUpAtTheClientNotInTheProxy) {
+  START_PROGRAM(px, XTCP_PROXY_BIN, proxy_args({9000}, "--pair-buffer 64K"), "xtcp-proxy: ");
+  constexpr std::size_t kTotal = 6u << 20;
+  const std::string up = pattern(kTotal, 4);
+  std::atomic<bool> server_reads{false};
+  std::string server_got;
+  std::string mid_output;
+  std::size_t stalled_sent = 0;
+  int client_outq = 0;
+  px->in_namespace([&] {
+    const int lfd = listen_on(9000);
+    ASSERT_GE(lfd, 0);
+    KernelServer server(lfd, [&](int fd) {
+      const int small = 8192;
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+      while (!server_reads) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      EXPECT_TRUE(read_to_eof(fd, &server_got));
+    });
+    std::string err;
+    const int fd = connect_to_proxy(&err);
+    ASSERT_GE(fd, 0) << err;
+    const int sndbuf = 256 * 1024;
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    std::size_t off = 0;
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    auto blocked_since = Clock::time_point::max();
+    // Send without blocking until the client has been unable to send for half a second.
+    while (Clock::now() < deadline) {
+      const ssize_t n = ::send(fd, up.data() + off, std::min<std::size_t>(65536, up.size() - off),
+                               MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        off += static_cast<std::size_t>(n);
+        blocked_since = Clock::time_point::max();
+        continue;
+      }
+      ASSERT_TRUE(n < 0 && errno == EAGAIN) << std::strerror(errno);
+      blocked_since = std::min(blocked_since, Clock::now());
+      if (Clock::now() - blocked_since > std::chrono::milliseconds(500)) {
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    stalled_sent = off;
+    ::ioctl(fd, SIOCOUTQ, &client_outq);
+    px->signal(SIGUSR1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    mid_output = px->output_so_far();
+    server_reads = true;
+    EXPECT_TRUE(send_all(fd, up.substr(off)));
+    ::shutdown(fd, SHUT_WR);
+    std::string rest;
+    EXPECT_TRUE(read_to_eof(fd, &rest));
+    ::close(fd);
+  });
+  EXPECT_LT(stalled_sent, kTotal) << "everything left the client although the server read nothing";
+  EXPECT_GT(client_outq, 64 * 1024) << "the client's own queue should hold the backlog";
+  EXPECT_LE(counter_of(mid_output, "proxy.pair_buffer_bytes"), 64u * 1024) << mid_output;
+  EXPECT_LE(counter_of(mid_output, "pool.rx_buffer_used"), 128u * 1024)
+      << "the proxy holds about one receive window from the client, no more";
+  EXPECT_EQ(server_got.size(), kTotal);
+  EXPECT_EQ(sha256_hex(server_got), sha256_hex(up));
+  const std::string out = stop_cleanly(*px);
+  EXPECT_LE(counter_of(out, "proxy.pair_buffer_peak"), 64u * 1024);
+  EXPECT_GT(counter_of(out, "proxy.waits_for_server_room"), 0u);
+  EXPECT_EQ(counter_of(out, "proxy.bytes_to_server"), kTotal);
+}
+
 // Half-close both ways: after the client's FIN the server still answers (the proxy sends
 // in CLOSE-WAIT toward the client); after the server's FIN the client still sends.
 TEST(ProxyData, HalfCloseBothWays) {

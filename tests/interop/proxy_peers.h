@@ -216,6 +216,22 @@ inline std::uint64_t counter_of(const std::string& output, const std::string& na
   return v.value_or(~0ull);
 }
 
+// A client the proxy must reset (no server left, beyond the limit): the RST may come so
+// soon that the kernel reports it on connect already, or else on the first read.
+inline void expect_client_reset(const std::string& which) {
+  std::string err;
+  const int fd = connect_to_proxy(&err);
+  if (fd < 0) {
+    EXPECT_NE(err.find(std::strerror(ECONNRESET)), std::string::npos) << which << ": " << err;
+    return;
+  }
+  std::string got;
+  int read_err = 0;
+  EXPECT_FALSE(read_to_eof(fd, &got, &read_err)) << which << " got an orderly end, not a reset";
+  EXPECT_EQ(read_err, ECONNRESET) << which << ": " << std::strerror(read_err);
+  ::close(fd);
+}
+
 // Stops the proxy and checks what every run must end with: exit 0 and no pair left
 // (proxy.pairs_open 0). Returns its output for the test's own counters.
 inline std::string stop_cleanly(ProgramServer& px) {
@@ -227,7 +243,7 @@ inline std::string stop_cleanly(ProgramServer& px) {
 
 // The proxy's command line for a test: its port and the servers.
 inline std::string proxy_args(const std::vector<std::uint16_t>& server_ports, const std::string& more = "") {
-  std::string a = "--port " + std::to_string(kProxyPort);
+  std::string a = std::string("--port ") + std::to_string(kProxyPort);
   for (const std::uint16_t p : server_ports) {
     a += std::string(" --server ") + kServerIp + ":" + std::to_string(p);
   }

@@ -18,7 +18,7 @@ std::vector<ServerAddress> servers(int n) {
   for (int i = 0; i < n; ++i) {
     ServerAddress a;
     std::string why;
-    EXPECT_TRUE(parse_server_address("198.18.0." + std::to_string(10 + i) + ":80", &a, &why)) << why;
+    EXPECT_TRUE(parse_server_address(std::string("198.18.0.") + std::to_string(10 + i) + ":80", &a, &why)) << why;
     v.push_back(a);
   }
   return v;
