@@ -777,10 +777,15 @@ def main():
     except Stopped as e:
         log(str(e))
         status = 130
+    except RuntimeError as e:  # haproxy missing and not installable
+        log(str(e))
+        status = 1
     finally:
         CLEANUP.all()
         for d in TEMP_DIRS:
             shutil.rmtree(d, ignore_errors=True)
+    if status == 0 and not results:
+        status = 1
     if status == 0 and not all(r.get("ok") for r in results):
         status = 1
         for r in results:
