@@ -22,6 +22,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   iproute2 tshark tcpdump netcat-openbsd curl python3 iputils-ping nftables
   liburing-dev
+  haproxy  # the proxy_bench_smoke test runs it beside xtcp-proxy
   libclang-rt-14-dev
 )
 
