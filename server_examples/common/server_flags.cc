@@ -331,7 +331,7 @@ ServerCommandLine::ServerCommandLine(const ServerProgram& p) : cli(p.name, p.syn
              "write the packets of the connections FILTER picks, both directions, to a pcap file while the "
              "program runs (repeatable, up to 16): comma-separated remote=ADDR[:PORT], remote-port=N, "
              "local-port=N (all given must match), file=PATH (else --capture-file), or all (every packet). "
-             "The captures start with the program; SIGUSR2 stops them and starts them again (anew)",
+             "The captures start with the program; SIGUSR2 stops them, and sent again starts them with new files",
              "none", [&f](const std::string& v) {
                CaptureFlag c;
                std::string why;
