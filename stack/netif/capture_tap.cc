@@ -79,7 +79,7 @@ bool filter_matches(const CaptureFilter& filter, const PacketFlow& flow) {
 }
 
 CaptureTap::CaptureTap(Link& inner, const Clock& clock, bool wall_clock_timestamps, Logger* logger)
-    : inner_(inner), clock_(clock), logger_(logger) {
+    : ForwardingLink(inner), clock_(clock), logger_(logger) {
   if (wall_clock_timestamps) {
     timespec ts{};
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -30,7 +30,7 @@
 #include "stack/core/clock.h"
 #include "stack/core/log.h"
 #include "stack/netif/capture_file.h"
-#include "stack/netif/link.h"
+#include "stack/netif/forwarding_link.h"
 
 namespace xtcp {
 
@@ -82,7 +82,7 @@ struct CaptureTotals {
   std::uint64_t errors = 0;    // captures ended by a failed write, flush or open of the next file
 };
 
-class CaptureTap final : public Link {
+class CaptureTap final : public ForwardingLink {
  public:
   static constexpr int kMaxCaptures = 16;
 
@@ -108,12 +108,9 @@ class CaptureTap final : public Link {
   // The spec a capture was started with, or nullptr.
   const CaptureSpec* spec(int id) const;
 
+  // Write the packet to the captures it matches, then hand it on.
   int send(std::span<const std::byte> packet) override;
   int receive_batch(int max_packets, PacketHandler on_packet) override;
-  int flush() override { return inner_.flush(); }
-  int poll_fd() const override { return inner_.poll_fd(); }
-  std::size_t mtu() const override { return inner_.mtu(); }
-  TimeNs next_event_time() const override { return inner_.next_event_time(); }
 
  private:
   struct Capture {
@@ -127,7 +124,6 @@ class CaptureTap final : public Link {
   Capture* find(int id);
   const Capture* find(int id) const;
 
-  Link& inner_;
   const Clock& clock_;
   Logger* logger_;
   TimeNs offset_ = 0;  // added to clock_.now() for the pcap timestamp

@@ -188,6 +188,15 @@ struct CBench {
     ASSERT_EQ(xtcp_send(gd, cd, req.size(), ans.data(), ans.size()), static_cast<int>(ans.size()));
     b.sent({&c});
   }
+  // Starts a capture of connection cd into path, with the other fields of s.
+  int capture(int cd, const std::string& path, xtcp_capture_spec s = {}) {
+    s.path = path.c_str();
+    s.gd = gd;
+    s.cd = cd;
+    const int id = xtcp_capture_start(&s);
+    EXPECT_GT(id, 0) << xtcp_last_error();
+    return id;
+  }
   Bench b;
   int gd = 0;
 };
@@ -198,6 +207,13 @@ std::string answer_of(int exchange) {
   return std::string("answer-") + std::string(3 - n.size(), '0') + n;
 }
 
+// Every test of the API: a fresh directory and a runtime with a group on 7000.
+class CaptureApi : public ::testing::Test {
+ protected:
+  TempDir dir;
+  CBench cb;
+};
+
 xtcp_capture_spec spec_for(const std::string& path) {
   xtcp_capture_spec s{};
   s.path = path.c_str();
@@ -206,9 +222,7 @@ xtcp_capture_spec spec_for(const std::string& path) {
 
 // Two clients on one group: the capture of one connection (gd, cd) holds exactly that
 // connection's packets, both directions, in order, and nothing of the other.
-TEST(Capture, OneConnectionOfTwoHoldsOnlyItsPackets) {
-  TempDir dir;
-  CBench cb;
+TEST_F(CaptureApi, OneConnectionOfTwoHoldsOnlyItsPackets) {
   Client a;
   Client other;
   other.addr = 0xC6120003;  // 198.18.0.3
@@ -216,11 +230,8 @@ TEST(Capture, OneConnectionOfTwoHoldsOnlyItsPackets) {
   const int cda = cb.open(a);
   const int cdo = cb.open(other);
   const std::string path = dir.file("a.pcap");
-  xtcp_capture_spec s = spec_for(path);
-  s.gd = cb.gd;
-  s.cd = cda;
-  const int id = xtcp_capture_start(&s);
-  ASSERT_GT(id, 0) << xtcp_last_error();
+  const int id = cb.capture(cda, path);
+  ASSERT_GT(id, 0);
   EXPECT_EQ(counter("capture.running"), 1u);
   cb.exchange(a, cda, 1, "A-REQUEST-1", "A-ANSWER-1");
   cb.exchange(other, cdo, 1, "O-REQUEST-1", "O-ANSWER-1");
@@ -262,9 +273,7 @@ TEST(Capture, OneConnectionOfTwoHoldsOnlyItsPackets) {
 
 // A capture by the client's address and port, started before it connects: the file holds
 // its whole life, SYN to the last ACK of the FIN exchange, and a retransmission.
-TEST(Capture, ByRemoteAddressHoldsHandshakeRetransmissionAndFin) {
-  TempDir dir;
-  CBench cb;
+TEST_F(CaptureApi, ByRemoteAddressHoldsHandshakeRetransmissionAndFin) {
   Client a;
   Client other;
   other.addr = 0xC6120003;
@@ -336,9 +345,7 @@ TEST(Capture, ByRemoteAddressHoldsHandshakeRetransmissionAndFin) {
 
 // A group capture takes every connection on its port; a snapshot length cuts packets and
 // keeps their lengths.
-TEST(Capture, GroupCaptureWithSnapLength) {
-  TempDir dir;
-  CBench cb;
+TEST_F(CaptureApi, GroupCaptureWithSnapLength) {
   const std::string path = dir.file("group.pcap");
   xtcp_capture_spec s = spec_for(path);
   s.gd = cb.gd;
@@ -379,19 +386,15 @@ TEST(Capture, GroupCaptureWithSnapLength) {
 
 // Rotation: files of at most rotate_bytes, named path, NAME.1.pcap, ...; only the newest
 // rotate_files stay, and together they hold the last packets in order.
-TEST(Capture, RotationKeepsTheNewestFiles) {
-  TempDir dir;
-  CBench cb;
+TEST_F(CaptureApi, RotationKeepsTheNewestFiles) {
   Client a;
   const int cda = cb.open(a);
   const std::string path = dir.file("rot.pcap");
-  xtcp_capture_spec s = spec_for(path);
-  s.gd = cb.gd;
-  s.cd = cda;
-  s.rotate_bytes = 4096;
-  s.rotate_files = 3;
-  const int id = xtcp_capture_start(&s);
-  ASSERT_GT(id, 0) << xtcp_last_error();
+  xtcp_capture_spec rotation{};
+  rotation.rotate_bytes = 4096;
+  rotation.rotate_files = 3;
+  const int id = cb.capture(cda, path, rotation);
+  ASSERT_GT(id, 0);
   // Each exchange: a 1000-byte request (1056-byte record) and a 10-byte answer (66 bytes):
   // three exchanges fill a file (24 + 3 * 1122 bytes; a fourth would pass 4096), so 12 of
   // them make files 0 to 3, and the oldest, rot.pcap, is gone.
@@ -430,16 +433,11 @@ TEST(Capture, RotationKeepsTheNewestFiles) {
 }
 
 // Records wait in the capture's buffer; stop writes them all and closes the file.
-TEST(Capture, StopFlushesAndClosesTheFile) {
-  TempDir dir;
-  CBench cb;
+TEST_F(CaptureApi, StopFlushesAndClosesTheFile) {
   Client a;
   const int cda = cb.open(a);
   const std::string path = dir.file("flush.pcap");
-  xtcp_capture_spec s = spec_for(path);
-  s.gd = cb.gd;
-  s.cd = cda;
-  const int id = xtcp_capture_start(&s);
+  const int id = cb.capture(cda, path);
   ASSERT_GT(id, 0);
   cb.exchange(a, cda, 1, "ping", "pong");
   EXPECT_EQ(read_pcap(path).records.size(), 0u) << "buffered until the buffer fills or the capture stops";
@@ -452,8 +450,7 @@ TEST(Capture, StopFlushesAndClosesTheFile) {
 
 // A write that fails ends the capture, counted and reported by query and stop; the traffic
 // goes on. /dev/full fails every write with ENOSPC.
-TEST(Capture, DiskFullEndsTheCaptureNotTheTraffic) {
-  CBench cb;
+TEST_F(CaptureApi, DiskFullEndsTheCaptureNotTheTraffic) {
   Client a;
   const int cda = cb.open(a);
   xtcp_capture_spec s = spec_for("/dev/full");
@@ -478,9 +475,7 @@ TEST(Capture, DiskFullEndsTheCaptureNotTheTraffic) {
 }
 
 // Every bad spec is refused with its errno (and explained); nothing is opened.
-TEST(Capture, BadSpecsAreRefused) {
-  TempDir dir;
-  CBench cb;
+TEST_F(CaptureApi, BadSpecsAreRefused) {
   Client a;
   const int cda = cb.open(a);
   const std::string path = dir.file("x.pcap");
