@@ -10,6 +10,11 @@
 #include "api/src/errors.h"
 #include "api/src/runtime_internal.h"
 
+// The capture structs are ABI: their sizes stay (reserved words take new fields).
+static_assert(sizeof(void*) != 8 || sizeof(struct xtcp_capture_spec) == 80,
+              "struct xtcp_capture_spec must keep its size (80 bytes on LP64)");
+static_assert(sizeof(struct xtcp_capture_stats) == 72, "struct xtcp_capture_stats must keep its size (72 bytes)");
+
 namespace xtcp::api {
 
 namespace {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <memory>
 
 namespace xtcp_examples {
 namespace {
@@ -140,7 +141,19 @@ class ProgramCaptures {
   bool running_ = false;
 };
 
+// The captures of this process, from start_captures to the end of run_until_stopped.
+std::unique_ptr<ProgramCaptures> g_captures;
+
 }  // namespace
+
+void start_captures(const ServerFlags& flags) {
+  if (g_captures) {
+    return;
+  }
+  g_captures = std::make_unique<ProgramCaptures>(flags, message_stream(flags));
+  g_capture_toggle = 0;
+  g_captures->start();
+}
 
 bool parse_capture_filter(const std::string& text, CaptureFlag* out, std::string* why) {
   constexpr const char* kExpected =
@@ -496,9 +509,8 @@ int run_until_stopped(const ServerFlags& flags, cli::StatsPrinter& stats, const 
   constexpr int kRoundMs = 100;
   const auto start = std::chrono::steady_clock::now();
   const bool limited = flags.duration.count() != 0;
-  ProgramCaptures captures(flags, message_stream(flags));
-  g_capture_toggle = 0;
-  captures.start();
+  start_captures(flags);
+  ProgramCaptures& captures = *g_captures;
   int rc = 0;
   while (!cli::stop_requested() && (!limited || std::chrono::steady_clock::now() - start < flags.duration)) {
     rc = step(std::min(kRoundMs, stats.ms_until_due()));
@@ -514,6 +526,7 @@ int run_until_stopped(const ServerFlags& flags, cli::StatsPrinter& stats, const 
     rc = 0;
   }
   captures.stop();
+  g_captures.reset();
   return rc;
 }
 

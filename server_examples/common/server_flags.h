@@ -122,11 +122,17 @@ void install_server_signals();
 // only the JSON lines).
 std::FILE* message_stream(const ServerFlags& flags);
 
+// Starts the --capture captures (a line each on the message stream; one that cannot start
+// is reported on stderr): call it before the start line, so that a client that connects
+// once the line is out is captured from its SYN. run_until_stopped calls it if the
+// program did not.
+void start_captures(const ServerFlags& flags);
+
 // Runs step(timeout_ms) rounds until a stop signal, the --duration, or a step that returns
 // a negative errno other than -EINTR (returned). Prints the counters as --stats-interval
-// and SIGUSR1 ask. Starts the --capture captures first (a line each on the message
-// stream), stops or restarts them on SIGUSR2, reports one that a write error ended, and
-// stops them at the end. 0 when stopped.
+// and SIGUSR1 ask. Starts the --capture captures unless start_captures did, stops or
+// restarts them on SIGUSR2, reports one that a write error ended, and stops them at the
+// end. 0 when stopped.
 int run_until_stopped(const ServerFlags& flags, xtcp::cli::StatsPrinter& stats, const std::function<int(int)>& step);
 
 // Every counter of the stack and the API (xtcp_counters) and the pool's ("pool.*").
