@@ -22,20 +22,29 @@ bool is_ipv4(const std::string& s) {
   return inet_pton(AF_INET, s.c_str(), &a) == 1;
 }
 
-// A port number 1 to 65535 written in decimal, or 0.
-std::uint16_t port_of(const std::string& v) {
+// A number of at most five decimal digits, or 0 for anything else.
+unsigned long five_digits(const std::string& v) {
   const bool digits = !v.empty() && v.size() <= 5 && v.find_first_not_of("0123456789") == std::string::npos;
-  const unsigned long n = digits ? std::stoul(v) : 0;
-  return n >= 1 && n <= 65535 ? static_cast<std::uint16_t>(n) : 0;
+  return digits ? std::stoul(v) : 0;
 }
 
-// NAME<tag>.pcap for NAME.pcap, else PATH<tag>.
-std::string with_tag(const std::string& path, const std::string& tag) {
+// A port number 1 to 65535 written in decimal, or 0.
+std::uint16_t port_of(const std::string& v) {
+  const unsigned long n = five_digits(v);
+  return n <= 65535 ? static_cast<std::uint16_t>(n) : 0;
+}
+
+// NAME<separator><number>.pcap for NAME.pcap, else PATH<separator><number>.
+std::string with_tag(const std::string& path, char separator, std::uint64_t number) {
   constexpr std::string_view kExt = ".pcap";
-  if (path.size() > kExt.size() && path.compare(path.size() - kExt.size(), kExt.size(), kExt) == 0) {
-    return path.substr(0, path.size() - kExt.size()) + tag + std::string(kExt);
+  const bool pcap = path.size() > kExt.size() && path.compare(path.size() - kExt.size(), kExt.size(), kExt) == 0;
+  std::string out(path, 0, pcap ? path.size() - kExt.size() : path.size());
+  out += separator;
+  out += std::to_string(number);
+  if (pcap) {
+    out += kExt;
   }
-  return path + tag;
+  return out;
 }
 
 // SIGUSR2: the main loop toggles the captures (a flag only: async-signal-safe).
@@ -48,7 +57,8 @@ void on_capture_signal(int) { g_capture_toggle = 1; }
 // reported in one line on the program's message stream.
 class ProgramCaptures {
  public:
-  ProgramCaptures(const ServerFlags& flags, std::FILE* out) : flags_(flags), out_(out), ids_(flags.captures.size(), 0) {}
+  ProgramCaptures(const ServerFlags& flags, std::FILE* out)
+      : flags_(flags), out_(out), ids_(flags.captures.size(), 0) {}
   ProgramCaptures(const ProgramCaptures&) = delete;
   ProgramCaptures& operator=(const ProgramCaptures&) = delete;
 
@@ -81,7 +91,7 @@ class ProgramCaptures {
         continue;
       }
       ids_[i] = id;
-      say("capture " + std::to_string(id) + " started: " + c.filter + " -> " + c.file);
+      say(std::string("capture ") + std::to_string(id) + " started: " + c.filter + " -> " + c.file);
     }
     running_ = std::any_of(ids_.begin(), ids_.end(), [](int id) { return id != 0; });
   }
@@ -95,7 +105,7 @@ class ProgramCaptures {
       xtcp_capture_stats st{};
       xtcp_capture_query(ids_[i], &st);
       const int rc = xtcp_capture_stop(ids_[i]);
-      const std::string what = "capture " + std::to_string(ids_[i]);
+      const std::string what = std::string("capture ") + std::to_string(ids_[i]);
       ids_[i] = 0;
       if (rc < 0) {
         print_xtcp_error(flags_.program.c_str(), what + " (" + flags_.captures[i].file + ")", rc);
@@ -113,7 +123,7 @@ class ProgramCaptures {
       if (ids_[i] == 0 || xtcp_capture_query(ids_[i], &st) < 0 || st.running != 0) {
         continue;
       }
-      const std::string what = "capture " + std::to_string(ids_[i]);
+      const std::string what = std::string("capture ") + std::to_string(ids_[i]);
       xtcp_capture_stop(ids_[i]);
       ids_[i] = 0;
       std::fflush(out_);
@@ -132,7 +142,7 @@ class ProgramCaptures {
   // The file the capture wrote last (rotation: PATH, NAME.1.pcap, NAME.2.pcap, ...).
   std::string file_written(std::size_t i, std::uint64_t file_index) const {
     const std::string& path = flags_.captures[i].file;
-    return file_index == 0 ? path : with_tag(path, "." + std::to_string(file_index));
+    return file_index == 0 ? path : with_tag(path, '.', file_index);
   }
 
   const ServerFlags& flags_;
@@ -218,7 +228,7 @@ bool parse_capture_filter(const std::string& text, CaptureFlag* out, std::string
 }
 
 std::string capture_file_name(const std::string& capture_file, std::size_t index, std::size_t count) {
-  return count <= 1 ? capture_file : with_tag(capture_file, "-" + std::to_string(index + 1));
+  return count <= 1 ? capture_file : with_tag(capture_file, '-', index + 1);
 }
 
 ServerCommandLine::ServerCommandLine(const ServerProgram& p) : cli(p.name, p.synopsis, p.about) {
@@ -352,7 +362,7 @@ ServerCommandLine::ServerCommandLine(const ServerProgram& p) : cli(p.name, p.syn
                  return why;
                }
                if (f.captures.size() >= XTCP_MAX_CAPTURES) {
-                 return "at most " + std::to_string(XTCP_MAX_CAPTURES) + " captures";
+                 return std::string("at most ") + std::to_string(XTCP_MAX_CAPTURES) + " captures";
                }
                f.captures.push_back(c);
                return std::string();
@@ -382,8 +392,7 @@ ServerCommandLine::ServerCommandLine(const ServerProgram& p) : cli(p.name, p.syn
                f.capture_rotate_bytes = *bytes;
                if (comma != std::string::npos) {
                  const std::string n = v.substr(comma + 1);
-                 const bool digits = !n.empty() && n.size() <= 5 && n.find_first_not_of("0123456789") == std::string::npos;
-                 const unsigned long files = digits ? std::stoul(n) : 0;
+                 const unsigned long files = five_digits(n);
                  if (files < 1 || files > 10000) {
                    return "'" + n + "': the files kept are 1 to 10000";
                  }

@@ -16,11 +16,14 @@ std::string CaptureFile::file_name(const std::string& path, std::uint64_t index)
     return path;
   }
   constexpr std::string_view kExt = ".pcap";
-  const std::string number = "." + std::to_string(index);
-  if (path.size() > kExt.size() && path.compare(path.size() - kExt.size(), kExt.size(), kExt) == 0) {
-    return path.substr(0, path.size() - kExt.size()) + number + std::string(kExt);
+  const bool pcap = path.size() > kExt.size() && path.compare(path.size() - kExt.size(), kExt.size(), kExt) == 0;
+  std::string name(path, 0, pcap ? path.size() - kExt.size() : path.size());
+  name += '.';
+  name += std::to_string(index);
+  if (pcap) {
+    name += kExt;
   }
-  return path + number;
+  return name;
 }
 
 std::unique_ptr<CaptureFile> CaptureFile::open(const CaptureFileOptions& options, std::string* error,

@@ -112,7 +112,7 @@ int CaptureTap::start(const CaptureSpec& spec, std::string* error) {
   }
   if (place == nullptr) {
     if (error != nullptr) {
-      *error = "already " + std::to_string(kMaxCaptures) + " captures (stop one first)";
+      *error = std::string("already ") + std::to_string(kMaxCaptures) + " captures (stop one first)";
     }
     return -EMFILE;
   }

@@ -553,7 +553,7 @@ TEST_F(CaptureApi, BadSpecsAreRefused) {
   // XTCP_MAX_CAPTURES at once, then -EMFILE; stopping one makes room.
   std::vector<int> ids;
   for (int i = 0; i < XTCP_MAX_CAPTURES; ++i) {
-    const std::string name = dir.file("many" + std::to_string(i) + ".pcap");
+    const std::string name = dir.file(std::string("many") + std::to_string(i) + ".pcap");
     xtcp_capture_spec ok = spec_for(name);
     ok.local_port = static_cast<std::uint16_t>(7000 + i);
     ids.push_back(xtcp_capture_start(&ok));

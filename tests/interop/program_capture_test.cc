@@ -62,7 +62,7 @@ std::string login_and_quit(std::uint16_t port, const std::string& user) {
   std::string got;
   const std::string request = "LOGIN " + user + "\nQUIT\n";
   if (::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
-    error = "bind to port " + std::to_string(port) + " failed";
+    error = std::string("bind to port ") + std::to_string(port) + " failed";
   } else if (::connect(fd, reinterpret_cast<sockaddr*>(&server), sizeof server) != 0) {
     error = "connect failed";
   } else if (::send(fd, request.data(), request.size(), 0) != static_cast<ssize_t>(request.size())) {
@@ -113,9 +113,9 @@ TEST(ProgramCapture, ImCapturesOneConnectionThatTsharkReadsCleanly) {
   if (!tshark) {
     GTEST_SKIP() << "tshark not installed (apt-get install tshark)";
   }
-  const std::string path = "/tmp/xtcp-program-capture-" + std::to_string(::getpid()) + ".pcap";
+  const std::string path = std::string("/tmp/xtcp-program-capture-") + std::to_string(::getpid()) + ".pcap";
   std::remove(path.c_str());
-  const std::string filter = "remote=198.18.0.1:" + std::to_string(kCapturedPort);
+  const std::string filter = std::string("remote=198.18.0.1:") + std::to_string(kCapturedPort);
   START_PROGRAM(server, XTCP_IM_BIN,
                 "--port 5222 --capture " + filter + " --capture-file " + path, "xtcp-im: ");
   ASSERT_TRUE(wait_for_output(*server, "capture 1 started: " + filter + " -> " + path)) << server->output_so_far();
@@ -150,7 +150,7 @@ TEST(ProgramCapture, ImCapturesOneConnectionThatTsharkReadsCleanly) {
                                         "tcp.flags.reset", "-e", "tcp.len"},
                                        seconds(60));
   ASSERT_EQ(fields.exit_code, 0) << fields.err;
-  const std::string client = "198.18.0.1," + std::to_string(kCapturedPort);
+  const std::string client = std::string("198.18.0.1,") + std::to_string(kCapturedPort);
   const std::string stack = std::string(kProgramStackIp) + "," + std::to_string(kImPort);
   int packets = 0, syn = 0, syn_ack = 0, fin_in = 0, fin_out = 0, resets = 0, bytes_in = 0, bytes_out = 0;
   for (const std::string& line : split(fields.out, '\n')) {
