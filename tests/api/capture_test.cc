@@ -214,11 +214,13 @@ class CaptureApi : public ::testing::Test {
   CBench cb;
 };
 
+// A spec writing to path (which must outlive the spec: no temporaries).
 xtcp_capture_spec spec_for(const std::string& path) {
   xtcp_capture_spec s{};
   s.path = path.c_str();
   return s;
 }
+xtcp_capture_spec spec_for(std::string&& path) = delete;
 
 // Two clients on one group: the capture of one connection (gd, cd) holds exactly that
 // connection's packets, both directions, in order, and nothing of the other.
@@ -453,7 +455,8 @@ TEST_F(CaptureApi, StopFlushesAndClosesTheFile) {
 TEST_F(CaptureApi, DiskFullEndsTheCaptureNotTheTraffic) {
   Client a;
   const int cda = cb.open(a);
-  xtcp_capture_spec s = spec_for("/dev/full");
+  const std::string full = "/dev/full";
+  xtcp_capture_spec s = spec_for(full);
   s.gd = cb.gd;
   const int id = xtcp_capture_start(&s);
   ASSERT_GT(id, 0) << xtcp_last_error();
@@ -582,7 +585,8 @@ TEST(Capture, FileNamesOfRotation) {
 
 // Before xtcp_initialize there is nothing to capture.
 TEST(Capture, NotInitialized) {
-  xtcp_capture_spec s = spec_for("/tmp/never.pcap");
+  const std::string never = "/tmp/never.pcap";
+  xtcp_capture_spec s = spec_for(never);
   EXPECT_EQ(xtcp_capture_start(&s), -EINVAL);
   EXPECT_EQ(xtcp_capture_stop(1), -EINVAL);
 }
