@@ -51,8 +51,7 @@ std::string with_tag(const std::string& path, char separator, std::uint64_t numb
 volatile std::sig_atomic_t g_capture_toggle = 0;
 void on_capture_signal(int) { g_capture_toggle = 1; }
 
-
-// The --capture captures of a running program: started with the main loop, stopped and
+// The --capture captures of a running program: started by start_captures, stopped and
 // started again by SIGUSR2, each start and stop (and a capture a write error ended)
 // reported in one line on the program's message stream.
 class ProgramCaptures {
