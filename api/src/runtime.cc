@@ -105,7 +105,9 @@ Runtime::Runtime(const RuntimeConfig& config, Link& link, const Clock& clock,
   // grows (and stalls) on the packet path; pages become resident only as ids are used.
   tx_.reserve_connections(config_.stack.tcp.max_connections);
   rx_.reserve_connections(config_.stack.tcp.max_connections);
-  stack_ = std::make_unique<Stack>(config_.stack, link_, clock_, rx_, tx_);
+  // Programs (owned link, SteadyClock) write wall-clock pcap timestamps; tests the Clock's.
+  capture_ = std::make_unique<CaptureTap>(link_, clock_, owned_ != nullptr, &logger_);
+  stack_ = std::make_unique<Stack>(config_.stack, *capture_, clock_, rx_, tx_);
   engine_to_slot_.reserve(stack_->tcp().config().max_connections);
   // A connection belongs to the pool of the group listening on its local port; an active
   // open to the pool staged by connect().

@@ -27,6 +27,7 @@
 #include "stack/core/clock.h"
 #include "stack/core/log.h"
 #include "stack/core/slab.h"
+#include "stack/netif/capture_tap.h"
 #include "stack/netif/link.h"
 #include "stack/stack.h"
 
@@ -173,6 +174,13 @@ class Runtime {
   // the life of the process. Returns how many exist; fills up to n.
   int counters(struct xtcp_counter* out, std::size_t n);
   Logger& logger() { return logger_; }
+  // Packet captures of connections (capture.cc): xtcp_capture_start/stop/query. The runtime
+  // maps the spec's group and connection to ports and addresses; the CaptureTap between
+  // the stack and the link matches and writes.
+  int capture_start(const struct xtcp_capture_spec* spec);
+  int capture_stop(int id);
+  int capture_query(int id, struct xtcp_capture_stats* out) const;
+  const CaptureTotals& capture_totals() const { return capture_->totals(); }
   int poll();
   int link_fd() const { return link_.poll_fd(); }
   int connect(int gd, const sockaddr_in* addr);
@@ -344,6 +352,7 @@ class Runtime {
   SharedTxCache tx_;
   PoolRxDispatch rx_;
   std::map<int, std::unique_ptr<Pool>> pools_;
+  std::unique_ptr<CaptureTap> capture_;         // between the stack and link_; outlives stack_
   std::unique_ptr<Stack> stack_;
   std::vector<std::unique_ptr<Group>> groups_;  // indexed by gd (0 unused)
   std::vector<std::uint16_t> port_gd_;          // listening port -> gd

@@ -123,6 +123,14 @@ void Runtime::visit_counters(F&& f) const {
   f("mem.", "tx_cache", mem_tx);
   f("mem.", "api", mem_api);
   f("mem.", "total", mem_tcp + rx_mem + mem_tx + mem_api);
+
+  const CaptureTotals& cap = capture_->totals();
+  f("capture.", "started", cap.started);
+  f("capture.", "running", cap.running);
+  f("capture.", "packets", cap.packets);
+  f("capture.", "bytes", cap.bytes);
+  f("capture.", "truncated", cap.truncated);
+  f("capture.", "errors", cap.errors);
 }
 
 int Runtime::counters(struct xtcp_counter* out, std::size_t n) {

@@ -356,6 +356,26 @@ int xtcp_counters(struct xtcp_counter* out, size_t n) {
   });
 }
 
+// The capture calls: -EINVAL before xtcp_initialize (there is no link to capture yet).
+#define XTCP_CAPTURE_CALL(call, expr)                \
+  guarded(call, [&]() -> int {                       \
+    if (rt() == nullptr) {                           \
+      explain("not initialized");                    \
+      return -EINVAL;                                \
+    }                                                \
+    return (expr);                                   \
+  })
+
+int xtcp_capture_start(const struct xtcp_capture_spec* spec) {
+  return XTCP_CAPTURE_CALL("xtcp_capture_start", rt()->capture_start(spec));
+}
+
+int xtcp_capture_stop(int id) { return XTCP_CAPTURE_CALL("xtcp_capture_stop", rt()->capture_stop(id)); }
+
+int xtcp_capture_query(int id, struct xtcp_capture_stats* out) {
+  return XTCP_CAPTURE_CALL("xtcp_capture_query", rt()->capture_query(id, out));
+}
+
 void XTCP_ZERO(xtcp_set* set) {
   if (set != nullptr) {
     std::memset(set, 0, sizeof *set);

@@ -1,9 +1,11 @@
 // What the example servers on the xtcp API (xtcp-echo, xtcp-im) share around their own
 // work: the command line (tools/cli flags: --tun NAME | --shm NAME, --ip ADDR [--kernel-ip ADDR/PREFIX]
 // [--port N] [--pcap FILE] [--io rw|uring] [--duration DURATION] [--pool-size SIZE] [--tx-cache SIZE]
-// [--shards N] [--stats-interval DURATION] [--stats-json], and for xtcp-im --backend and --backend-data),
+// [--shards N] [--stats-interval DURATION] [--stats-json] [--capture FILTER]... [--capture-file PATH]
+// [--capture-snaplen N] [--capture-rotate SIZE[,FILES]], and for xtcp-im --backend and --backend-data),
 // the xtcp_config they make, failure reports with xtcp_last_error(), the signals, the main
-// loop with its counter prints, and the counters themselves.
+// loop with its counter prints and packet captures (xtcp_capture_*: started with the loop,
+// SIGUSR2 stops and starts them), and the counters themselves.
 #pragma once
 
 #include <xtcp/xtcp.h>
@@ -21,7 +23,17 @@ namespace xtcp_examples {
 
 using xtcp::cli::Counter;
 
+// One --capture FILTER: which connections (0 / empty: any) and where they go.
+struct CaptureFlag {
+  std::string filter;       // as given, for messages
+  std::string remote_addr;  // remote=ADDR[:PORT]
+  std::uint16_t remote_port = 0;
+  std::uint16_t local_port = 0;
+  std::string file;         // file=PATH, or the name made from --capture-file
+};
+
 struct ServerFlags {
+  std::string program;      // "xtcp-echo": for messages
   std::string tun;          // --tun NAME, or empty with --shm
   std::string shm;          // --shm NAME: a shared-memory link instead of the TUN device
   std::string ip;          // dotted quad, validated
@@ -43,7 +55,21 @@ struct ServerFlags {
   std::string backend;                    // --backend ADDR:PORT or a Unix socket path
   int backend_data = 0;                   // --backend-data N: variant 2 with N data transports
   xtcp::cli::StatsOptions stats;
+  // --capture FILTER (repeatable) with --capture-file, --capture-snaplen, --capture-rotate.
+  std::vector<CaptureFlag> captures;
+  std::string capture_file;
+  std::uint64_t capture_snaplen = 0;        // 0: the library's (65535)
+  std::uint64_t capture_rotate_bytes = 0;   // 0: one file per capture
+  std::uint32_t capture_rotate_files = 0;   // with rotation; 0: the library's (8)
 };
+
+// Parses a --capture FILTER: comma-separated remote=ADDR[:PORT], remote-port=N,
+// local-port=N, file=PATH, or "all" (every packet; with file= only). False with *why.
+bool parse_capture_filter(const std::string& text, CaptureFlag* out, std::string* why);
+// The file of the index-th (0-based) of count captures that have no file= of their own:
+// --capture-file itself for one, else NAME-1.pcap, NAME-2.pcap, ... (NAME.pcap given) or
+// PATH-1, PATH-2, ...
+std::string capture_file_name(const std::string& capture_file, std::size_t index, std::size_t count);
 
 // What differs between the programs' command lines.
 struct ServerProgram {
@@ -71,6 +97,10 @@ struct ServerCommandLine {
 
   ServerFlags values;
   xtcp::cli::Flags cli;
+
+ private:
+  // --capture and its companions agree; names each capture's file (exit 2 when not).
+  void check_captures();
 };
 
 // Where the stack serves, for messages: "TUN device NAME" or "shared-memory link NAME".
@@ -87,6 +117,7 @@ xtcp_config make_config(const ServerFlags& flags);
 void print_xtcp_error(const char* program, const std::string& context, int rc);
 
 // SIGINT/SIGTERM stop (xtcp::cli::stop_requested()), SIGUSR1 asks for the counters,
+// SIGUSR2 stops the --capture captures when they run and starts them when stopped,
 // SIGPIPE is ignored (a closed stdout or backend socket is an error, not a death).
 void install_server_signals();
 
@@ -94,9 +125,17 @@ void install_server_signals();
 // only the JSON lines).
 std::FILE* message_stream(const ServerFlags& flags);
 
+// Starts the --capture captures (a line each on the message stream; one that cannot start
+// is reported on stderr): call it before the start line, so that a client that connects
+// once the line is out is captured from its SYN. run_until_stopped calls it if the
+// program did not.
+void start_captures(const ServerFlags& flags);
+
 // Runs step(timeout_ms) rounds until a stop signal, the --duration, or a step that returns
 // a negative errno other than -EINTR (returned). Prints the counters as --stats-interval
-// and SIGUSR1 ask. 0 when stopped.
+// and SIGUSR1 ask. Starts the --capture captures unless start_captures did, stops or
+// restarts them on SIGUSR2, reports one that a write error ended, and stops them at the
+// end. 0 when stopped.
 int run_until_stopped(const ServerFlags& flags, xtcp::cli::StatsPrinter& stats, const std::function<int(int)>& step);
 
 // Every counter of the stack and the API (xtcp_counters) and the pool's ("pool.*").

@@ -201,6 +201,7 @@ int serve(const ServerFlags& flags, ShardChannel* shard) {
   if (shard != nullptr) {
     shard->ready();
   } else {
+    start_captures(flags);  // before the start line: a client that waits for it is captured whole
     std::fprintf(msg, "%s\n", startup_line(flags).c_str());
     std::fflush(msg);
   }

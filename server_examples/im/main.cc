@@ -74,6 +74,7 @@ int serve(Server& server, const ServerFlags& flags, const std::string& mode, Sha
   if (shard != nullptr) {
     shard->ready();
   } else {
+    start_captures(flags);  // before the start line: a client that waits for it is captured whole
     std::fprintf(msg, "%s%s\n", startup_line(flags).c_str(), mode.c_str());
     std::fflush(msg);
   }

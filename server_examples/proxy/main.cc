@@ -216,6 +216,7 @@ int run(const ServerFlags& flags, const ProxyFlags& p) {
   PairTable pairs(client_gd, server_gd, &balancer, options);
 
   std::FILE* msg = message_stream(flags);
+  start_captures(flags);  // before the start line: a client that waits for it is captured whole
   std::fprintf(msg, "%s\n", startup_line(flags, p).c_str());
   std::fflush(msg);
   auto collect = [&](std::vector<Counter>* out) {

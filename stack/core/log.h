@@ -24,6 +24,7 @@ enum class LogKind : std::uint8_t {
   kTimeWaitFull,     // the TIME-WAIT table recycled an entry early
   kTxCacheFull,      // the transmit cache refused an answer
   kRxPoolFull,       // a receive pool refused in-window payload
+  kCaptureFailed,    // a packet capture ended: its file could not be written
   kCount,
 };
 

@@ -26,7 +26,7 @@ std::unique_ptr<PcapTap> PcapTap::open(Link& inner, const Clock& clock, const st
 
 PcapTap::PcapTap(Link& inner, const Clock& clock, std::string path, const PcapTapOptions& options,
                  TimeNs offset, std::unique_ptr<PcapWriter> writer)
-    : inner_(inner),
+    : ForwardingLink(inner),
       clock_(clock),
       path_(std::move(path)),
       options_(options),

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "stack/core/clock.h"
-#include "stack/netif/link.h"
+#include "stack/netif/forwarding_link.h"
 #include "stack/netif/pcap_writer.h"
 
 namespace xtcp {
@@ -33,7 +33,7 @@ struct PcapTapCounters {
   std::uint64_t packets_not_recorded = 0;
 };
 
-class PcapTap final : public Link {
+class PcapTap final : public ForwardingLink {
  public:
   // Creates (truncates) the pcap file at path. inner and clock must outlive the tap.
   // On failure returns nullptr with a message in *error (may be null).
@@ -55,11 +55,6 @@ class PcapTap final : public Link {
   int send(std::span<const std::byte> packet) override;
   // Forwards to the inner link, recording each packet before handing it on.
   int receive_batch(int max_packets, PacketHandler on_packet) override;
-  // Packets are recorded when sent, whatever the inner link queues: flushing is its job.
-  int flush() override { return inner_.flush(); }
-  int poll_fd() const override { return inner_.poll_fd(); }
-  std::size_t mtu() const override { return inner_.mtu(); }
-  TimeNs next_event_time() const override { return inner_.next_event_time(); }
 
   const PcapTapCounters& counters() const { return counters_; }
   const std::string& path() const { return path_; }
@@ -69,7 +64,6 @@ class PcapTap final : public Link {
           TimeNs offset, std::unique_ptr<PcapWriter> writer);
   void record(std::span<const std::byte> packet);
 
-  Link& inner_;
   const Clock& clock_;
   std::string path_;
   PcapTapOptions options_;

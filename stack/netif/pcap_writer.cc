@@ -6,8 +6,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace xtcp {
 namespace {
@@ -27,25 +29,35 @@ std::string open_error(const std::string& path, int err) {
 }  // namespace
 
 std::unique_ptr<PcapWriter> PcapWriter::open(const std::string& path, std::uint32_t linktype,
-                                             std::uint32_t snaplen, std::string* error) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
+                                             std::uint32_t snaplen, const PcapWriterOptions& options,
+                                             std::string* error, int* error_code) {
+  auto failed = [&](int err) -> std::unique_ptr<PcapWriter> {
     if (error != nullptr) {
-      *error = open_error(path, errno);
+      *error = open_error(path, err);
+    }
+    if (error_code != nullptr) {
+      *error_code = err;
     }
     return nullptr;
+  };
+  const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | (options.nonblocking ? O_NONBLOCK : 0);
+  const int fd = ::open(path.c_str(), flags, 0644);
+  if (fd < 0) {
+    return failed(errno);
   }
   std::FILE* file = ::fdopen(fd, "wb");
   if (file == nullptr) {
     const int err = errno;
     ::close(fd);
-    if (error != nullptr) {
-      *error = open_error(path, err);
-    }
-    return nullptr;
+    return failed(err);
+  }
+  std::unique_ptr<char[]> buffer;
+  if (options.buffer_bytes != 0) {
+    buffer.reset(new char[options.buffer_bytes]);
+    std::setvbuf(file, buffer.get(), _IOFBF, options.buffer_bytes);
   }
   // magic, version 2.4, thiszone 0 (timestamps are UTC), sigfigs 0, snaplen, linktype.
-  unsigned char header[24] = {};
+  unsigned char header[kFileHeaderBytes] = {};
   put32(header + 0, kMagicMicroseconds);
   put16(header + 4, kVersionMajor);
   put16(header + 6, kVersionMinor);
@@ -54,30 +66,56 @@ std::unique_ptr<PcapWriter> PcapWriter::open(const std::string& path, std::uint3
   if (std::fwrite(header, sizeof header, 1, file) != 1) {
     const int err = errno;
     std::fclose(file);
-    if (error != nullptr) {
-      *error = open_error(path, err);
-    }
-    return nullptr;
+    return failed(err);
   }
-  return std::unique_ptr<PcapWriter>(new PcapWriter(file));
+  return std::unique_ptr<PcapWriter>(new PcapWriter(file, std::move(buffer)));
 }
 
-PcapWriter::~PcapWriter() { std::fclose(file_); }
+PcapWriter::~PcapWriter() {
+  if (file_ != nullptr) {
+    std::fclose(file_);
+  }
+}
 
-bool PcapWriter::write(std::uint64_t timestamp_us, std::span<const std::byte> packet) {
-  if (std::ferror(file_) != 0) {
+bool PcapWriter::fail() {
+  if (error_ == 0) {
+    error_ = errno != 0 ? errno : EIO;
+  }
+  return false;
+}
+
+bool PcapWriter::write(std::uint64_t timestamp_us, std::span<const std::byte> captured,
+                       std::size_t original_length) {
+  if (file_ == nullptr || std::ferror(file_) != 0) {
     return false;
   }
-  const auto len = static_cast<std::uint32_t>(packet.size());
-  unsigned char record[16];
+  unsigned char record[kRecordHeaderBytes];
   put32(record + 0, static_cast<std::uint32_t>(timestamp_us / kUsPerSec));
   put32(record + 4, static_cast<std::uint32_t>(timestamp_us % kUsPerSec));
-  put32(record + 8, len);   // captured length
-  put32(record + 12, len);  // original length
+  put32(record + 8, static_cast<std::uint32_t>(captured.size()));
+  put32(record + 12, static_cast<std::uint32_t>(std::max(original_length, captured.size())));
+  errno = 0;
   if (std::fwrite(record, sizeof record, 1, file_) != 1) {
-    return false;
+    return fail();
   }
-  return packet.empty() || std::fwrite(packet.data(), packet.size(), 1, file_) == 1;
+  if (!captured.empty() && std::fwrite(captured.data(), captured.size(), 1, file_) != 1) {
+    return fail();
+  }
+  return true;
+}
+
+int PcapWriter::close() {
+  if (file_ == nullptr) {
+    return error_;
+  }
+  errno = 0;
+  const bool failed_before = std::ferror(file_) != 0;
+  const int rc = std::fclose(file_);
+  file_ = nullptr;
+  if ((rc != 0 || failed_before) && error_ == 0) {
+    error_ = errno != 0 ? errno : EIO;
+  }
+  return error_;
 }
 
 }  // namespace xtcp

@@ -325,6 +325,83 @@ struct xtcp_conn_info {
 /* Fills *out. 0, -EBADF, -EINVAL (out NULL). */
 int xtcp_connection_info(int gd, int cd, struct xtcp_conn_info* out);
 
+/* ---- capturing connections ----------------------------------------------------------- */
+
+/* Writes the packets of one connection, or of those a filter picks, to a pcap file while
+ * the program runs (besides xtcp_config.pcap_path, which mirrors the whole link from the
+ * start). Both directions are written as they cross the link, each packet once per
+ * capture that matches it: for a connection its SYN and handshake (when the capture was
+ * running then), data, retransmissions, window updates, the final FIN or RST exchange,
+ * and ICMP errors that quote one of its segments. Packets are matched by their 4-tuple,
+ * so the filter keeps matching after the connection ends (a new connection from the same
+ * address and port is written too) until xtcp_capture_stop.
+ *
+ * Files are classic pcap (LINKTYPE_RAW: each record a bare IPv4 packet), timestamps in
+ * microseconds of wall-clock time; tshark, tcpdump and Wireshark read them. Writing never
+ * waits on the file: records go through a 64 KiB buffer per capture, one write(2) when it
+ * fills, on a non-blocking descriptor. A write that fails (disk full, a FIFO whose reader
+ * stalls, ...) ends that capture at once (its files are closed, "capture.errors" counts
+ * it, the log reports it at XTCP_LOG_ERROR), and traffic goes on untouched. Up to
+ * XTCP_MAX_CAPTURES captures exist at once.
+ *
+ * Rotation: with rotate_bytes, a file is closed when its next record would take it past
+ * rotate_bytes, and the next one opened. The first file is path; for a path ending in
+ * ".pcap" the next ones are NAME.1.pcap, NAME.2.pcap, ... (for any other path PATH.1,
+ * PATH.2, ...); once more than rotate_files files were written, the oldest is removed, so
+ * the newest rotate_files stay. Files of an earlier capture beyond those are left alone.
+ *
+ * xtcp_counters lists "capture.started", "capture.running", "capture.packets" (packets
+ * written, all captures), "capture.bytes" (packet bytes written, after the snapshot
+ * length), "capture.truncated" (packets cut to the snapshot length) and "capture.errors"
+ * (captures ended by a failed write). */
+#define XTCP_MAX_CAPTURES 16
+struct xtcp_capture_spec {
+  const char* path;        /* the pcap file, created or truncated (required) */
+  int gd;                  /* 0: any group. A group: its port is the local port to match
+                              (-EINVAL for a group without port; -EBADF unknown) */
+  int cd;                  /* 0: every connection the other fields allow. A connection of
+                              group gd (gd required): its 4-tuple (-EBADF unknown,
+                              -ENOTCONN when its engine side is gone and the local port
+                              no longer known) */
+  const char* remote_addr; /* NULL or "": any. The peer's IPv4 address, dotted quad */
+  uint16_t remote_port;    /* 0: any. The peer's port */
+  uint16_t local_port;     /* 0: any. The stack's port */
+  uint32_t snaplen;        /* bytes kept of each packet, 1 to 65535 (0: 65535); longer
+                              packets are cut, the record keeping their length */
+  uint64_t rotate_bytes;   /* 0: one file, no size limit. Else at least 4096: the size at
+                              which the next file begins (a file takes its first record
+                              whatever its size) */
+  uint32_t rotate_files;   /* with rotate_bytes: the newest files kept, 1 to 10000 (0: 8);
+                              must be 0 without rotate_bytes */
+  uint32_t reserved_u32;   /* 0 */
+  uint64_t reserved[4];    /* 0: room for later fields */
+};
+/* The fields given must agree: with cd, remote_addr/remote_port/local_port may be set only
+ * to the connection's own values; with gd, local_port only to the group's port. A spec
+ * with no field set captures every packet of the link.
+ * Returns a positive capture id (never reused within the process), or -EINVAL (spec or
+ * path NULL, a bad address, snaplen/rotate_* out of range, fields that disagree, reserved
+ * fields not 0, not initialized), -EBADF (unknown gd or cd), -ENOTCONN, -EMFILE
+ * (XTCP_MAX_CAPTURES captures exist), or the negative errno of opening the file
+ * (-ENOENT, -EACCES, ...). */
+int xtcp_capture_start(const struct xtcp_capture_spec* spec);
+/* Stops the capture: flushes and closes its file. A capture that an error ended keeps its
+ * place (and counts toward XTCP_MAX_CAPTURES) until stopped. 0, the negative errno of the
+ * write or final flush that failed (-ENOSPC, ...; the capture is gone all the same), or
+ * -EBADF (no such capture). */
+int xtcp_capture_stop(int id);
+struct xtcp_capture_stats {
+  int running;             /* 1 while it writes; 0 once an error ended it */
+  int error;               /* the errno that ended it (positive), 0 while running */
+  uint64_t packets;        /* packets written */
+  uint64_t bytes;          /* packet bytes written (after the snapshot length) */
+  uint64_t truncated;      /* packets cut to snaplen */
+  uint64_t file_index;     /* the file written now (or last): 0 is path, N its N-th successor */
+  uint64_t reserved[4];
+};
+/* Fills *out for a capture started and not yet stopped. 0, -EBADF, -EINVAL (out NULL). */
+int xtcp_capture_query(int id, struct xtcp_capture_stats* out);
+
 /* ---- several pools ------------------------------------------------------------------- */
 
 typedef struct xtcp_pool xtcp_pool;
