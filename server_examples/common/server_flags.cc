@@ -502,6 +502,20 @@ void print_xtcp_error(const char* program, const std::string& context, int rc) {
                why != nullptr && *why != '\0' ? why : std::strerror(-rc));
 }
 
+bool start_stack(const char* program, const xtcp_config& config, const ServerFlags& flags) {
+  int rc = xtcp_configure(&config);
+  if (rc < 0) {
+    print_xtcp_error(program, "cannot configure the link", rc);
+    return false;
+  }
+  rc = xtcp_initialize(static_cast<std::size_t>(flags.pool_size));
+  if (rc < 0) {
+    print_xtcp_error(program, "cannot start on " + link_description(flags), rc);
+    return false;
+  }
+  return true;
+}
+
 void install_server_signals() {
   cli::on_stop_signals({SIGINT, SIGTERM});
   cli::on_stats_signal(SIGUSR1);

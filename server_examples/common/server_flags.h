@@ -116,6 +116,10 @@ xtcp_config make_config(const ServerFlags& flags);
 // failed call rc came from (strerror(-rc) when it has none).
 void print_xtcp_error(const char* program, const std::string& context, int rc);
 
+// xtcp_configure(config) then xtcp_initialize(--pool-size): true, or false after printing
+// what failed (print_xtcp_error), the link being left closed.
+bool start_stack(const char* program, const xtcp_config& config, const ServerFlags& flags);
+
 // SIGINT/SIGTERM stop (xtcp::cli::stop_requested()), SIGUSR1 asks for the counters,
 // SIGUSR2 stops the --capture captures when they run and starts them when stopped,
 // SIGPIPE is ignored (a closed stdout or backend socket is an error, not a death).

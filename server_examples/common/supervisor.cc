@@ -137,6 +137,9 @@ class Supervisor {
     cli::on_stop_signals({SIGINT, SIGTERM});
     cli::on_stats_signal(SIGUSR1);
     cli::ignore_signal(SIGPIPE);
+    // SIGUSR2 toggles --capture in a single process; shards take no --capture, and the
+    // signal must not end the supervisor (its default action) and with it every shard.
+    cli::ignore_signal(SIGUSR2);
     bool ok = start_all();
     std::FILE* msg = message_stream(flags_);
     const bool served = ok && !cli::stop_requested();

@@ -165,16 +165,10 @@ std::string startup_line(const ServerFlags& flags) {
 int serve(const ServerFlags& flags, ShardChannel* shard) {
   install_server_signals();
   const xtcp_config config = make_config(flags);
-  int rc = xtcp_configure(&config);
-  if (rc < 0) {
-    print_xtcp_error(kProgram, "cannot configure the link", rc);
+  if (!start_stack(kProgram, config, flags)) {
     return cli::kExitFailure;
   }
-  rc = xtcp_initialize(static_cast<std::size_t>(flags.pool_size));
-  if (rc < 0) {
-    print_xtcp_error(kProgram, "cannot start on " + link_description(flags), rc);
-    return cli::kExitFailure;
-  }
+  int rc = 0;
   const int gd = xtcp_open_group(PF_INET, SOCK_STREAM, 0, flags.port);
   if (gd < 0) {
     print_xtcp_error(kProgram, "cannot listen on port " + std::to_string(flags.port), gd);

@@ -125,16 +125,10 @@ int serve(Server& server, const ServerFlags& flags, const std::string& mode, Sha
 int serve_process(const ServerFlags& flags, const ImPlan& plan, ShardChannel* shard) {
   install_server_signals();
   const xtcp_config config = make_config(flags);
-  int rc = xtcp_configure(&config);
-  if (rc < 0) {
-    print_xtcp_error(kProgram, "cannot configure the link", rc);
+  if (!start_stack(kProgram, config, flags)) {
     return cli::kExitFailure;
   }
-  rc = xtcp_initialize(static_cast<std::size_t>(flags.pool_size));
-  if (rc < 0) {
-    print_xtcp_error(kProgram, "cannot start on " + link_description(flags), rc);
-    return cli::kExitFailure;
-  }
+  int rc = 0;
   int exit_code = cli::kExitOk;
   std::string what;
   if (!plan.forwarding) {

@@ -179,16 +179,10 @@ int run(const ServerFlags& flags, const ProxyFlags& p) {
     config.max_connections =
         static_cast<std::uint32_t>(std::min<std::uint64_t>(2 * flags.max_connections + 1024, kMaxStackConnections));
   }
-  int rc = xtcp_configure(&config);
-  if (rc < 0) {
-    print_xtcp_error(kProgram, "cannot configure the link", rc);
+  if (!start_stack(kProgram, config, flags)) {
     return cli::kExitFailure;
   }
-  rc = xtcp_initialize(static_cast<std::size_t>(flags.pool_size));
-  if (rc < 0) {
-    print_xtcp_error(kProgram, std::string("cannot start on ") + link_description(flags), rc);
-    return cli::kExitFailure;
-  }
+  int rc = 0;
   std::string what;
   const int client_gd = open_proxy_group(flags.port, p.pair_buffer, flags.zero_window_abort_ms, &what);
   if (client_gd < 0) {

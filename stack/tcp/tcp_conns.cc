@@ -1,6 +1,7 @@
 // A connection's two forms (see conn_store.h): the full Tcb while it is busy, the 64-byte
 // TcbHot while it is quiet. quiet() says when every field outside the hot record has the
-// value unpack() would give it again, so packing loses nothing the connection needs.
+// value unpack() would give it again, so packing loses nothing the connection needs (the
+// peer's window may come back rounded down to its scale: see packs_window_field).
 #include <algorithm>
 
 #include "stack/tcp/tcp_layer.h"
@@ -16,9 +17,14 @@ constexpr std::uint32_t kBusyFlags = tcb_flag::kAckNow | tcb_flag::kInRecovery |
                                      tcb_flag::kTlpArmed | tcb_flag::kTlpOut | tcb_flag::kTlpResent |
                                      tcb_flag::kFinQueued | tcb_flag::kEventDone | tcb_flag::kUndoArmed;
 
-bool fits_window_field(std::uint32_t wnd, std::uint8_t shift) {
+// The hot record keeps a window as the 16-bit field the peer would send (wnd >> shift).
+// A window that is no multiple of 2^shift, as the unscaled window of the SYN-ACK that
+// completes an active open (RFC 7323 2.2: a SYN's window is never scaled), packs rounded
+// down: sending a little less than the peer allows is always allowed. Never down to a
+// closed window, which would stop the sender.
+bool packs_window_field(std::uint32_t wnd, std::uint8_t shift) {
   const std::uint32_t field = wnd >> shift;
-  return field <= 65535 && (field << shift) == wnd;
+  return field <= 65535 && (field > 0 || wnd == 0);
 }
 
 }  // namespace
@@ -56,7 +62,7 @@ bool TcpLayer::quiet(const Tcb& t) const {
   if (t.challenge_acks != 0 && now_tick() - t.challenge_window < 1000) {
     return false;
   }
-  if (!fits_window_field(t.snd_wnd, t.snd_wscale) || !fits_window_field(t.max_snd_wnd, t.snd_wscale) ||
+  if (!packs_window_field(t.snd_wnd, t.snd_wscale) || !packs_window_field(t.max_snd_wnd, t.snd_wscale) ||
       t.snd_wscale > 15 || t.rcv_wscale > 15) {
     return false;
   }

@@ -99,15 +99,6 @@ std::string tshark_complaints(const std::string& err) {
   return out;
 }
 
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::istringstream in(s);
-  for (std::string part; std::getline(in, part, sep);) {
-    out.push_back(part);
-  }
-  return out;
-}
-
 TEST(ProgramCapture, ImCapturesOneConnectionThatTsharkReadsCleanly) {
   const auto tshark = find_executable("tshark");
   if (!tshark) {
@@ -153,8 +144,8 @@ TEST(ProgramCapture, ImCapturesOneConnectionThatTsharkReadsCleanly) {
   const std::string client = std::string("198.18.0.1,") + std::to_string(kCapturedPort);
   const std::string stack = std::string(kProgramStackIp) + "," + std::to_string(kImPort);
   int packets = 0, syn = 0, syn_ack = 0, fin_in = 0, fin_out = 0, resets = 0, bytes_in = 0, bytes_out = 0;
-  for (const std::string& line : split(fields.out, '\n')) {
-    const auto f = split(line, ',');
+  for (const std::string& line : split_text(fields.out, '\n')) {
+    const auto f = split_text(line, ',');
     ASSERT_EQ(f.size(), 9u) << line;
     const std::string src = f[0] + "," + f[1];
     const std::string dst = f[2] + "," + f[3];

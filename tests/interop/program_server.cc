@@ -154,4 +154,13 @@ std::optional<std::uint64_t> counter_value(const std::string& output, const std:
   return std::nullopt;
 }
 
+std::vector<std::string> split_text(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  for (std::string part; std::getline(in, part, sep);) {
+    out.push_back(part);
+  }
+  return out;
+}
+
 }  // namespace xtcp::test

@@ -93,4 +93,7 @@ void expect_usage_errors(const std::vector<std::vector<std::string>>& command_li
 // The value of a "name value" counter line in a program's output, or nullopt.
 std::optional<std::uint64_t> counter_value(const std::string& output, const std::string& name);
 
+// The parts of s between sep characters (tshark's field lines, a line's fields).
+std::vector<std::string> split_text(const std::string& s, char sep);
+
 }  // namespace xtcp::test

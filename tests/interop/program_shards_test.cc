@@ -152,6 +152,9 @@ TEST(ProgramShards, EchoCountersAreSummedAcrossShards) {
   ASSERT_NE(at, std::string::npos) << out;
   EXPECT_EQ(counter(out.substr(at), "echo.accepted"), kConns) << out.substr(at);
   EXPECT_GE(counter(out.substr(at), "tcp.passive_opens"), static_cast<std::uint64_t>(kConns));
+  // SIGUSR2 (--capture's toggle in a single process) must not end the supervisor.
+  ASSERT_EQ(server->signal(SIGUSR2), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   const CommandResult r = server->stop();
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(counter(r.output, "echo.accepted"), kConns);

@@ -7,7 +7,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,15 +15,6 @@
 
 namespace xtcp::test::proxy {
 namespace {
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::istringstream in(s);
-  for (std::string part; std::getline(in, part, sep);) {
-    out.push_back(part);
-  }
-  return out;
-}
 
 TEST(ProxyCapture, CapturesTheConnectionTheProxyOpenedToItsServer) {
   const auto tshark = find_executable("tshark");
@@ -72,8 +62,8 @@ TEST(ProxyCapture, CapturesTheConnectionTheProxyOpenedToItsServer) {
   const std::string server = std::string(kServerIp) + ",9000";
   std::string proxy_end;  // the proxy's address and ephemeral port, from its SYN
   int syn = 0, syn_ack = 0, fin_out = 0, fin_in = 0, bytes_out = 0, bytes_in = 0;
-  for (const std::string& line : split(fields.out, '\n')) {
-    const auto f = split(line, ',');
+  for (const std::string& line : split_text(fields.out, '\n')) {
+    const auto f = split_text(line, ',');
     ASSERT_EQ(f.size(), 8u) << line;
     const std::string src = f[0] + "," + f[1];
     const std::string dst = f[2] + "," + f[3];

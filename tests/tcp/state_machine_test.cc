@@ -84,6 +84,34 @@ TEST(StateMachine, ActiveOpenSynSentEstablished) {
   EXPECT_EQ(h.tcp().stats().active_opens, 1u);
 }
 
+// An idle connection keeps only its hot record, whichever side opened it. The SYN-ACK's
+// window is never scaled (RFC 7323 2.2), so after an active open the peer's window is no
+// multiple of its scale until the peer sends again; the record keeps it rounded down to the
+// scale (a little less than allowed), never down to a closed window.
+TEST(StateMachine, IdleConnectionsKeepOnlyTheirHotRecordAfterEitherOpen) {
+  TcpHarness passive;
+  passive.establish_passive();
+  passive.advance(seconds(1));
+  EXPECT_EQ(passive.tcp().busy_connections(), 0u);
+
+  TcpHarness active;
+  const ConnId c = active.establish_active(TcpHarness::linux_syn_options(), 64240);  // Linux's SYN-ACK window
+  active.advance(seconds(1));
+  EXPECT_EQ(active.tcp().busy_connections(), 0u) << "the unscaled SYN-ACK window kept it busy";
+  ConnInfo info{};
+  ASSERT_EQ(active.tcp().info(c, &info), 0);
+  EXPECT_EQ(info.snd_wnd, 64240u >> 7 << 7) << "rounded down to the peer's scale (7)";
+  // It sends from the hot record alone.
+  ASSERT_EQ(active.tcp().send(c, bytes_of("hello")), 5);
+  EXPECT_SEGMENT(active.sent_one(), Match().flags(kAck | kPsh).rseq(1).rack(1).len(5));
+
+  // A window below one unit of the scale would pack as closed: that connection stays busy.
+  TcpHarness tiny;
+  tiny.establish_active(TcpHarness::linux_syn_options(), 100);
+  tiny.advance(seconds(1));
+  EXPECT_EQ(tiny.tcp().busy_connections(), 1u);
+}
+
 // RFC 9293 figure 8: both sides send SYN at once.
 TEST(StateMachine, SimultaneousOpenBareSynThenAck) {
   TcpHarness h;

@@ -22,6 +22,11 @@ namespace cli = xtcp::cli;
 using namespace xtcp::replay;  // NOLINT
 
 constexpr const char* kProgram = "xtcp-replay";
+// Exit codes as diff(1)'s, so that a script tells a difference from trouble: 1 only when
+// flows were replayed and differ; 2 for a bad flag (cli::kExitUsage) and for a replay that
+// could not run (unreadable capture, no target).
+constexpr int kExitDifferent = 1;
+constexpr int kExitTrouble = 2;
 
 struct Plan {
   std::string capture;
@@ -147,7 +152,7 @@ int main(int argc, char** argv) {
                });
   flags.toggle("--json", "print a JSON summary on stdout (the plain report goes to stderr)", &plan.json);
   flags.epilog(
-      "Exit codes: 0 every flow the same, 1 a difference (or the replay could not run), 2 a bad flag.");
+      "Exit codes, as diff(1): 0 every flow the same, 1 a difference, 2 a bad flag or a replay that could not run.");
   flags.parse(argc, argv);
 
   const bool tun = plan.target == "tun";
@@ -165,7 +170,7 @@ int main(int argc, char** argv) {
   auto packets = read_pcap(plan.capture, &error);
   if (!packets) {
     std::fprintf(stderr, "%s: %s\n", kProgram, error.c_str());
-    return cli::kExitFailure;
+    return kExitTrouble;
   }
   std::optional<Endpoint> server;
   if (!plan.server.empty()) {
@@ -176,7 +181,7 @@ int main(int argc, char** argv) {
   auto capture = extract_flows(std::move(*packets), server, &error);
   if (!capture) {
     std::fprintf(stderr, "%s: %s: %s\n", kProgram, plan.capture.c_str(), error.c_str());
-    return cli::kExitFailure;
+    return kExitTrouble;
   }
 
   ReplayOptions options;
@@ -211,7 +216,7 @@ int main(int argc, char** argv) {
                      "answer the replayed flows itself: move the clients with --client-ip ADDR (an "
                      "address it does not own, e.g. in 198.19.0.0/16)\n",
                      kProgram, xtcp::wire::format_ipv4(a).c_str());
-        return cli::kExitFailure;
+        return kExitTrouble;
       }
     }
     TunOptions to;
@@ -232,7 +237,7 @@ int main(int argc, char** argv) {
   }
   if (!target) {
     std::fprintf(stderr, "%s: %s\n", kProgram, error.c_str());
-    return cli::kExitFailure;
+    return kExitTrouble;
   }
 
   std::unique_ptr<xtcp::PcapWriter> writer;
@@ -240,7 +245,7 @@ int main(int argc, char** argv) {
     writer = xtcp::PcapWriter::open(plan.write, xtcp::kPcapLinkTypeRaw, xtcp::kPcapSnapLen, &error);
     if (!writer) {
       std::fprintf(stderr, "%s: %s\n", kProgram, error.c_str());
-      return cli::kExitFailure;
+      return kExitTrouble;
     }
   }
   const ReplayOutcome outcome = replay(*capture, *target, options, writer.get());
@@ -257,5 +262,5 @@ int main(int argc, char** argv) {
   } else {
     std::fputs(text.c_str(), stdout);
   }
-  return report.same() ? cli::kExitOk : cli::kExitFailure;
+  return report.same() ? cli::kExitOk : kExitDifferent;
 }
