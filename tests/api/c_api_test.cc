@@ -193,6 +193,64 @@ TEST(ApiC, CppWrapper) {
   EXPECT_EQ(api::process_runtime(), nullptr) << "the Service finalized";
 }
 
+// The C++ layer of the calls a proxy needs (half-close, reset, offering held bytes again)
+// and of the per-connection capture, whose file is complete once the Capture goes away.
+TEST(ApiC, CppWrapperHalfCloseAbortRedeliverAndCapture) {
+  Bench b;
+  b.install();
+  const std::string path = ::testing::TempDir() + "xtcp_cxx_capture.pcap";
+  {
+    auto svc = xtcp::Service::start(1u << 20);
+    ASSERT_TRUE(svc) << svc.error().message();
+    auto group = svc->default_pool().open_group(7000);
+    ASSERT_TRUE(group);
+    Client c;
+    b.handshake(c);
+    auto conn = group->accept();
+    ASSERT_TRUE(conn);
+    xtcp_capture_spec spec{};
+    spec.path = path.c_str();
+    spec.gd = conn->gd();
+    spec.cd = conn->cd();
+    auto capture = xtcp::Capture::start(spec);
+    ASSERT_TRUE(capture) << capture.error().message() << ": " << xtcp::last_error();
+
+    b.inject(c, data(1, "held"));
+    std::byte buf[64];
+    auto got = group->recv(buf);
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->size, 4u);
+    EXPECT_EQ(group->recv(buf).error(), std::errc::resource_unavailable_try_again);
+    EXPECT_FALSE(conn->redeliver());
+    got = group->recv(buf);
+    ASSERT_TRUE(got) << "the held bytes come again";
+    EXPECT_EQ(got->size, 4u);
+    EXPECT_FALSE(conn->ack(4));
+    b.sent();
+    EXPECT_FALSE(conn->shutdown_write());
+    EXPECT_SEGMENT(b.sent_one(c), Match().flags(kFin | kAck).rack(5));
+    EXPECT_EQ(conn->send(0, "late").error(), std::errc::broken_pipe);
+    auto stats = capture->stats();
+    ASSERT_TRUE(stats);
+    EXPECT_GE(stats->packets, 3u) << "the data, its ACK and our FIN";
+    EXPECT_FALSE(capture->stop());
+    EXPECT_FALSE(*capture);
+
+    Client c2;
+    c2.port = 40001;
+    b.handshake(c2);
+    auto conn2 = group->accept();
+    ASSERT_TRUE(conn2);
+    EXPECT_FALSE(conn2->abort());
+    EXPECT_SEGMENT(b.sent_one(c2), Match().flags(kRst | kAck));
+    EXPECT_EQ(conn2->abort(), std::errc::bad_file_descriptor) << "released by the abort";
+  }
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_GT(st.st_size, 24) << "a pcap header and records";
+  std::remove(path.c_str());
+}
+
 double elapsed_ms(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since).count();
 }

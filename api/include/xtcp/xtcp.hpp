@@ -111,6 +111,21 @@ class Conn {
     const int rc = xtcp_close(gd_, cd_);
     return rc < 0 ? error_from(rc) : std::error_code{};
   }
+  // xtcp_shutdown(SHUT_WR): FIN after the queued answers; receiving goes on.
+  std::error_code shutdown_write() const {
+    const int rc = xtcp_shutdown(gd_, cd_, SHUT_WR);
+    return rc < 0 ? error_from(rc) : std::error_code{};
+  }
+  // xtcp_abort: RST, queued data dropped, the descriptor released (as close()).
+  std::error_code abort() const {
+    const int rc = xtcp_abort(gd_, cd_);
+    return rc < 0 ? error_from(rc) : std::error_code{};
+  }
+  // xtcp_redeliver: the connection's unacknowledged bytes come again from the next recv.
+  std::error_code redeliver() const {
+    const int rc = xtcp_redeliver(gd_, cd_);
+    return rc < 0 ? error_from(rc) : std::error_code{};
+  }
 
  private:
   int gd_ = 0;
@@ -362,6 +377,48 @@ inline Result<int> select(GroupSet& read, GroupSet& accept,
   const int rc = xtcp_select(XTCP_SETSIZE, read.get(), accept.get(), timeout ? &tv : nullptr);
   return rc < 0 ? Result<int>(error_from(rc)) : Result<int>(rc);
 }
+
+// A running per-connection capture (xtcp_capture_start); stopped (its file complete) when
+// destroyed or by stop().
+class Capture {
+ public:
+  static Result<Capture> start(const xtcp_capture_spec& spec) {
+    const int id = xtcp_capture_start(&spec);
+    return id < 0 ? Result<Capture>(error_from(id)) : Result<Capture>(Capture(id));
+  }
+  Capture() = default;
+  Capture(Capture&& o) noexcept : id_(std::exchange(o.id_, 0)) {}
+  Capture& operator=(Capture&& o) noexcept {
+    if (this != &o) {
+      stop();
+      id_ = std::exchange(o.id_, 0);
+    }
+    return *this;
+  }
+  Capture(const Capture&) = delete;
+  Capture& operator=(const Capture&) = delete;
+  ~Capture() { stop(); }
+
+  int id() const { return id_; }
+  explicit operator bool() const { return id_ > 0; }
+  Result<xtcp_capture_stats> stats() const {
+    xtcp_capture_stats st{};
+    const int rc = xtcp_capture_query(id_, &st);
+    return rc < 0 ? Result<xtcp_capture_stats>(error_from(rc)) : Result<xtcp_capture_stats>(st);
+  }
+  // Flushes and closes the file; the error of the last write, if one failed.
+  std::error_code stop() {
+    if (id_ <= 0) {
+      return {};
+    }
+    const int rc = xtcp_capture_stop(std::exchange(id_, 0));
+    return rc < 0 ? error_from(rc) : std::error_code{};
+  }
+
+ private:
+  explicit Capture(int id) noexcept : id_(id) {}
+  int id_ = 0;
+};
 
 // The explanation of the last failed call of this thread (xtcp_last_error).
 inline std::string last_error() { return xtcp_last_error(); }
