@@ -48,16 +48,14 @@ constexpr std::size_t kMaxPackets = 512;
 // only add noise to the features libFuzzer steers by.
 #define XTCP_HARNESS_ONLY __attribute__((no_sanitize("coverage")))
 
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "fuzz_replay invariant violated: %s\n", what);
-  std::abort();
+// A violated invariant aborts with its text, so libFuzzer keeps the input.
+void check(bool ok, const char* what) {
+  if (!ok) {
+    std::fprintf(stderr, "fuzz_replay invariant violated: %s\n", what);
+    std::abort();
+  }
 }
-#define CHECK(cond) \
-  do {              \
-    if (!(cond)) {  \
-      fail(#cond);  \
-    }               \
-  } while (0)
+#define CHECK(cond) check((cond), #cond)
 
 std::uint16_t be16(const std::uint8_t* p) { return static_cast<std::uint16_t>((p[0] << 8) | p[1]); }
 std::uint32_t be32(const std::uint8_t* p) {
