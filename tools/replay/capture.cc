@@ -3,6 +3,7 @@
 #include <tins/tins.h>
 
 #include <algorithm>
+#include <iterator>
 #include <map>
 
 #include "stack/wire/tcp.h"
@@ -121,28 +122,23 @@ void StreamAssembler::add(std::uint32_t seq, std::span<const std::byte> data) {
   if (offset + data.size() <= bytes_.size()) {
     return;  // all of it seen already
   }
-  pending_.emplace_back(offset, std::vector<std::byte>(data.begin(), data.end()));
+  // A copy at the same offset that is no longer than one already waiting adds nothing.
+  // (Each one kept at an offset is longer than those before it: the last is the longest.)
+  const auto [first_same, past_same] = pending_.equal_range(offset);
+  if (first_same != past_same && std::prev(past_same)->second.size() >= data.size()) {
+    return;
+  }
+  pending_.emplace(offset, std::vector<std::byte>(data.begin(), data.end()));
   drain();
 }
 
 void StreamAssembler::drain() {
-  bool moved = true;
-  while (moved) {
-    moved = false;
-    for (auto it = pending_.begin(); it != pending_.end();) {
-      const std::uint64_t end = it->first + it->second.size();
-      if (end <= bytes_.size()) {
-        it = pending_.erase(it);
-        continue;
-      }
-      if (it->first <= bytes_.size()) {
-        const auto from = static_cast<std::ptrdiff_t>(bytes_.size() - it->first);
-        bytes_.insert(bytes_.end(), it->second.begin() + from, it->second.end());
-        it = pending_.erase(it);
-        moved = true;
-        continue;
-      }
-      ++it;
+  while (!pending_.empty() && pending_.begin()->first <= bytes_.size()) {
+    const auto node = pending_.extract(pending_.begin());
+    const std::uint64_t end = node.key() + node.mapped().size();
+    if (end > bytes_.size()) {
+      const auto from = static_cast<std::ptrdiff_t>(bytes_.size() - node.key());
+      bytes_.insert(bytes_.end(), node.mapped().begin() + from, node.mapped().end());
     }
   }
 }

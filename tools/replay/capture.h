@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -91,7 +92,9 @@ class StreamAssembler {
   std::uint32_t base_ = 0;
   bool has_base_ = false;
   std::vector<std::byte> bytes_;
-  std::vector<std::pair<std::uint64_t, std::vector<std::byte>>> pending_;  // out of order
+  // Out of order, by offset: each piece is looked at once, when the stream reaches it, so a
+  // hole early in a long capture costs a lookup per later segment, not a scan of all of them.
+  std::multimap<std::uint64_t, std::vector<std::byte>> pending_;
   std::uint64_t high_ = 0;
 };
 
