@@ -11,10 +11,7 @@
 namespace xtcp::test {
 namespace {
 
-std::string api_include_dir() {
-  std::string here = __FILE__;  // .../tests/api/cxx_standard_test.cc
-  return here.substr(0, here.rfind("/tests/api/")) + "/api/include";
-}
+std::string api_include_dir() { return XTCP_API_INCLUDE_DIR; }
 
 CommandResult compile(const std::string& std_flag, const std::string& source) {
   const std::string path = ::testing::TempDir() + "xtcp_std_" + std::to_string(::getpid()) + ".cc";
