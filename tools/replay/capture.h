@@ -75,8 +75,10 @@ std::optional<Capture> extract_flows(std::vector<CapturedPacket> packets, const 
                                      std::string* error);
 
 // The server's byte stream from its segments (by sequence number relative to base, the
-// first data byte; first copy wins, retransmissions and overlaps add nothing). *gap is set
-// when bytes past a hole were left out.
+// first data byte). Bytes already in the stream are never rewritten: a retransmission or
+// overlap adds only what lies past the end. Past a hole, the waiting segments join in the
+// order of their offsets once the hole fills, so where two waiting copies of the same
+// bytes differ, the one that starts lower wins. gap() is true while bytes past a hole wait.
 class StreamAssembler {
  public:
   void set_base(std::uint32_t first_data_seq) { base_ = first_data_seq; has_base_ = true; }
