@@ -334,7 +334,7 @@ ServerCommandLine::ServerCommandLine(const ServerProgram& p) : cli(p.name, p.syn
              p.max_connections_help != nullptr ? p.max_connections_help : "the most connections the stack holds at once",
              &f.max_connections, 1,
              16'777'214)
-      .default_text("1048576, the library's");
+      .default_text(p.max_connections_default != nullptr ? p.max_connections_default : "1048576, the library's");
   cli.number("--shards", "N",
              "serve with N processes (1 to 64), each with its own stack on its own queue of the multi-queue "
              "TUN device NAME; the kernel keeps each flow on one queue; a supervisor starts them, forwards "

@@ -84,6 +84,8 @@ struct ServerProgram {
   // The help of --max-connections when the program gives it a meaning of its own (nullptr:
   // the stack's limit of connections).
   const char* max_connections_help = nullptr;
+  // Its default as --help shows it (nullptr: the library's).
+  const char* max_connections_default = nullptr;
 };
 
 // The parsed command line; cli.fail() reports a check the program makes itself (exit 2).

@@ -53,8 +53,8 @@ const ServerProgram kProxy{
     16u << 20,  // the receive pool: held bytes of both halves of every pair
     false,
     true,  // --zero-window-abort
-    "the most client connections proxied at once; more are refused with a RST (default: as many as the "
-    "stack holds, two connections per pair)",
+    "the most client connections proxied at once; more are refused with a RST",
+    "as many as the stack holds, two connections per pair: 524288",
 };
 
 struct ProxyFlags {
