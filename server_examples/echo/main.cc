@@ -2,11 +2,7 @@
 //   xtcp-echo (--tun NAME | --shm NAME) --ip ADDR [--kernel-ip ADDR/PREFIX] [--port N] [--pcap FILE]
 //             [--rx-buffer SIZE] [--tx-buffer SIZE] [--duration DURATION]
 //             [--shards N] [--stats-interval DURATION] [--stats-json]
-// xtcp_recv -> xtcp_send(ackd = bytes echoed, the same bytes): the ACK rides on the echo.
-// The group sends whole echoes or nothing (XTCP_OPT_SEND_ALL): an echo the transmit cache
-// cannot take leaves its bytes unacknowledged in the pool, and the stack offers them again
-// from xtcp_recv once the room is there, so the server keeps no queue of its own. After
-// the client's FIN the connection is closed behind the last echoed byte.
+// The serving loop is EchoServer (echo_server.h); this is the command line around it.
 #include <xtcp/xtcp.h>
 
 #include <sys/socket.h>
@@ -20,6 +16,7 @@
 
 #include "server_examples/common/server_flags.h"
 #include "server_examples/common/supervisor.h"
+#include "server_examples/echo/echo_server.h"
 
 namespace {
 
@@ -41,119 +38,6 @@ const ServerProgram kEcho{
     true,  // --zero-window-abort
 };
 
-constexpr int kMaxAcceptsPerRound = 4096;
-constexpr int kMaxRecvsPerRound = 8192;
-constexpr std::size_t kMaxEcho = 64 * 1024;
-
-class EchoServer {
- public:
-  // piece: the largest echo sent at once (a quarter of the transmit cache at most, so that
-  // a refused echo always fits once the cache drains).
-  EchoServer(int gd, std::size_t piece) : gd_(gd), buf_(piece) {}
-
-  // One round of xtcp_select, accepts, echoes. 0 or xtcp_select's error.
-  int run_once(int timeout_ms) {
-    xtcp_set readable;
-    xtcp_set acceptable;
-    XTCP_ZERO(&readable);
-    XTCP_ZERO(&acceptable);
-    XTCP_SET(gd_, &readable);
-    XTCP_SET(gd_, &acceptable);
-    timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    const int rc = xtcp_select(gd_ + 1, &readable, &acceptable, &tv);
-    if (rc < 0) {
-      return rc;
-    }
-    if (rc > 0 && XTCP_ISSET(gd_, &acceptable)) {
-      for (int i = 0; i < kMaxAcceptsPerRound && xtcp_accept(gd_) > 0; ++i) {
-        ++accepted_;
-      }
-    }
-    if (rc > 0 && XTCP_ISSET(gd_, &readable)) {
-      serve();
-    }
-    return 0;
-  }
-
-  void counters(std::vector<Counter>* out) const {
-    const Counter rows[] = {
-        {"echo.accepted", accepted_},           {"echo.bytes_echoed", echoed_},
-        {"echo.client_closes", client_closes_}, {"echo.resets", resets_},
-        {"echo.deferred_sends", deferred_},     {"echo.unechoed_at_close", unechoed_},
-    };
-    out->insert(out->end(), std::begin(rows), std::end(rows));
-  }
-
-  void print_counters(std::FILE* out) const {
-    std::fprintf(out, "%s: stopping: %llu connections accepted, %llu bytes echoed, 0 closing\n", kProgram,
-                 static_cast<unsigned long long>(accepted_), static_cast<unsigned long long>(echoed_));
-    std::vector<Counter> rows;
-    counters(&rows);
-    cli::print_counters_text(out, rows);
-  }
-
- private:
-  void serve() {
-    for (int calls = 0; calls < kMaxRecvsPerRound; ++calls) {
-      int cd = -1;
-      const int n = xtcp_recv(gd_, &cd, buf_.data(), buf_.size());
-      if (n == -EAGAIN) {
-        break;
-      }
-      if (n > 0) {
-        echo(cd, static_cast<std::size_t>(n));
-        continue;
-      }
-      if (cd > 0 && n == 0) {
-        ++client_closes_;
-        // Bytes still unacknowledged here were refused an echo and have not come again:
-        // the stack reports the client's FIN once every byte was shown, and offers none
-        // after it. Count them rather than lose them silently.
-        xtcp_conn_info info{};
-        if (xtcp_connection_info(gd_, cd, &info) == 0) {
-          unechoed_ += info.rx_held;
-        }
-        xtcp_close(gd_, cd);  // our FIN follows the last echo
-        continue;
-      }
-      if (cd > 0) {
-        ++resets_;  // -ECONNRESET, -ETIMEDOUT, or a message that cannot be read
-        xtcp_close(gd_, cd);
-        continue;
-      }
-      break;
-    }
-  }
-
-  void echo(int cd, std::size_t n) {
-    const int rc = xtcp_send(gd_, cd, n, buf_.data(), n);
-    if (rc == static_cast<int>(n)) {
-      echoed_ += n;
-    } else if (rc == -EAGAIN) {
-      ++deferred_;  // not acknowledged: the bytes come again once the echo fits
-    }
-    // Other failures (-EPIPE, -ECONNRESET, ...): xtcp_recv reports the connection's end.
-  }
-
-  int gd_;
-  std::vector<char> buf_;
-  std::uint64_t accepted_ = 0;
-  std::uint64_t echoed_ = 0;
-  std::uint64_t client_closes_ = 0;
-  std::uint64_t resets_ = 0;
-  std::uint64_t deferred_ = 0;
-  std::uint64_t unechoed_ = 0;
-};
-
-// The largest echo sent at once: kMaxEcho, or a quarter of the transmit cache.
-std::size_t echo_piece() {
-  struct xtcp_pool_stats st {};
-  if (xtcp_pool_stats(xtcp_default_pool(), &st) < 0 || st.tx_cache_size == 0) {
-    return kMaxEcho;
-  }
-  return std::clamp<std::size_t>(static_cast<std::size_t>(st.tx_cache_size / 4), 256, kMaxEcho);
-}
-
 // "xtcp-echo: ADDR:PORT on NAME[, pcap FILE]": the start-up line the tests and scripts wait for.
 std::string startup_line(const ServerFlags& flags) {
   return std::string(kProgram) + ": " + flags.ip + ":" + std::to_string(flags.port) + " on " + link_name(flags) +
@@ -169,16 +53,10 @@ int serve(const ServerFlags& flags, ShardChannel* shard) {
     return cli::kExitFailure;
   }
   int rc = 0;
-  const int gd = xtcp_open_group(PF_INET, SOCK_STREAM, 0, flags.port);
+  std::string what;
+  const int gd = open_echo_group(flags.port, &what);
   if (gd < 0) {
-    print_xtcp_error(kProgram, "cannot listen on port " + std::to_string(flags.port), gd);
-    xtcp_finalize();
-    return cli::kExitFailure;
-  }
-  rc = xtcp_setopt(gd, XTCP_OPT_SEND_ALL, 1);
-  if (rc < 0) {
-    print_xtcp_error(kProgram, "cannot set XTCP_OPT_SEND_ALL", rc);
-    xtcp_close_group(gd);
+    print_xtcp_error(kProgram, what, gd);
     xtcp_finalize();
     return cli::kExitFailure;
   }
@@ -224,7 +102,11 @@ int serve(const ServerFlags& flags, ShardChannel* shard) {
     std::fprintf(msg, "%s: stopping\n", kProgram);
     stats.print();
   } else {
-    echo.print_counters(stdout);
+    std::fprintf(stdout, "%s: stopping: %llu connections accepted, %llu bytes echoed, 0 closing\n", kProgram,
+                 static_cast<unsigned long long>(echo.accepted()), static_cast<unsigned long long>(echo.bytes_echoed()));
+    std::vector<Counter> rows;
+    echo.counters(&rows);
+    cli::print_counters_text(stdout, rows);
     print_pool_stats(kProgram, stdout);
   }
   xtcp_close_group(gd);

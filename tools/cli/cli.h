@@ -161,6 +161,9 @@ struct Counter {
 void print_counters_text(std::FILE* out, const std::vector<Counter>& counters);
 // One line: {"time": <unix seconds>, "program": "<program>", "counters": {"<name>": <value>, ...}}
 void print_counters_json(std::FILE* out, std::string_view program, const std::vector<Counter>& counters);
+// s as a JSON string literal, quotes included; control bytes and bytes from 0x7f up are
+// written as \u00XX escapes, so any bytes make valid (ASCII) JSON.
+std::string json_string(std::string_view s);
 
 // --stats-interval DURATION and --stats-json, the same in every program that has counters.
 struct StatsOptions {

@@ -8,9 +8,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <optional>
 #include <vector>
 
 #include "api/src/runtime.h"
+#include "server_examples/echo/echo_server.h"
 #include "server_examples/im/im_server.h"
 #include "stack/netif/mem_link.h"
 #include "stack/wire/bytes.h"
@@ -61,66 +63,15 @@ class FaultyServerLink final : public Link {
   bool changed_ = false;
 };
 
-// xtcp-echo's loop (server_examples/echo/main.cc): whole echoes with the ACK riding on
-// them, the server's FIN after the client's and the last echo, a reset connection closed.
-class EchoLogic {
- public:
-  int open(std::uint16_t port) {
-    gd_ = xtcp_open_group(PF_INET, SOCK_STREAM, 0, port);
-    if (gd_ < 0) {
-      return gd_;
-    }
-    return xtcp_setopt(gd_, XTCP_OPT_SEND_ALL, 1);
-  }
-  void close() {
-    if (gd_ > 0) {
-      xtcp_close_group(gd_);
-      gd_ = -1;
-    }
-  }
-  void run_once() {
-    xtcp_set r;
-    xtcp_set a;
-    XTCP_ZERO(&r);
-    XTCP_ZERO(&a);
-    XTCP_SET(gd_, &r);
-    XTCP_SET(gd_, &a);
-    timeval zero{0, 0};
-    if (xtcp_select(gd_ + 1, &r, &a, &zero) <= 0) {
-      return;
-    }
-    while (XTCP_ISSET(gd_, &a) && xtcp_accept(gd_) > 0) {
-    }
-    for (int i = 0; i < 8192; ++i) {
-      int cd = -1;
-      const int n = xtcp_recv(gd_, &cd, buf_.data(), buf_.size());
-      if (n == -EAGAIN) {
-        break;
-      }
-      if (n > 0) {
-        xtcp_send(gd_, cd, static_cast<std::size_t>(n), buf_.data(), static_cast<std::size_t>(n));
-        continue;
-      }
-      if (cd > 0) {
-        xtcp_close(gd_, cd);  // the client's FIN (n == 0) or a reset: our FIN follows the last echo
-        continue;
-      }
-      break;
-    }
-  }
-
- private:
-  int gd_ = -1;
-  std::vector<char> buf_ = std::vector<char>(64 * 1024);
-};
-
 class InProcessTarget final : public Target {
  public:
   explicit InProcessTarget(const InProcessOptions& o)
       : options_(o), clock_(o.start), pair_(clock_), faulty_(pair_.a(), o.fault) {}
   ~InProcessTarget() override {
     if (installed_) {
-      echo_.close();
+      if (echo_gd_ > 0) {
+        xtcp_close_group(echo_gd_);
+      }
       im_.close();
       xtcp_finalize();
     }
@@ -142,16 +93,18 @@ class InProcessTarget final : public Target {
       *error = std::string("xtcp_initialize: ") + xtcp_last_error();
       return rc;
     }
+    std::string what;
     if (options_.service == Service::kEcho) {
-      rc = echo_.open(options_.server.port);
-      if (rc < 0) {
-        *error = std::string("cannot open the echo service: ") + xtcp_last_error();
+      echo_gd_ = xtcp_examples::open_echo_group(options_.server.port, &what);
+      if (echo_gd_ < 0) {
+        *error = "cannot open the echo service: " + what + std::string(": ") + xtcp_last_error();
+        return echo_gd_;
       }
-      return rc;
+      echo_.emplace(echo_gd_, xtcp_examples::echo_piece());
+      return 0;
     }
     im_.set_presence(options_.im_presence_all ? xtcp_examples::ImCore::Presence::kAll
                                               : xtcp_examples::ImCore::Presence::kWatched);
-    std::string what;
     rc = im_.open(options_.server.port, &what);
     if (rc < 0) {
       *error = "cannot open the IM service: " + what + std::string(": ") + xtcp_last_error();
@@ -220,7 +173,7 @@ class InProcessTarget final : public Target {
 
   void serve_once() {
     if (options_.service == Service::kEcho) {
-      echo_.run_once();
+      echo_->run_once(0);
     } else {
       im_.run_once(0);
     }
@@ -231,7 +184,8 @@ class InProcessTarget final : public Target {
   MemLinkPair pair_;
   FaultyServerLink faulty_;
   bool installed_ = false;
-  EchoLogic echo_;
+  int echo_gd_ = -1;
+  std::optional<xtcp_examples::EchoServer> echo_;  // xtcp-echo's own loop
   xtcp_examples::ImServer im_;
 };
 

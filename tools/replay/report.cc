@@ -1,9 +1,13 @@
 #include "tools/replay/report.h"
 
+#include "tools/cli/cli.h"
+
 #include <algorithm>
 #include <cstdio>
 
 namespace xtcp::replay {
+
+using cli::json_string;
 
 namespace {
 
@@ -15,24 +19,6 @@ std::vector<std::byte> window_of(const std::vector<std::byte>& b, std::uint64_t 
   }
   const auto end = std::min<std::uint64_t>(b.size(), from + kShown);
   return {b.begin() + static_cast<std::ptrdiff_t>(from), b.begin() + static_cast<std::ptrdiff_t>(end)};
-}
-
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (c < 0x20 || c >= 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += ch;
-    }
-  }
-  return out + "\"";
 }
 
 std::string shown(const std::vector<std::byte>& b) {
